@@ -1,0 +1,60 @@
+"""pinnlab: solve partial differential equations with neural networks, and study why that works.
+
+Public API (everything a catalogue problem file or a user script needs)::
+
+    import pinnlab as pl
+    p = pl.problem("poisson-sine", dim=10)
+    sol = pl.solve(p, method="pinn", train={"steps": 2000})
+    sol.metrics; sol.save("run.h5"); pl.load("run.h5")(points)
+"""
+
+from .catalogue import Catalogue, catalogue, problem
+from .config import RunConfig
+from .derivatives import Derivatives, Jet
+from .domains import Ball, Box, Domain, SpaceTime
+from .errors import (
+    ConfigError,
+    FormError,
+    ParameterError,
+    PinnlabError,
+    ShapeError,
+    SolutionFileError,
+    TrainingError,
+    UnknownNameError,
+)
+from .problem import FORMS, Dirichlet, Problem, StrongForm
+from .run import make_config, run, solve
+from .solution import Solution, load
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FORMS",
+    "Ball",
+    "Box",
+    "Catalogue",
+    "ConfigError",
+    "Derivatives",
+    "Dirichlet",
+    "Domain",
+    "FormError",
+    "Jet",
+    "ParameterError",
+    "PinnlabError",
+    "Problem",
+    "RunConfig",
+    "ShapeError",
+    "Solution",
+    "SolutionFileError",
+    "SpaceTime",
+    "StrongForm",
+    "TrainingError",
+    "UnknownNameError",
+    "__version__",
+    "catalogue",
+    "load",
+    "make_config",
+    "problem",
+    "run",
+    "solve",
+]

@@ -1,0 +1,131 @@
+"""The problem catalogue: finds problem modules on disk and builds problems by id.
+
+pinnlab never imports ``problems/`` by name. The catalogue folders are, in order:
+
+1. the shipped catalogue: ``pinnlab/_shipped/problems`` inside an installed wheel, or the
+   ``problems/`` folder beside the ``pinnlab`` package in a source checkout or editable install;
+2. every folder in the environment variable ``PINNLAB_PROBLEMS`` (``os.pathsep``-separated);
+3. folders passed explicitly (the command line's ``--problems DIR``).
+
+Each ``*.py`` file in a folder is imported; every :class:`pinnlab.Problem` subclass it defines
+with a non-empty ``id`` is a catalogue entry. Two entries with the same id are an error.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import inspect
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .errors import PinnlabError, unknown_name
+from .problem import Problem
+
+ENV_VAR = "PINNLAB_PROBLEMS"
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def shipped_dir(kind: str) -> Path:
+    """The shipped ``problems`` or ``configs`` folder (wheel or source checkout)."""
+    for candidate in (_PACKAGE / "_shipped" / kind, _PACKAGE.parent / kind):
+        if candidate.is_dir():
+            return candidate
+    raise PinnlabError(f"pinnlab's shipped '{kind}' folder was not found beside {_PACKAGE}.")
+
+
+def catalogue_dirs(extra: Iterable[str | os.PathLike] = ()) -> tuple[Path, ...]:
+    """The catalogue folders: shipped, then $PINNLAB_PROBLEMS, then ``extra``."""
+    env = [p for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p]
+    dirs = [shipped_dir("problems"), *map(Path, env), *map(Path, extra)]
+    for d in dirs:
+        if not d.is_dir():
+            raise PinnlabError(f"problem folder '{d}' does not exist or is not a folder.")
+    return tuple(dict.fromkeys(d.resolve() for d in dirs))
+
+
+def _import_file(path: Path):
+    tag = hashlib.sha1(str(path).encode()).hexdigest()[:10]
+    name = f"pinnlab_catalogue_{tag}_{path.stem}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses resolve annotations through sys.modules
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:
+        del sys.modules[name]
+        raise PinnlabError(f"could not import problem file {path}: {type(e).__name__}: {e}") from e
+    return module
+
+
+class Catalogue(Mapping[str, type[Problem]]):
+    """Problem id -> problem class, read from the catalogue folders."""
+
+    def __init__(self, dirs: Iterable[Path]):
+        self.dirs = tuple(dirs)
+        self._entries: dict[str, type[Problem]] = {}
+        for folder in self.dirs:
+            for path in sorted(folder.glob("*.py")):
+                if path.name.startswith("_"):
+                    continue
+                for _, obj in inspect.getmembers(_import_file(path), inspect.isclass):
+                    if (
+                        issubclass(obj, Problem)
+                        and obj.id
+                        and obj.__module__.startswith("pinnlab_catalogue_")
+                    ):
+                        if obj.id in self._entries and self._entries[obj.id] is not obj:
+                            raise PinnlabError(
+                                f"problem id '{obj.id}' is defined twice: in "
+                                f"{inspect.getfile(self._entries[obj.id])} and {path}."
+                            )
+                        self._entries[obj.id] = obj
+
+    def __getitem__(self, problem_id: str) -> type[Problem]:
+        if problem_id not in self._entries:
+            raise unknown_name("problem", problem_id, self._entries)
+        return self._entries[problem_id]
+
+    def __iter__(self):
+        return iter(sorted(self._entries))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def problem(self, problem_id: str, **params: Any) -> Problem:
+        """Build the problem ``problem_id`` with ``params`` (validated by name and type)."""
+        return self[problem_id].from_params(params)
+
+
+@functools.lru_cache(maxsize=8)
+def _cached(dirs: tuple[Path, ...]) -> Catalogue:
+    return Catalogue(dirs)
+
+
+def catalogue(extra_dirs: Iterable[str | os.PathLike] = ()) -> Catalogue:
+    """The catalogue of the shipped problems, $PINNLAB_PROBLEMS and ``extra_dirs``."""
+    return _cached(catalogue_dirs(extra_dirs))
+
+
+def problem(problem_id: str, **params: Any) -> Problem:
+    """Build a catalogue problem: ``pinnlab.problem("poisson-sine", dim=10)``."""
+    return catalogue().problem(problem_id, **params)
+
+
+def describe(entry: type[Problem]) -> dict[str, Any]:
+    """What ``pinnlab problems`` shows of one entry."""
+    doc = inspect.getdoc(entry) or ""
+    return {
+        "id": entry.id,
+        "parameters": entry.parameters(),
+        "dimensions": entry.dims,
+        "forms": list(entry.forms()),
+        "truth": entry.truth,
+        "summary": doc.splitlines()[0] if doc else "",
+    }

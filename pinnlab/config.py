@@ -1,0 +1,160 @@
+"""Run configurations, validated strictly where they enter (YAML files, ``--set``, kwargs).
+
+Only :func:`pinnlab.run` reads a config; everything below it takes explicit arguments.
+An unknown key, a wrong type or an out-of-range value raises :class:`ConfigError` naming the
+dotted key, the value given and what is allowed (with a did-you-mean for names).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from .errors import ConfigError, did_you_mean
+
+
+class Section(BaseModel):
+    """A config section: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ProblemSection(BaseModel):
+    """``id`` plus the problem's own parameters (validated by the problem class)."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str
+
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class NetSection(Section):
+    kind: str = "mlp"
+    width: int = Field(64, ge=1)
+    depth: int = Field(4, ge=1)
+    activation: str = "tanh"
+    fourier_features: int = Field(0, ge=0, description="0 disables random Fourier features")
+    fourier_scale: float = Field(1.0, gt=0)
+    hard_bc: bool = Field(False, description="impose Dirichlet data exactly (needs a lift)")
+
+
+class TrainSection(Section):
+    optimizer: Literal["adam", "lbfgs", "adam+lbfgs"] = "adam"
+    steps: int = Field(2000, ge=0, description="Adam steps (L-BFGS iterations for 'lbfgs')")
+    lbfgs_steps: int = Field(0, ge=0, description="L-BFGS iterations after Adam ('adam+lbfgs')")
+    lr: float = Field(1e-3, gt=0)
+    schedule: Literal["constant", "exponential", "cosine", "step"] = "constant"
+    final_lr: float | None = Field(None, gt=0, description="last lr of exponential/cosine")
+    decay_every: int = Field(1000, ge=1, description="'step' schedule period")
+    gamma: float = Field(0.5, gt=0, le=1, description="'step' schedule factor")
+    resample_every: int = Field(1, ge=0, description="fresh points every k Adam steps; 0 never")
+    clip_grad: float | None = Field(None, gt=0, description="max global gradient norm")
+    lbfgs_history: int = Field(50, ge=1)
+    eval_every: int = Field(100, ge=1)
+    log_every: int = Field(10, ge=1, description="steps between loss syncs and NaN checks")
+    checkpoint_every: int = Field(500, ge=0, description="0 disables periodic checkpoints")
+    target_error: float | None = Field(None, gt=0, description="stop when the metric ≤ this")
+    time_budget: float | None = Field(None, gt=0, description="stop after this many seconds")
+    max_nan_restarts: int = Field(5, ge=0)
+
+
+class RunConfig(Section):
+    problem: ProblemSection
+    method: str = "pinn"
+    solver: dict[str, Any] = Field(default_factory=dict, description="the solver's own settings")
+    net: NetSection = Field(default_factory=NetSection)
+    train: TrainSection = Field(default_factory=TrainSection)
+    metric: str = "rel_l2"
+    seed: int = Field(0, ge=0)
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    dtype: Literal["float32", "float64"] = "float32"
+
+
+def format_validation_error(
+    error: pydantic.ValidationError, model: type[BaseModel], prefix: str = ""
+) -> str:
+    """One message naming each bad key, what was given and what is allowed."""
+    lines = []
+    for e in error.errors():
+        key = ".".join(str(p) for p in ((prefix,) if prefix else ()) + tuple(e["loc"]))
+        if e["type"] == "extra_forbidden":
+            allowed = _allowed_keys(model, e["loc"][:-1])
+            lines.append(
+                f"unknown key '{key}'.{did_you_mean(str(e['loc'][-1]), allowed)} "
+                f"Allowed here: {', '.join(allowed)}."
+            )
+        elif e["type"] == "missing":
+            lines.append(f"missing key '{key}'.")
+        else:
+            lines.append(f"'{key}': {e['msg']}; got {e.get('input')!r}.")
+    return "invalid config: " + " ".join(lines)
+
+
+def _allowed_keys(model: type[BaseModel], loc: Iterable) -> list[str]:
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def validate(model: type[BaseModel], data: Mapping[str, Any], prefix: str = ""):
+    """``model.model_validate(data)`` with pinnlab's error message."""
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as e:
+        raise ConfigError(format_validation_error(e, model, prefix)) from None
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML mapping from ``path``; a ``base:`` key names a file it extends (relative path)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file '{path}' does not exist.") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file '{path}' is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file '{path}' must hold a mapping, got {type(data).__name__}.")
+    base = data.pop("base", None)
+    if base is not None:
+        data = merge(read_yaml(path.parent / base), data)
+    return data
+
+
+def merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge; values of ``update`` win."""
+    out = copy.deepcopy(dict(base))
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def parse_set(assignment: str) -> dict[str, Any]:
+    """'train.steps=20' -> {'train': {'steps': 20}} (the value is parsed as YAML)."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set expects KEY=VALUE (e.g. train.steps=200), got '{assignment}'.")
+    key, raw = assignment.split("=", 1)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        value = raw
+    out: dict[str, Any] = value
+    for part in reversed(key.strip().split(".")):
+        if not part:
+            raise ConfigError(f"--set key '{key}' has an empty part.")
+        out = {part: out}
+    return out

@@ -1,0 +1,184 @@
+"""Geometry and sampling: boxes, balls and time intervals × space.
+
+Points are batch-first tensors of shape (n, dim). Every sampler takes an explicit
+``torch.Generator``; points are drawn on the generator's device in the requested dtype.
+Quasi-random points come from a scrambled Sobol sequence (Owen scrambling, seeded from the
+generator); torch draws Sobol points on the CPU, so they are moved to the device once per draw.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .errors import ParameterError, unknown_name
+
+SAMPLINGS = ("uniform", "sobol")
+
+
+def _unit_cube(
+    n: int, dim: int, generator: torch.Generator, dtype: torch.dtype, sampling: str
+) -> Tensor:
+    """n points in [0, 1)^dim, pseudo-random or scrambled Sobol."""
+    if sampling == "uniform":
+        return torch.rand(n, dim, generator=generator, device=generator.device, dtype=dtype)
+    if sampling == "sobol":
+        if dim > torch.quasirandom.SobolEngine.MAXDIM:
+            raise ParameterError(
+                f"Sobol sampling supports at most {torch.quasirandom.SobolEngine.MAXDIM} "
+                f"dimensions, got {dim}; use sampling='uniform'."
+            )
+        seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
+        engine = torch.quasirandom.SobolEngine(dim, scramble=True, seed=seed)
+        return engine.draw(n, dtype=torch.float64).to(device=generator.device, dtype=dtype)
+    raise unknown_name("sampling", sampling, SAMPLINGS)
+
+
+def _gaussian_directions(u: Tensor) -> Tensor:
+    """Map points of the unit cube to uniform directions on the sphere (inverse normal CDF)."""
+    eps = torch.finfo(u.dtype).eps
+    g = math.sqrt(2.0) * torch.erfinv(2.0 * u.clamp(eps, 1 - eps) - 1.0)
+    return g / g.norm(dim=1, keepdim=True).clamp_min(eps)
+
+
+class Domain(ABC):
+    """A region of R^dim with interior and boundary samplers."""
+
+    dim: int
+
+    @abstractmethod
+    def sample_interior(
+        self, n: int, *, generator: torch.Generator, dtype=torch.float32, sampling="uniform"
+    ) -> Tensor:
+        """n points in the interior, shape (n, dim)."""
+
+    @abstractmethod
+    def sample_boundary(
+        self, n: int, *, generator: torch.Generator, dtype=torch.float32, sampling="uniform"
+    ) -> Tensor:
+        """n points on the boundary, uniform with respect to surface measure, shape (n, dim)."""
+
+    @abstractmethod
+    def distance(self, x: Tensor) -> Tensor:
+        """A smooth function (n, dim) -> (n,), positive inside and zero on the boundary.
+
+        Used by hard-constraint output transforms u = g + distance · N.
+        """
+
+    @property
+    @abstractmethod
+    def volume(self) -> float:
+        """Lebesgue measure of the domain."""
+
+
+@dataclass(frozen=True)
+class Box(Domain):
+    """The box [low, high]^dim (scalars broadcast to every coordinate)."""
+
+    dim: int
+    low: float = 0.0
+    high: float = 1.0
+
+    def __post_init__(self):
+        if not self.high > self.low:
+            raise ParameterError(f"Box needs high > low, got low={self.low}, high={self.high}.")
+
+    @property
+    def volume(self) -> float:
+        return (self.high - self.low) ** self.dim
+
+    def sample_interior(self, n, *, generator, dtype=torch.float32, sampling="uniform"):
+        u = _unit_cube(n, self.dim, generator, dtype, sampling)
+        return self.low + (self.high - self.low) * u
+
+    def sample_boundary(self, n, *, generator, dtype=torch.float32, sampling="uniform"):
+        # All 2·dim faces have equal area: pick one uniformly, then a uniform point on it.
+        x = self.sample_interior(n, generator=generator, dtype=dtype, sampling=sampling)
+        face = torch.randint(2 * self.dim, (n,), generator=generator, device=generator.device)
+        axis, side = face // 2, (face % 2).to(dtype)
+        value = self.low + (self.high - self.low) * side
+        return x.scatter(1, axis[:, None], value[:, None])
+
+    def distance(self, x: Tensor) -> Tensor:
+        """φ = (Σᵢ 1/ψᵢ)⁻¹ with ψᵢ = 4(xᵢ − a)(b − xᵢ)/(b − a)²: smooth inside, ≈ ψᵢ near face i."""
+        psi = 4.0 * (x - self.low) * (self.high - x) / (self.high - self.low) ** 2
+        return 1.0 / (1.0 / psi).sum(dim=1)
+
+
+@dataclass(frozen=True)
+class Ball(Domain):
+    """The ball {|x − center| < radius} in R^dim, centred on center·(1, …, 1)."""
+
+    dim: int
+    radius: float = 1.0
+    center: float = 0.0
+
+    def __post_init__(self):
+        if not self.radius > 0:
+            raise ParameterError(f"Ball needs radius > 0, got {self.radius}.")
+
+    @property
+    def volume(self) -> float:
+        d = self.dim
+        return math.pi ** (d / 2) / math.gamma(d / 2 + 1) * self.radius**d
+
+    def sample_interior(self, n, *, generator, dtype=torch.float32, sampling="uniform"):
+        u = _unit_cube(n, self.dim + 1, generator, dtype, sampling)
+        r = self.radius * u[:, :1] ** (1.0 / self.dim)
+        return self.center + r * _gaussian_directions(u[:, 1:])
+
+    def sample_boundary(self, n, *, generator, dtype=torch.float32, sampling="uniform"):
+        u = _unit_cube(n, self.dim, generator, dtype, sampling)
+        return self.center + self.radius * _gaussian_directions(u)
+
+    def distance(self, x: Tensor) -> Tensor:
+        """φ = 1 − |x − c|²/r²."""
+        return 1.0 - ((x - self.center) ** 2).sum(dim=1) / self.radius**2
+
+
+@dataclass(frozen=True)
+class SpaceTime(Domain):
+    """[t0, t1] × space. Column 0 of every point is the time t, columns 1: are space."""
+
+    space: Domain
+    t0: float = 0.0
+    t1: float = 1.0
+
+    def __post_init__(self):
+        if not self.t1 > self.t0:
+            raise ParameterError(f"SpaceTime needs t1 > t0, got t0={self.t0}, t1={self.t1}.")
+
+    @property
+    def dim(self) -> int:  # type: ignore[override]
+        return 1 + self.space.dim
+
+    @property
+    def volume(self) -> float:
+        return (self.t1 - self.t0) * self.space.volume
+
+    def _times(self, n, generator, dtype):
+        u = torch.rand(n, 1, generator=generator, device=generator.device, dtype=dtype)
+        return self.t0 + (self.t1 - self.t0) * u
+
+    def sample_interior(self, n, *, generator, dtype=torch.float32, sampling="uniform"):
+        u = _unit_cube(n, self.dim, generator, dtype, sampling)
+        t = self.t0 + (self.t1 - self.t0) * u[:, :1]
+        x = self.space.sample_interior(n, generator=generator, dtype=dtype, sampling=sampling)
+        return torch.cat([t, x], dim=1)
+
+    def sample_boundary(self, n, *, generator, dtype=torch.float32, sampling="uniform"):
+        """Points on the lateral boundary [t0, t1] × ∂space."""
+        x = self.space.sample_boundary(n, generator=generator, dtype=dtype, sampling=sampling)
+        return torch.cat([self._times(n, generator, dtype), x], dim=1)
+
+    def sample_slice(self, n, t: float, *, generator, dtype=torch.float32, sampling="uniform"):
+        """Points {t} × space (initial or terminal slice)."""
+        x = self.space.sample_interior(n, generator=generator, dtype=dtype, sampling=sampling)
+        return torch.cat([torch.full_like(x[:, :1], t), x], dim=1)
+
+    def distance(self, x: Tensor) -> Tensor:
+        return self.space.distance(x[:, 1:])

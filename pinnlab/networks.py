@@ -1,0 +1,226 @@
+"""Networks: plain ``torch.nn.Module``s mapping points (n, d) to outputs (n, k).
+
+Each module here also implements ``forward_jet`` so that the forward-mode derivative engine
+can push value, first and second directional derivatives through it layer by layer.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from .derivatives import Jet, propagate
+from .errors import unknown_name
+
+
+def _tanh(z):
+    t = torch.tanh(z)
+    d1 = 1 - t * t
+    return t, d1, -2 * t * d1
+
+
+def _sin(z):
+    s = torch.sin(z)
+    return s, torch.cos(z), -s
+
+
+def _softplus(z):
+    s = torch.sigmoid(z)
+    return nn.functional.softplus(z), s, s * (1 - s)
+
+
+def _gelu(z):
+    # gelu(z) = z Φ(z): gelu' = Φ + z φ, gelu'' = φ (2 − z²)
+    phi = torch.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+    cdf = 0.5 * (1 + torch.erf(z / math.sqrt(2)))
+    return z * cdf, cdf + z * phi, phi * (2 - z * z)
+
+
+def _silu(z):
+    s = torch.sigmoid(z)
+    d1 = s * (1 + z * (1 - s))
+    return z * s, d1, s * (1 - s) * (2 + z * (1 - 2 * s))
+
+
+def _relu2(z):
+    r = torch.relu(z)
+    return r * r, 2 * r, 2 * (z > 0).to(z.dtype)
+
+
+#: activation name -> z ↦ (σ(z), σ'(z), σ''(z)).
+ACTIVATIONS: dict[str, Callable[[Tensor], tuple[Tensor, Tensor, Tensor]]] = {
+    "tanh": _tanh,
+    "sin": _sin,
+    "softplus": _softplus,
+    "gelu": _gelu,
+    "silu": _silu,
+    "relu2": _relu2,
+}
+
+
+class Activation(nn.Module):
+    """An elementwise activation with its first two derivatives in closed form."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        if name not in ACTIVATIONS:
+            raise unknown_name("activation", name, ACTIVATIONS)
+        self.name = name
+        self._fn = ACTIVATIONS[name]
+
+    def forward(self, z: Tensor) -> Tensor:
+        if self.name == "tanh":
+            return torch.tanh(z)
+        return self._fn(z)[0]
+
+    def forward_jet(self, jet: Jet) -> Jet:
+        f0, f1, f2 = self._fn(jet.value)
+        return jet.elementwise(f0, f1, f2 if jet.order >= 2 else None)
+
+    def extra_repr(self) -> str:
+        return self.name
+
+
+class MLP(nn.Module):
+    """Fully connected network: ``depth`` hidden layers of ``width`` units, linear output."""
+
+    def __init__(
+        self, in_dim: int, out_dim: int, width=64, depth=4, activation="tanh", *, generator=None
+    ):
+        super().__init__()
+        dims = [in_dim] + [width] * depth
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
+        self.act = Activation(activation)
+        self.out = nn.Linear(dims[-1], out_dim)
+        for layer in [*self.hidden, self.out]:
+            nn.init.xavier_normal_(layer.weight, generator=generator)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        for layer in self.hidden:
+            x = self.act(layer(x))
+        return self.out(x)
+
+    def forward_jet(self, jet: Jet) -> Jet:
+        for layer in self.hidden:
+            jet = self.act.forward_jet(jet.linear(layer.weight, layer.bias))
+        return jet.linear(self.out.weight, self.out.bias)
+
+
+class ResidualMLP(nn.Module):
+    """An input layer, then ``depth − 1`` residual blocks h ← h + σ(W h + b), linear output."""
+
+    def __init__(
+        self, in_dim: int, out_dim: int, width=64, depth=4, activation="tanh", *, generator=None
+    ):
+        super().__init__()
+        self.inp = nn.Linear(in_dim, width)
+        self.blocks = nn.ModuleList(nn.Linear(width, width) for _ in range(depth - 1))
+        self.act = Activation(activation)
+        self.out = nn.Linear(width, out_dim)
+        for layer in [self.inp, *self.blocks, self.out]:
+            nn.init.xavier_normal_(layer.weight, generator=generator)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.act(self.inp(x))
+        for block in self.blocks:
+            h = h + self.act(block(h))
+        return self.out(h)
+
+    def forward_jet(self, jet: Jet) -> Jet:
+        h = self.act.forward_jet(jet.linear(self.inp.weight, self.inp.bias))
+        for block in self.blocks:
+            h = h + self.act.forward_jet(h.linear(block.weight, block.bias))
+        return h.linear(self.out.weight, self.out.bias)
+
+
+class FourierFeatures(nn.Module):
+    """Random Fourier features γ(x) = [cos 2πBx, sin 2πBx], B ~ N(0, σ²) of shape (m, d).
+
+    Tancik et al., NeurIPS 2020; Wang, Wang & Perdikaris, CMAME 384 (2021). B is a fixed buffer.
+    """
+
+    def __init__(self, in_dim: int, features: int, scale: float, *, generator: torch.Generator):
+        super().__init__()
+        b = torch.randn(features, in_dim, generator=generator, device=generator.device)
+        self.register_buffer("B", (2 * math.pi * scale) * b)
+        self.out_dim = 2 * features
+
+    def forward(self, x: Tensor) -> Tensor:
+        z = x @ self.B.T
+        return torch.cat([torch.cos(z), torch.sin(z)], dim=1)
+
+    def forward_jet(self, jet: Jet) -> Jet:
+        z = jet.linear(self.B)
+        c, s = torch.cos(z.value), torch.sin(z.value)
+        return z.elementwise(c, -s, -c).cat(z.elementwise(s, c, -s))
+
+
+class Chain(nn.Sequential):
+    """Modules applied in order; jets are propagated through each."""
+
+    def forward_jet(self, jet: Jet) -> Jet:
+        for module in self:
+            jet = propagate(module, jet)
+        return jet
+
+
+class DirichletTransform(nn.Module):
+    """u(x) = g(x) + φ(x) N(x): imposes u = g exactly where φ = 0 (the domain's boundary).
+
+    φ is the domain's ``distance`` function (a smooth function vanishing on boundaries of boxes
+    and balls), g the boundary data extended inside (Lagaris et al., IEEE TNN 9 (1998);
+    Sukumar & Srivastava, CMAME 389 (2022)).
+    """
+
+    def __init__(self, net: nn.Module, distance: Callable[[Tensor], Tensor], lift: Callable):
+        super().__init__()
+        self.net = net
+        self.distance = distance
+        self.lift = lift
+
+    def _phi(self, x: Tensor) -> Tensor:
+        return self.distance(x).unsqueeze(1)
+
+    def _g(self, x: Tensor) -> Tensor:
+        g = self.lift(x)
+        return g.unsqueeze(1) if g.dim() == 1 else g
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._g(x) + self._phi(x) * self.net(x)
+
+    def forward_jet(self, jet: Jet) -> Jet:
+        return propagate(self._g, jet) + propagate(self._phi, jet) * propagate(self.net, jet)
+
+
+NETWORKS = {"mlp": MLP, "resmlp": ResidualMLP}
+
+
+def build_network(
+    in_dim: int,
+    out_dim: int,
+    *,
+    kind: str = "mlp",
+    width: int = 64,
+    depth: int = 4,
+    activation: str = "tanh",
+    fourier_features: int = 0,
+    fourier_scale: float = 1.0,
+    generator: torch.Generator,
+) -> nn.Module:
+    """The network a run config describes: optional Fourier features, then an MLP body.
+
+    Weights are initialised (Glorot normal, zero biases) from ``generator`` only.
+    """
+    if kind not in NETWORKS:
+        raise unknown_name("network", kind, NETWORKS)
+    if fourier_features:
+        ff = FourierFeatures(in_dim, fourier_features, fourier_scale, generator=generator)
+        body = NETWORKS[kind](ff.out_dim, out_dim, width, depth, activation, generator=generator)
+        return Chain(ff, body)
+    return NETWORKS[kind](in_dim, out_dim, width, depth, activation, generator=generator)

@@ -1,0 +1,151 @@
+"""Problems and the forms they offer.
+
+A problem is an immutable definition: a frozen dataclass whose fields are its parameters
+(``dim``, coefficients, seeds). It holds no sampled data. It offers *forms*, one method each,
+and a solver states the form it needs:
+
+=============  ====================  =====================================================
+form           method                what it returns
+=============  ====================  =====================================================
+strong         ``strong_form()``     :class:`StrongForm`: residual(s) + conditions (PINN)
+energy         ``energy_form()``     an energy density whose minimiser solves the PDE
+stochastic     ``stochastic_form()`` drift, diffusion, terminal value, nonlinearity
+hamiltonian    ``hamiltonian_form()`` a potential V for H = −½Δ + V
+=============  ====================  =====================================================
+
+A problem also offers its truth where one exists: ``exact(x)`` (closed form) or a reference.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import pydantic
+from torch import Tensor
+
+from .domains import Domain
+from .errors import ParameterError, did_you_mean
+
+#: form name -> the method a problem defines to offer it.
+FORMS: Mapping[str, str] = {
+    "strong": "strong_form",
+    "energy": "energy_form",
+    "stochastic": "stochastic_form",
+    "hamiltonian": "hamiltonian_form",
+}
+
+
+@dataclass(frozen=True)
+class Dirichlet:
+    """u = value(x) on a part of the boundary of the domain.
+
+    ``on`` is "boundary" (the spatial boundary; lateral for space-time domains), "initial"
+    (t = t0) or "final" (t = t1). ``value`` maps points (n, dim) to (n,) or (n, k).
+    ``lift`` is an extension of the data into the domain, known without solving the problem,
+    for hard-constraint transforms u = lift + φ·N; leave it None when the only extension at
+    hand is the exact solution itself (a transform would then start at the answer).
+    """
+
+    value: Callable[[Tensor], Tensor]
+    on: Literal["boundary", "initial", "final"] = "boundary"
+    lift: Callable[[Tensor], Tensor] | None = None
+
+
+Condition = Dirichlet
+
+
+@dataclass(frozen=True)
+class StrongForm:
+    """Residual form: find u with residual(u) = 0 in the domain and every condition on its part.
+
+    ``residual`` takes a :class:`pinnlab.Derivatives` and returns the residual at its points,
+    (n,) or (n, k), or a dict of named residuals. ``outputs`` is the number of output channels.
+    """
+
+    domain: Domain
+    residual: Callable[[Any], Tensor | Mapping[str, Tensor]]
+    conditions: Mapping[str, Condition] = field(default_factory=dict)
+    outputs: int = 1
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Base class of every catalogue problem.
+
+    Subclasses are frozen dataclasses with a class attribute ``id`` and the fields that are
+    their parameters; ``check()`` validates parameters (raise through ``require``).
+    """
+
+    id: ClassVar[str] = ""
+    #: Human description of the supported dimensions, e.g. "d ≥ 1".
+    dims: ClassVar[str] = "d ≥ 1"
+    #: "exact" (closed form), "reference" (computed, cited) or "none".
+    truth: ClassVar[str] = "none"
+
+    dim: int = 2
+
+    def __post_init__(self):
+        self.require(
+            isinstance(self.dim, int) and self.dim >= 1,
+            f"dim must be an integer ≥ 1, got {self.dim!r}",
+        )
+        self.check()
+
+    def check(self) -> None:
+        """Validate parameters beyond dim ≥ 1; override in subclasses."""
+
+    def require(self, condition: bool, message: str) -> None:
+        """Raise a ParameterError naming this problem when ``condition`` is false."""
+        if not condition:
+            raise ParameterError(f"{self.id}: {message} (supported dimensions: {self.dims}).")
+
+    # --- introspection ---------------------------------------------------------------
+    @classmethod
+    def forms(cls) -> tuple[str, ...]:
+        """Names of the forms this problem offers."""
+        return tuple(name for name, method in FORMS.items() if hasattr(cls, method))
+
+    @classmethod
+    def parameters(cls) -> dict[str, Any]:
+        """Parameter name -> default value."""
+        return {f.name: f.default for f in dataclasses.fields(cls) if f.init}
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> Problem:
+        """Build from (possibly string-valued) parameters, validating names and types."""
+        fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+        hints = typing.get_type_hints(cls)
+        values = {}
+        for name, value in params.items():
+            if name not in fields:
+                raise ParameterError(
+                    f"{cls.id} has no parameter '{name}'.{did_you_mean(name, fields)} "
+                    f"Parameters: {', '.join(f'{k}={v!r}' for k, v in cls.parameters().items())}."
+                )
+            try:
+                values[name] = pydantic.TypeAdapter(hints[name]).validate_python(value)
+            except pydantic.ValidationError as e:
+                raise ParameterError(
+                    f"{cls.id}: parameter '{name}' must be {hints[name]}, got {value!r} "
+                    f"({e.errors()[0]['msg']})."
+                ) from None
+        return cls(**values)
+
+    def params(self) -> dict[str, Any]:
+        """This problem's parameter values."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+
+    @property
+    def time_dependent(self) -> bool:
+        """True when points carry time in column 0 (the strong form's domain is SpaceTime)."""
+        from .domains import SpaceTime
+
+        return hasattr(self, "strong_form") and isinstance(self.strong_form().domain, SpaceTime)
+
+    def __str__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{self.id}({args})"

@@ -1,0 +1,247 @@
+"""From a config to a trained :class:`Solution`: the only place that reads a run config.
+
+config -> (problem, network, solver) -> Trainer -> Solution -> HDF5.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .catalogue import catalogue, shipped_dir
+from .config import RunConfig, merge, parse_set, read_yaml, validate
+from .errors import ConfigError, PinnlabError, unknown_name
+from .memory import reuse_freed_memory
+from .networks import build_network
+from .problem import Problem
+from .solution import Solution
+from .solvers import SOLVERS, check_form
+from .training import Trainer
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> cuda when available, else cpu; a cuda request without CUDA is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"device '{name}' was asked for, but CUDA is not available here; use --device cpu."
+        )
+    return torch.device(name)
+
+
+def recipe(problem_id: str, method: str) -> Path | None:
+    """The shipped recipe ``configs/runs/<problem>-<method>.yaml``, if there is one."""
+    path = shipped_dir("configs") / "runs" / f"{problem_id}-{method}.yaml"
+    return path if path.exists() else None
+
+
+def make_config(
+    problem_id: str | None = None,
+    *,
+    method: str | None = None,
+    config: str | os.PathLike | Mapping[str, Any] | RunConfig | None = None,
+    params: Mapping[str, Any] | None = None,
+    sets: Iterable[str] = (),
+    overrides: Mapping[str, Any] | None = None,
+) -> RunConfig:
+    """Assemble and validate a run config.
+
+    Layers, later ones winning: the shipped recipe for (problem, method) when no ``config`` is
+    given; ``config`` (a YAML path, a mapping or a RunConfig); problem ``params``; nested
+    ``overrides``; ``--set`` assignments.
+    """
+    if isinstance(config, RunConfig):
+        data = config.model_dump()
+    elif isinstance(config, Mapping):
+        data = dict(config)
+    elif config is not None:
+        data = read_yaml(config)
+    else:
+        data = {}
+    problem_id = problem_id or data.get("problem", {}).get("id")
+    if problem_id is None:
+        raise ConfigError("no problem given: name one (e.g. poisson-sine) or set problem.id.")
+    method = method or data.get("method", "pinn")
+    if config is None and (path := recipe(problem_id, method)) is not None:
+        data = read_yaml(path)
+    data = merge(data, {"problem": {"id": problem_id, **(params or {})}, "method": method})
+    data = merge(data, overrides or {})
+    for assignment in sets:
+        data = merge(data, parse_set(assignment))
+    cfg = validate(RunConfig, data)
+    if cfg.method not in SOLVERS:
+        raise unknown_name("method", cfg.method, SOLVERS)
+    validate(SOLVERS[cfg.method].Settings, cfg.solver, prefix="solver")
+    return cfg
+
+
+def fingerprint(config: RunConfig) -> str:
+    """A hash of everything that determines a run's result."""
+    data = config.model_dump(exclude={"train": {"time_budget", "checkpoint_every"}})
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def build_problem(config: RunConfig, problems_dirs: Iterable = ()) -> Problem:
+    return catalogue(problems_dirs).problem(config.problem.id, **config.problem.params())
+
+
+def _solver(problem: Problem, config: RunConfig, dtype: torch.dtype):
+    cls = SOLVERS[config.method]
+    check_form(problem, cls, SOLVERS)
+    return cls(problem, validate(cls.Settings, config.solver, prefix="solver"), dtype=dtype)
+
+
+def build_model(
+    problem: Problem, config: RunConfig, *, device: torch.device, solver=None
+) -> nn.Module:
+    """The network a config describes for ``problem``, initialised from the config's seed."""
+    dtype = DTYPES[config.dtype]
+    solver = solver or _solver(problem, config, dtype)
+    init = torch.Generator().manual_seed(config.seed)
+    form = problem.strong_form() if hasattr(problem, "strong_form") else None
+    outputs = form.outputs if form is not None else 1
+    in_dim = problem.dim + int(problem.time_dependent)
+    net = build_network(
+        in_dim, outputs, generator=init, **config.net.model_dump(exclude={"hard_bc"})
+    )
+    return solver.wrap(net, config.net.hard_bc).to(device=device, dtype=dtype)
+
+
+def environment(device: torch.device, seed: int) -> dict[str, Any]:
+    """Versions, git revision, device and seed, recorded with every solution."""
+    from . import __version__
+
+    env = {
+        "pinnlab": __version__,
+        "torch": torch.__version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor(),
+        "seed": seed,
+        "git": None,
+    }
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        env["git"] = out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return env
+
+
+def run(
+    config: RunConfig,
+    *,
+    out: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: bool = False,
+    problems_dirs: Iterable = (),
+) -> Solution:
+    """Train the run ``config`` describes and return its Solution (saved to ``out`` if given).
+
+    With ``out``, checkpoints go to ``<out>.ckpt`` every ``train.checkpoint_every`` steps and
+    on Ctrl-C; ``resume=True`` continues from there.
+    """
+    reuse_freed_memory()
+    device = resolve_device(config.device)
+    dtype = DTYPES[config.dtype]
+    problem = build_problem(config, problems_dirs)
+    solver = _solver(problem, config, dtype)
+    model = build_model(problem, config, device=device, solver=solver)
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    solution = Solution(problem, model, config, environment=environment(device, config.seed))
+    if not hasattr(problem, "exact") and config.train.target_error is not None:
+        raise ConfigError(
+            f"train.target_error needs a problem with a known truth; {problem.id} has none."
+        )
+
+    def evaluate() -> float:
+        metrics = solution.evaluate()
+        if config.metric not in metrics:
+            raise unknown_name("metric", config.metric, metrics)
+        return metrics[config.metric]
+
+    checkpoint = Path(f"{out}.ckpt") if out is not None else None
+    if resume and (checkpoint is None or not checkpoint.exists()):
+        raise PinnlabError(f"--resume: no checkpoint at {checkpoint}; start without --resume.")
+    trainer = Trainer(
+        solver,
+        model,
+        config.train,
+        generator=generator,
+        evaluate=evaluate if hasattr(problem, "exact") else None,
+        checkpoint=checkpoint,
+        fingerprint=fingerprint(config),
+        progress=progress,
+    )
+    history = trainer.run(resume=resume)
+    solution.history = {k: np.asarray(v) for k, v in history.items()}
+    solution.environment.update(
+        steps=trainer.step,
+        wall_time=trainer.elapsed,
+        stop_reason=trainer.stop_reason,
+        nan_restarts=trainer.nan_restarts,
+        parameters=sum(p.numel() for p in model.parameters()),
+    )
+    solution._metrics = None
+    if out is not None:
+        solution.save(out)
+        if checkpoint is not None:
+            checkpoint.unlink(missing_ok=True)
+    return solution
+
+
+def solve(
+    problem: str | Problem,
+    method: str = "pinn",
+    config: str | os.PathLike | Mapping[str, Any] | RunConfig | None = None,
+    *,
+    out: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: bool = False,
+    **overrides: Any,
+) -> Solution:
+    """Solve a catalogue problem: ``pinnlab.solve("poisson-sine", dim=20, train={"steps": 500})``.
+
+    Keyword arguments that are parameters of the problem set them; the others are config
+    sections (``net``, ``train``, ``solver``, ``seed``, ``device``, ``dtype``, ``metric``),
+    merged over the shipped recipe (or over ``config``).
+    """
+    params = {}
+    if isinstance(problem, Problem):
+        params, problem = problem.params(), problem.id
+    names = catalogue()[problem].parameters()
+    params.update({k: v for k, v in overrides.items() if k in names})
+    rest = {k: v for k, v in overrides.items() if k not in names}
+    sections = set(RunConfig.model_fields) - {"problem", "method"}
+    unknown = set(rest) - sections
+    if unknown:
+        name = sorted(unknown)[0]
+        raise ConfigError(
+            f"solve() got '{name}', which is neither a parameter of {problem} "
+            f"({', '.join(names)}) nor a config section ({', '.join(sorted(sections))})."
+        )
+    cfg = make_config(problem, method=method, config=config, params=params, overrides=rest)
+    return run(cfg, out=out, resume=resume, progress=progress)

@@ -1,0 +1,203 @@
+"""A trained solution: evaluate, differentiate, measure, save to and load from HDF5.
+
+File layout (format ``pinnlab-solution``, version 1; no pickled objects anywhere):
+
+    /                attrs: format, format_version, pinnlab_version
+    /                attrs: config, environment, metrics  (JSON strings)
+    /weights/<name>  one dataset per entry of the model's state_dict
+    /history/<key>   one dataset per training history series
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .config import RunConfig
+from .derivatives import Derivatives
+from .errors import ShapeError, SolutionFileError
+from .metrics import error_metrics, exact_with_grad, test_points
+from .problem import Problem
+
+FORMAT = "pinnlab-solution"
+FORMAT_VERSION = 1
+CHUNK = 65_536
+
+
+class Solution:
+    """A trained network for ``problem``, with the config and history that made it.
+
+    Call it on points (n, dim) — numpy in, numpy out; torch in, torch out (differentiable).
+    For time-dependent problems column 0 is t. Large inputs are evaluated in chunks.
+    """
+
+    def __init__(
+        self,
+        problem: Problem,
+        model: nn.Module,
+        config: RunConfig,
+        *,
+        history: Mapping[str, Any] | None = None,
+        environment: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, float] | None = None,
+    ):
+        self.problem = problem
+        self.model = model
+        self.config = config
+        self.history = {k: np.asarray(v) for k, v in (history or {}).items()}
+        self.environment = dict(environment or {})
+        self._metrics = dict(metrics) if metrics else None
+        self.time_dependent = problem.time_dependent
+        self.in_dim = problem.dim + int(self.time_dependent)
+
+    @property
+    def _param(self) -> Tensor:
+        return next(self.model.parameters())
+
+    def _check(self, x) -> None:
+        shape = tuple(x.shape)
+        if len(shape) != 2 or shape[1] != self.in_dim:
+            layout = (
+                f"t in column 0, then {self.problem.dim} space coordinates"
+                if self.time_dependent
+                else f"{self.problem.dim} coordinates per row"
+            )
+            raise ShapeError(
+                f"points for {self.problem} must have shape (n, {self.in_dim}) ({layout}); got {shape}."
+            )
+
+    def _apply(self, fn, x):
+        """Run ``fn`` on chunks of x; numpy in -> numpy out, torch in -> torch out."""
+        self._check(x)
+        p = self._param
+        if isinstance(x, Tensor):
+            parts = [fn(c.to(device=p.device, dtype=p.dtype)) for c in x.split(CHUNK)]
+            return torch.cat(parts).to(x.device)
+        x = np.asarray(x)
+        with torch.no_grad():
+            parts = [
+                fn(torch.from_numpy(c).to(device=p.device, dtype=p.dtype)).cpu().numpy()
+                for c in np.array_split(x, max(1, -(-len(x) // CHUNK)))
+            ]
+        return np.concatenate(parts)
+
+    def __call__(self, x):
+        """u at the points: (n,) for scalar problems, (n, k) for k outputs."""
+        return self._apply(lambda c: Derivatives._squeeze(self.model(c)), x)
+
+    def grad(self, x):
+        """The spatial gradient ∇u at the points: (n, d), or (n, k, d) for k outputs."""
+        return self._apply(self._grad, x)
+
+    def _grad(self, x: Tensor) -> Tensor:
+        return Derivatives(self.model, x, method="forward", time_dependent=self.time_dependent).grad
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """Errors against the problem's truth on its fixed test set of 10⁴ points."""
+        if self._metrics is None:
+            self._metrics = self.evaluate()
+        return dict(self._metrics)
+
+    def evaluate(self) -> dict[str, float]:
+        """Compute the metrics (see :mod:`pinnlab.metrics`); {} when the problem has no truth."""
+        if not hasattr(self.problem, "exact"):
+            return {}
+        p = self._param
+        x = test_points(self.problem, dtype=p.dtype, device=p.device)
+        u_true, g_true = exact_with_grad(self.problem, x.double(), self.time_dependent)
+        was_training = self.model.training
+        self.model.eval()
+        with torch.no_grad():
+            u = torch.cat([self.model(c) for c in x.split(CHUNK)])
+            g = torch.cat([self._grad(c) for c in x.split(CHUNK)])
+        self.model.train(was_training)
+        return error_metrics(u, u_true.to(p.device), g, g_true.to(p.device))
+
+    # --- storage -----------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the solution to ``path`` atomically (temporary file, then rename)."""
+        import h5py
+
+        from . import __version__
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            with h5py.File(tmp, "w") as f:
+                f.attrs["format"] = FORMAT
+                f.attrs["format_version"] = FORMAT_VERSION
+                f.attrs["pinnlab_version"] = __version__
+                f.attrs["config"] = self.config.model_dump_json()
+                f.attrs["environment"] = json.dumps(self.environment)
+                f.attrs["metrics"] = json.dumps(self.metrics)
+                weights = f.create_group("weights")
+                for name, tensor in self.model.state_dict().items():
+                    weights.create_dataset(name, data=tensor.detach().cpu().numpy())
+                history = f.create_group("history")
+                for key, values in self.history.items():
+                    history.create_dataset(key, data=np.asarray(values))
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    def __repr__(self) -> str:
+        return f"Solution({self.problem}, method={self.config.method!r})"
+
+
+def load(path: str | os.PathLike, *, device: str = "cpu", problems_dirs=()) -> Solution:
+    """Load a solution saved by :meth:`Solution.save` (never unpickles anything)."""
+    import h5py
+
+    from .catalogue import catalogue
+    from .run import build_model
+
+    path = Path(path)
+    if not path.exists():
+        raise SolutionFileError(f"solution file '{path}' does not exist.")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise SolutionFileError(
+            f"'{path}' is not a readable HDF5 file (corrupt or truncated?): {e}"
+        ) from None
+    with f:
+        try:
+            if f.attrs.get("format") != FORMAT:
+                raise SolutionFileError(f"'{path}' is an HDF5 file but not a pinnlab solution.")
+            version = int(f.attrs["format_version"])
+            if version > FORMAT_VERSION:
+                raise SolutionFileError(
+                    f"'{path}' has format version {version}; this pinnlab reads up to "
+                    f"{FORMAT_VERSION}. Upgrade pinnlab."
+                )
+            config = RunConfig.model_validate_json(f.attrs["config"])
+            environment = json.loads(f.attrs["environment"])
+            metrics = json.loads(f.attrs["metrics"])
+            state = {k: torch.from_numpy(np.array(v)) for k, v in f["weights"].items()}
+            history = {k: np.array(v) for k, v in f["history"].items()}
+        except SolutionFileError:
+            raise
+        except (KeyError, OSError, ValueError, TypeError) as e:
+            raise SolutionFileError(f"'{path}' is damaged or incomplete: {e}") from None
+    problem = catalogue(problems_dirs).problem(config.problem.id, **config.problem.params())
+    model = build_model(problem, config, device=torch.device(device))
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise SolutionFileError(f"'{path}': weights do not match its config: {e}") from None
+    return Solution(
+        problem, model, config, history=history, environment=environment, metrics=metrics
+    )

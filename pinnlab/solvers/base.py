@@ -1,0 +1,58 @@
+"""What every solver is: a declared form, a settings model, and two hooks.
+
+A solver draws a batch of points (``batch``) and turns the network and a batch into a dict of
+named loss terms (``loss``); the one training loop in :mod:`pinnlab.training` does the rest.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from ..config import Section
+from ..errors import FormError
+from ..problem import FORMS, Problem
+
+
+class Solver(ABC):
+    """Base class. Subclasses set ``name``, ``form`` and ``Settings``."""
+
+    name: ClassVar[str]
+    form: ClassVar[str]
+    Settings: ClassVar[type[Section]]
+
+    def __init__(self, problem: Problem, settings: Section, *, dtype: torch.dtype):
+        self.problem = problem
+        self.settings = settings
+        self.dtype = dtype
+
+    @abstractmethod
+    def batch(self, generator: torch.Generator) -> dict[str, Tensor]:
+        """Fresh training points, drawn on the generator's device."""
+
+    @abstractmethod
+    def loss(self, net: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Named loss terms (scalars); the training loss is their weighted sum."""
+
+    def weights(self) -> dict[str, float]:
+        """Weight of each loss term (1 unless set)."""
+        return {}
+
+    def wrap(self, net: nn.Module, hard_bc: bool) -> nn.Module:
+        """The model trained and saved: ``net`` itself unless the solver transforms it."""
+        return net
+
+
+def check_form(problem: Problem, solver: type[Solver], solvers: dict[str, type[Solver]]) -> None:
+    """Fail at once when ``problem`` lacks the form ``solver`` needs."""
+    if solver.form in problem.forms():
+        return
+    fit = sorted(name for name, s in solvers.items() if s.form in problem.forms())
+    raise FormError(
+        f"method '{solver.name}' needs the {solver.form} form ({FORMS[solver.form]}()), "
+        f"which {problem.id} does not offer; it offers {', '.join(problem.forms()) or 'none'}. "
+        f"Methods that fit: {', '.join(fit) or 'none yet'}."
+    )

@@ -1,0 +1,107 @@
+"""Physics-informed neural networks (Raissi, Perdikaris & Karniadakis, J. Comput. Phys. 378, 2019).
+
+Minimises the mean squared strong-form residual at interior collocation points plus the mean
+squared misfit of each condition at points on its part of the boundary:
+
+    L = w_r · mean |R[u](x_i)|² + Σ_c w_c · mean |u(y_j) − g_c(y_j)|².
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import Field
+from torch import Tensor, nn
+
+from ..config import Section
+from ..derivatives import METHODS, Derivatives
+from ..domains import SpaceTime
+from ..errors import ConfigError, unknown_name
+from ..networks import DirichletTransform
+from .base import Solver
+
+
+class PINNSettings(Section):
+    n_interior: int = Field(1024, ge=1, description="collocation points per batch")
+    n_boundary: int = Field(256, ge=1, description="points per condition per batch")
+    derivatives: str = Field("forward", description=f"one of {', '.join(METHODS)}")
+    sampling: Literal["uniform", "sobol"] = "uniform"
+    weights: dict[str, float] = Field(default_factory=dict, description="loss term -> weight")
+
+
+class PINN(Solver):
+    name = "pinn"
+    form = "strong"
+    Settings = PINNSettings
+
+    def __init__(self, problem, settings: PINNSettings, *, dtype):
+        super().__init__(problem, settings, dtype=dtype)
+        if settings.derivatives not in METHODS:
+            raise unknown_name(
+                "derivative method (solver.derivatives)", settings.derivatives, METHODS
+            )
+        self.strong = problem.strong_form()
+        self.time_dependent = isinstance(self.strong.domain, SpaceTime)
+        self.hard = False
+
+    def wrap(self, net: nn.Module, hard_bc: bool) -> nn.Module:
+        if not hard_bc:
+            return net
+        conditions = [c for c in self.strong.conditions.values() if c.on == "boundary"]
+        if len(conditions) != 1 or conditions[0].lift is None:
+            raise ConfigError(
+                f"net.hard_bc: {self.problem.id} provides no lift of its boundary data "
+                "(an extension that is not the exact solution itself); set net.hard_bc=false."
+            )
+        self.hard = True
+        return DirichletTransform(net, self.strong.domain.distance, conditions[0].lift)
+
+    def _terms(self) -> list[str]:
+        names = ["residual"] + [n for n, c in self.strong.conditions.items() if not self._exact(c)]
+        return names
+
+    def _exact(self, condition) -> bool:
+        return self.hard and condition.on == "boundary"
+
+    def weights(self) -> dict[str, float]:
+        unknown = set(self.settings.weights) - set(self._terms())
+        if unknown:
+            name = sorted(unknown)[0]
+            raise unknown_name("loss term (solver.weights)", name, self._terms())
+        return dict(self.settings.weights)
+
+    def batch(self, generator: torch.Generator) -> dict[str, Tensor]:
+        s, domain = self.settings, self.strong.domain
+        kw = dict(generator=generator, dtype=self.dtype, sampling=s.sampling)
+        out = {"residual": domain.sample_interior(s.n_interior, **kw)}
+        for name, c in self.strong.conditions.items():
+            if self._exact(c):
+                continue
+            if c.on == "boundary":
+                out[name] = domain.sample_boundary(s.n_boundary, **kw)
+            else:
+                t = domain.t0 if c.on == "initial" else domain.t1
+                out[name] = domain.sample_slice(s.n_boundary, t, **kw)
+        return out
+
+    def loss(self, net: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        d = Derivatives(
+            net,
+            batch["residual"],
+            method=self.settings.derivatives,
+            time_dependent=self.time_dependent,
+        )
+        r = self.strong.residual(d)
+        terms = (
+            {k: v.square().mean() for k, v in r.items()}
+            if isinstance(r, dict)
+            else {"residual": r.square().mean()}
+        )
+        for name, c in self.strong.conditions.items():
+            if name in batch:
+                y = batch[name]
+                u = net(y)
+                g = c.value(y)
+                terms[name] = (u - g.reshape(u.shape)).square().mean()
+        return terms

@@ -1,0 +1,341 @@
+"""The one training loop every solver shares.
+
+Adam, L-BFGS or Adam then L-BFGS; learning-rate schedules; fresh points every k Adam steps
+(L-BFGS keeps one batch: its curvature pairs assume a fixed objective); gradient clipping;
+a NaN/Inf guard that restores the last good state and halves the learning rate; checkpoints
+with optimizer, scheduler, generator state and the current batch, so a resumed run continues
+bit for bit; stopping at a target error or a time budget; a progress bar; a history of every
+loss term and of the error. Loss values are synced to the host every ``log_every`` steps only.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .config import TrainSection
+from .errors import TrainingError
+from .solvers.base import Solver
+
+
+class Interrupted(TrainingError):
+    """Training was interrupted (Ctrl-C); a checkpoint was saved when a path was given."""
+
+
+def _phases(s: TrainSection) -> list[tuple[str, int]]:
+    if s.optimizer == "adam":
+        return [("adam", s.steps)]
+    if s.optimizer == "lbfgs":
+        return [("lbfgs", s.steps)]
+    return [("adam", s.steps), ("lbfgs", s.lbfgs_steps)]
+
+
+def _optimizer(kind: str, params, s: TrainSection, lr: float):
+    if kind == "adam":
+        return torch.optim.Adam(params, lr=lr)
+    return torch.optim.LBFGS(
+        params, lr=1.0, max_iter=1, history_size=s.lbfgs_history, line_search_fn="strong_wolfe"
+    )
+
+
+def _scheduler(optimizer, s: TrainSection, steps: int):
+    final = s.final_lr if s.final_lr is not None else s.lr * 1e-2
+    if s.schedule == "exponential":
+        gamma = (final / s.lr) ** (1.0 / max(steps, 1))
+        return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma)
+    if s.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(steps, 1), eta_min=final)
+    if s.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, s.decay_every, s.gamma)
+    return None
+
+
+def _atomic_save(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Trainer:
+    """Trains ``model`` on ``solver``'s loss with the settings of a ``train`` config section.
+
+    ``evaluate`` returns the current error (the run's metric) and is called every
+    ``eval_every`` steps; ``checkpoint`` is where checkpoints go (None: none are written);
+    ``fingerprint`` identifies the run, so a checkpoint of another run is refused.
+    """
+
+    def __init__(
+        self,
+        solver: Solver,
+        model: nn.Module,
+        settings: TrainSection,
+        *,
+        generator: torch.Generator,
+        evaluate: Callable[[], float] | None = None,
+        checkpoint: Path | None = None,
+        fingerprint: str = "",
+        progress: bool = True,
+    ):
+        self.solver, self.model, self.s = solver, model, settings
+        self.generator = generator
+        self.evaluate = evaluate
+        self.checkpoint = checkpoint
+        self.fingerprint = fingerprint
+        self.progress = progress
+        self.weights = solver.weights()
+        self.history: dict[str, list[float]] = defaultdict(list)
+        self.step = 0
+        self.elapsed = 0.0
+        self.nan_restarts = 0
+        self.stop_reason = "steps"
+        self._interrupted = False
+
+    # --- state -----------------------------------------------------------------------
+    def _state(self, optimizer, scheduler, batch) -> dict:
+        return {
+            "fingerprint": self.fingerprint,
+            "step": self.step,
+            "elapsed": self.elapsed,
+            "nan_restarts": self.nan_restarts,
+            "model": self.model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler else None,
+            "generator": self.generator.get_state(),
+            "batch": batch,
+            "history": dict(self.history),
+        }
+
+    def save_checkpoint(self, optimizer, scheduler, batch) -> None:
+        if self.checkpoint is not None:
+            _atomic_save(self._state(optimizer, scheduler, batch), self.checkpoint)
+
+    def _load_checkpoint(self) -> dict | None:
+        if self.checkpoint is None or not self.checkpoint.exists():
+            return None
+        try:
+            state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise TrainingError(f"checkpoint '{self.checkpoint}' cannot be read: {e}") from None
+        if state.get("fingerprint") != self.fingerprint:
+            raise TrainingError(
+                f"checkpoint '{self.checkpoint}' belongs to a different run config; "
+                "delete it or run without --resume."
+            )
+        return state
+
+    # --- the loop --------------------------------------------------------------------
+    def _loss(self, batch):
+        terms = self.solver.loss(self.model, batch)
+        total = sum(self.weights.get(k, 1.0) * v for k, v in terms.items())
+        return total, terms
+
+    def run(self, *, resume: bool = False) -> dict[str, list[float]]:
+        """Train; returns the history. Raises :class:`Interrupted` on Ctrl-C."""
+        from tqdm.auto import tqdm
+
+        s = self.s
+        phases = _phases(s)
+        total_steps = sum(n for _, n in phases)
+        state = self._load_checkpoint() if resume else None
+        device = next(self.model.parameters()).device
+        if state is not None:
+            self.model.load_state_dict(state["model"])
+            self.step, self.elapsed = state["step"], state["elapsed"]
+            self.nan_restarts = state["nan_restarts"]
+            self.generator.set_state(state["generator"])
+            self.history = defaultdict(list, {k: list(v) for k, v in state["history"].items()})
+        bar = tqdm(
+            total=total_steps, initial=self.step, disable=not self.progress, dynamic_ncols=True
+        )
+        start = time.perf_counter() - self.elapsed
+        begin = 0
+        previous_handler = self._catch_sigint()
+        try:
+            for kind, n in phases:
+                end = begin + n
+                if self.step >= end:
+                    begin = end
+                    continue
+                lr = s.lr * 0.5**self.nan_restarts
+                optimizer = _optimizer(kind, self.model.parameters(), s, lr)
+                scheduler = _scheduler(optimizer, s, n) if kind == "adam" else None
+                batch, fresh = None, True
+                if state is not None:
+                    optimizer.load_state_dict(state["optimizer"])
+                    if scheduler is not None and state["scheduler"] is not None:
+                        scheduler.load_state_dict(state["scheduler"])
+                    batch = {k: v.to(device) for k, v in state["batch"].items()}
+                    state, fresh = None, False
+                if batch is None:
+                    batch = self.solver.batch(self.generator)
+                if self._train_phase(kind, optimizer, scheduler, batch, fresh, end, bar, start):
+                    break
+                begin = end
+        finally:
+            bar.close()
+            if previous_handler is not None:
+                signal.signal(signal.SIGINT, previous_handler)
+        self.elapsed = time.perf_counter() - start
+        return dict(self.history)
+
+    def _train_phase(self, kind, optimizer, scheduler, batch, fresh, end, bar, start) -> bool:
+        """Steps until ``end``; True when training should stop altogether."""
+        s = self.s
+        good = self._snapshot(optimizer, scheduler)
+        pending: list[tuple[int, dict]] = []
+        while self.step < end:
+            resample = kind == "adam" and s.resample_every and self.step % s.resample_every == 0
+            if resample and not fresh:
+                batch = self.solver.batch(self.generator)
+            fresh = False
+            terms = (
+                self._adam_step(optimizer, batch)
+                if kind == "adam"
+                else self._lbfgs_step(optimizer, batch)
+            )
+            if scheduler is not None:
+                scheduler.step()
+            self.step += 1
+            pending.append((self.step, terms))
+            bar.update(1)
+            last = self.step == end
+            if self.step % s.log_every == 0 or last:
+                if not self._flush(pending, optimizer, bar, time.perf_counter() - start):
+                    self._restore(good, optimizer, scheduler)
+                    batch = self.solver.batch(self.generator)
+                    continue
+                good = self._snapshot(optimizer, scheduler)
+            if self.step % s.eval_every == 0 or last:
+                if self._eval(bar, start):
+                    return True
+            if s.time_budget is not None and time.perf_counter() - start >= s.time_budget:
+                self.stop_reason = "time_budget"
+                self._eval(bar, start)
+                return True
+            periodic = s.checkpoint_every and self.step % s.checkpoint_every == 0
+            if periodic or self._interrupted:
+                self.elapsed = time.perf_counter() - start
+                self.save_checkpoint(optimizer, scheduler, batch)
+            if self._interrupted:
+                where = (
+                    f"; checkpoint saved to {self.checkpoint}, continue with --resume"
+                    if self.checkpoint
+                    else ""
+                )
+                raise Interrupted(f"interrupted at step {self.step}{where}.")
+        return False
+
+    def _catch_sigint(self):
+        """First Ctrl-C: finish the current step, checkpoint, stop. Second: stop at once."""
+        self._interrupted = False
+        if threading.current_thread() is not threading.main_thread():
+            return None
+
+        def handler(signum, frame):
+            self._interrupted = True
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+        return signal.signal(signal.SIGINT, handler)
+
+    def _adam_step(self, optimizer, batch) -> dict:
+        optimizer.zero_grad(set_to_none=True)
+        total, terms = self._loss(batch)
+        total.backward()
+        if self.s.clip_grad is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.s.clip_grad)
+        optimizer.step()
+        return {"loss": total.detach(), **{k: v.detach() for k, v in terms.items()}}
+
+    def _lbfgs_step(self, optimizer, batch) -> dict:
+        record = {}
+
+        def closure():
+            optimizer.zero_grad(set_to_none=True)
+            total, terms = self._loss(batch)
+            total.backward()
+            record.update(loss=total.detach(), **{k: v.detach() for k, v in terms.items()})
+            return total
+
+        optimizer.step(closure)
+        return dict(record)
+
+    def _flush(self, pending, optimizer, bar, elapsed) -> bool:
+        """Move pending losses to the history; False if any is not finite."""
+        keys = list(pending[0][1])
+        values = torch.stack([torch.stack([t[k] for k in keys]) for _, t in pending]).cpu()
+        steps = [st for st, _ in pending]
+        pending.clear()
+        if not torch.isfinite(values).all():
+            return False
+        lr = optimizer.param_groups[0]["lr"]
+        for i, st in enumerate(steps):
+            self.history["step"].append(st)
+            for j, k in enumerate(keys):
+                self.history[k if k == "loss" else f"loss.{k}"].append(float(values[i, j]))
+        self.history["lr"].extend([lr] * len(steps))
+        self.history["time"].extend([elapsed] * len(steps))
+        bar.set_postfix(loss=f"{float(values[-1, 0]):.3e}", **self._last_error(), refresh=False)
+        return True
+
+    def _last_error(self) -> dict:
+        return {"err": f"{self.history['error'][-1]:.2e}"} if self.history.get("error") else {}
+
+    def _eval(self, bar, start) -> bool:
+        if self.evaluate is None:
+            return False
+        err = self.evaluate()
+        self.history["eval_step"].append(self.step)
+        self.history["error"].append(err)
+        self.history["eval_time"].append(time.perf_counter() - start)
+        bar.set_postfix(
+            loss=f"{self.history['loss'][-1]:.3e}" if self.history.get("loss") else "-",
+            **self._last_error(),
+        )
+        if self.s.target_error is not None and err <= self.s.target_error:
+            self.stop_reason = "target_error"
+            return True
+        return False
+
+    # --- NaN guard -------------------------------------------------------------------
+    def _snapshot(self, optimizer, scheduler) -> dict:
+        return copy.deepcopy(
+            {
+                "model": self.model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler else None,
+            }
+        )
+
+    def _restore(self, good, optimizer, scheduler) -> None:
+        self.nan_restarts += 1
+        if self.nan_restarts > self.s.max_nan_restarts:
+            raise TrainingError(
+                f"the loss became NaN or infinite {self.nan_restarts} times (last at step "
+                f"{self.step}), even after halving the learning rate each time; lower train.lr, "
+                "set train.clip_grad, or check the problem's data for non-finite values."
+            )
+        self.model.load_state_dict(good["model"])
+        optimizer.load_state_dict(good["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(good["scheduler"])
+        for group in optimizer.param_groups:
+            group["lr"] *= 0.5
+        if scheduler is not None:
+            scheduler.base_lrs = [b * 0.5 for b in scheduler.base_lrs]
+        self.history["nan_restart_step"].append(self.step)

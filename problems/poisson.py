@@ -1,0 +1,149 @@
+"""Poisson problems −Δu = f with Dirichlet data, in any dimension, each with its exact solution.
+
+Every problem here offers the strong form (residual −Δu − f, Dirichlet data u = g on the
+boundary) and its exact solution, checked against its own equation in float64 by the tests.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+import pinnlab as pl
+
+
+@dataclass(frozen=True)
+class _BoxPoisson(pl.Problem):
+    """Shared strong form on the unit cube: −Δu = f in (0, 1)^d, u = exact on the boundary."""
+
+    truth = "exact"
+
+    def source(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def exact(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def strong_form(self) -> pl.StrongForm:
+        return pl.StrongForm(
+            domain=pl.Box(self.dim, 0.0, 1.0),
+            residual=lambda d: -d.laplacian - self.source(d.x),
+            conditions={"boundary": pl.Dirichlet(self.exact)},
+        )
+
+
+@dataclass(frozen=True)
+class PoissonSine(_BoxPoisson):
+    """−Δu = (π²/4) Σᵢ sin(π xᵢ/2) on [0, 1]^d, u = Σᵢ sin(π xᵢ/2), Dirichlet data.
+
+    The PNd problem of PINNacle (Hao et al., NeurIPS 2024, Datasets & Benchmarks), d = 5 there.
+    In high dimension u concentrates around its mean d·2/π: the best constant reaches
+    rel_l2 ≈ 0.48/√d, so read the centred metrics too.
+    """
+
+    id = "poisson-sine"
+    dims = "d ≥ 1"
+
+    def source(self, x):
+        return (math.pi**2 / 4) * torch.sin(math.pi * x / 2).sum(dim=1)
+
+    def exact(self, x):
+        return torch.sin(math.pi * x / 2).sum(dim=1)
+
+
+@dataclass(frozen=True)
+class PoissonHarmonic(_BoxPoisson):
+    """−Δu = 0 on (0, 1)^d, u = Σₖ x₂ₖ₋₁ x₂ₖ (k = 1 … d/2), Dirichlet data.
+
+    E & Yu, "The deep Ritz method", Commun. Math. Stat. 6 (2018), §3.1 (d = 10 there).
+    """
+
+    id = "poisson-harmonic"
+    dims = "even d ≥ 2"
+    dim: int = 10
+
+    def check(self):
+        self.require(self.dim % 2 == 0, f"dim must be even, got {self.dim}")
+
+    def source(self, x):
+        return torch.zeros_like(x[:, 0])
+
+    def exact(self, x):
+        return (x[:, 0::2] * x[:, 1::2]).sum(dim=1)
+
+
+@dataclass(frozen=True)
+class PoissonQuadratic(_BoxPoisson):
+    """−Δu = −2d on (0, 1)^d, u = Σₖ xₖ², Dirichlet data.
+
+    E & Yu, "The deep Ritz method", Commun. Math. Stat. 6 (2018), §3.1 (d = 100 there).
+    """
+
+    id = "poisson-quadratic"
+    dims = "d ≥ 1"
+    dim: int = 100
+
+    def source(self, x):
+        return torch.full_like(x[:, 0], -2.0 * self.dim)
+
+    def exact(self, x):
+        return (x * x).sum(dim=1)
+
+
+@dataclass(frozen=True)
+class PoissonBall(pl.Problem):
+    """−Δu = f in the unit ball of R^d, u = 0 on the sphere, with
+
+        u(x) = (1 − |x|²) Σ_{i<d} cᵢ sin(xᵢ + cos x_{i+1} + x_{i+1} cos xᵢ),  cᵢ ~ N(0, 1)
+
+    drawn from ``coef_seed``; f = −Δu in closed form. Anisotropic and inseparable.
+    Hu, Shukla, Karniadakis & Kawaguchi, "Tackling the curse of dimensionality with
+    physics-informed neural networks", Neural Networks (2024) (SDGD), two-body example.
+    """
+
+    id = "poisson-ball"
+    dims = "d ≥ 2"
+    truth = "exact"
+    dim: int = 10
+    coef_seed: int = 0
+
+    def check(self):
+        self.require(self.dim >= 2, f"dim must be ≥ 2, got {self.dim}")
+
+    def coefficients(self, like: Tensor) -> Tensor:
+        g = torch.Generator().manual_seed(self.coef_seed)
+        c = torch.randn(self.dim - 1, generator=g, dtype=torch.float64)
+        return c.to(device=like.device, dtype=like.dtype)
+
+    def _parts(self, x: Tensor):
+        xi, xn = x[:, :-1], x[:, 1:]
+        a = xi + torch.cos(xn) + xn * torch.cos(xi)
+        return xi, xn, a, self.coefficients(x)
+
+    def exact(self, x):
+        _, _, a, c = self._parts(x)
+        return (1 - (x * x).sum(dim=1)) * (c * torch.sin(a)).sum(dim=1)
+
+    def source(self, x):
+        """f = −Δu, with Δ[(1 − |x|²) ψ] = (1 − |x|²) Δψ − 4 x·∇ψ − 2d ψ."""
+        xi, xn, a, c = self._parts(x)
+        da_i = 1 - xn * torch.sin(xi)  # ∂aᵢ/∂xᵢ
+        da_n = torch.cos(xi) - torch.sin(xn)  # ∂aᵢ/∂x_{i+1}
+        lap_a = -xn * torch.cos(xi) - torch.cos(xn)
+        sin_a, cos_a = torch.sin(a), torch.cos(a)
+        psi = (c * sin_a).sum(dim=1)
+        lap_psi = (c * (-sin_a * (da_i**2 + da_n**2) + cos_a * lap_a)).sum(dim=1)
+        x_grad_psi = (c * cos_a * (xi * da_i + xn * da_n)).sum(dim=1)
+        r = 1 - (x * x).sum(dim=1)
+        return -(r * lap_psi - 4 * x_grad_psi - 2 * self.dim * psi)
+
+    def strong_form(self) -> pl.StrongForm:
+        zero = lambda x: torch.zeros_like(x[:, 0])  # noqa: E731
+        return pl.StrongForm(
+            domain=pl.Ball(self.dim),
+            residual=lambda d: -d.laplacian - self.source(d.x),
+            conditions={"boundary": pl.Dirichlet(zero, lift=zero)},
+        )
