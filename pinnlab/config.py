@@ -86,10 +86,9 @@ def format_validation_error(
         key = ".".join(str(p) for p in ((prefix,) if prefix else ()) + tuple(e["loc"]))
         if e["type"] == "extra_forbidden":
             allowed = _allowed_keys(model, e["loc"][:-1])
-            lines.append(
-                f"unknown key '{key}'.{did_you_mean(str(e['loc'][-1]), allowed)} "
-                f"Allowed here: {', '.join(allowed)}."
-            )
+            parent = key.rsplit(".", 1)[0] + "." if "." in key else ""
+            suggestion = did_you_mean(str(e["loc"][-1]), allowed).replace("'", f"'{parent}", 1)
+            lines.append(f"unknown key '{key}'.{suggestion} Allowed here: {', '.join(allowed)}.")
         elif e["type"] == "missing":
             lines.append(f"missing key '{key}'.")
         else:

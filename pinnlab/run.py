@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .catalogue import catalogue, shipped_dir
-from .config import RunConfig, merge, parse_set, read_yaml, validate
+from .config import ProblemSection, RunConfig, merge, parse_set, read_yaml, validate
 from .errors import ConfigError, PinnlabError, unknown_name
 from .memory import reuse_freed_memory
 from .networks import build_network
@@ -57,6 +57,7 @@ def make_config(
     params: Mapping[str, Any] | None = None,
     sets: Iterable[str] = (),
     overrides: Mapping[str, Any] | None = None,
+    problems_dirs: Iterable = (),
 ) -> RunConfig:
     """Assemble and validate a run config.
 
@@ -86,7 +87,10 @@ def make_config(
     if cfg.method not in SOLVERS:
         raise unknown_name("method", cfg.method, SOLVERS)
     validate(SOLVERS[cfg.method].Settings, cfg.solver, prefix="solver")
-    return cfg
+    problem = build_problem(cfg, problems_dirs)
+    check_form(problem, SOLVERS[cfg.method], SOLVERS)
+    # Record every parameter, defaults included, so the config alone rebuilds the problem.
+    return cfg.model_copy(update={"problem": ProblemSection(id=problem.id, **problem.params())})
 
 
 def fingerprint(config: RunConfig) -> str:

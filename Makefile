@@ -1,0 +1,33 @@
+# Each target creates the environment first when it is missing (python3 -m venv + pip).
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: solve test test-all lint bench-gpu clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch 2.13.0 (CPU build where a local wheel is provided); any torch >= 2.1 works.
+	$(BIN)/python -m pip install --quiet torch==2.13.0 || $(BIN)/python -m pip install --quiet "torch>=2.1"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+## The main job: solve poisson-sine with the shipped recipe, print its errors, write runs/poisson-sine.h5
+solve: $(STAMP)
+	$(BIN)/pinnlab solve poisson-sine --out runs/poisson-sine.h5
+
+## The test suite CI runs (slow tests excluded)
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+## Every test, slow ones included
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) runs dist build

@@ -1,0 +1,202 @@
+"""The ``pinnlab`` command line: problems, solve, eval, info.
+
+Errors print as one line (``error: ...``) and exit with status 2; ``--debug`` shows the
+traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from .errors import PinnlabError, ShapeError
+
+
+def _cmd_problems(args) -> int:
+    from .catalogue import catalogue, describe
+
+    entries = [describe(cls) for cls in catalogue(args.problems).values()]
+    if args.json:
+        print(json.dumps(entries, indent=2, default=str))
+        return 0
+    for e in entries:
+        params = ", ".join(f"{k}={v!r}" for k, v in e["parameters"].items())
+        print(f"{e['id']}\n  {e['summary']}")
+        print(f"  parameters: {params}")
+        print(
+            f"  dimensions: {e['dimensions']}   forms: {', '.join(e['forms'])}   truth: {e['truth']}"
+        )
+    return 0
+
+
+def _param(assignment: str) -> tuple[str, str]:
+    if "=" not in assignment:
+        raise PinnlabError(f"--param expects NAME=VALUE (e.g. coef_seed=3), got '{assignment}'.")
+    name, value = assignment.split("=", 1)
+    return name.strip(), value
+
+
+def _print_metrics(metrics: dict) -> None:
+    for name, value in metrics.items():
+        print(f"  {name:>16s} = {value:.4e}")
+
+
+def _cmd_solve(args) -> int:
+    from .run import make_config, run
+
+    params = dict(_param(p) for p in args.param)
+    if args.dim is not None:
+        params["dim"] = args.dim
+    sets = list(args.set)
+    if args.device is not None:
+        sets.append(f"device={args.device}")
+    if args.seed is not None:
+        sets.append(f"seed={args.seed}")
+    config = make_config(
+        args.problem, method=args.method, config=args.config, params=params, sets=sets
+    )
+    out = (
+        args.out
+        or Path("runs")
+        / f"{config.problem.id}-d{config.problem.params().get('dim', 'x')}-{config.method}.h5"
+    )
+    print(f"solving {config.problem.id} {config.problem.params()} with {config.method} -> {out}")
+    solution = run(
+        config, out=out, resume=args.resume, progress=not args.quiet, problems_dirs=args.problems
+    )
+    env = solution.environment
+    print(
+        f"done: {env['steps']} steps in {env['wall_time']:.1f} s on {env['device']} "
+        f"(stopped by {env['stop_reason']}); solution written to {out}"
+    )
+    _print_metrics(solution.metrics)
+    return 0
+
+
+def _cmd_eval(args) -> int:
+    import numpy as np
+
+    from .solution import load
+
+    solution = load(args.solution, problems_dirs=args.problems)
+    try:
+        points = np.load(args.points, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise PinnlabError(
+            f"cannot read points from '{args.points}' (a .npy array of shape (n, dim)): {e}"
+        ) from None
+    if points.ndim == 1 and solution.in_dim == 1:
+        points = points[:, None]
+    if points.ndim != 2:
+        raise ShapeError(
+            f"points in '{args.points}' must be a 2-d array (n, {solution.in_dim}); got shape {points.shape}."
+        )
+    values = solution.grad(points) if args.grad else solution(points)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp.npy")
+    np.save(tmp, values)
+    os.replace(tmp, out)
+    print(f"wrote {'gradients' if args.grad else 'values'} of shape {values.shape} to {out}")
+    return 0
+
+
+def _cmd_info(args) -> int:
+    from .solution import load
+
+    solution = load(args.solution, problems_dirs=args.problems)
+    info = {
+        "problem": {"id": solution.problem.id, **solution.problem.params()},
+        "config": solution.config.model_dump(),
+        "environment": solution.environment,
+        "metrics": solution.metrics,
+        "history": {k: len(v) for k, v in solution.history.items()},
+    }
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    print(f"{solution.problem} solved with {solution.config.method}")
+    env = solution.environment
+    print(
+        f"  {env.get('steps')} steps, {env.get('wall_time', float('nan')):.1f} s on {env.get('device')}; "
+        f"pinnlab {env.get('pinnlab')}, torch {env.get('torch')}, python {env.get('python')}, git {env.get('git')}"
+    )
+    print("  config: " + json.dumps(solution.config.model_dump(exclude={"problem"})))
+    print("  metrics:")
+    _print_metrics(solution.metrics)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pinnlab", description="Solve PDEs with neural networks.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    p.add_argument(
+        "--problems",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also load problem files from DIR (repeatable; see also $PINNLAB_PROBLEMS)",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    q = sub.add_parser("problems", help="list the catalogue")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=_cmd_problems)
+
+    s = sub.add_parser("solve", help="train a solution of a catalogue problem")
+    s.add_argument("problem", help="problem id (see `pinnlab problems`)")
+    s.add_argument("--dim", type=int, help="the problem's dimension")
+    s.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE", help="problem parameter"
+    )
+    s.add_argument("--method", default=None, help="solver (default: the config's, else pinn)")
+    s.add_argument("--config", help="run config YAML (default: the shipped recipe)")
+    s.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. train.steps=200",
+    )
+    s.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
+    s.add_argument("--seed", type=int)
+    s.add_argument("--out", help="solution file (default runs/<problem>-d<dim>-<method>.h5)")
+    s.add_argument("--resume", action="store_true", help="continue from <out>.ckpt")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=_cmd_solve)
+
+    e = sub.add_parser("eval", help="evaluate a solution on points from a .npy file")
+    e.add_argument("solution", help="solution .h5")
+    e.add_argument("points", help=".npy array (n, dim); time-dependent problems: t in column 0")
+    e.add_argument("--out", required=True, help="output .npy")
+    e.add_argument("--grad", action="store_true", help="write the spatial gradient instead")
+    e.set_defaults(func=_cmd_eval)
+
+    i = sub.add_parser("info", help="show a solution's config, environment and metrics")
+    i.add_argument("solution")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=_cmd_info)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except PinnlabError as e:
+        if args.debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
