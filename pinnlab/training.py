@@ -43,8 +43,18 @@ def _phases(s: TrainSection) -> list[tuple[str, int]]:
 def _optimizer(kind: str, params, s: TrainSection, lr: float):
     if kind == "adam":
         return torch.optim.Adam(params, lr=lr)
+    # One iteration per step (so checkpoints, NaN checks and Ctrl-C act between iterations);
+    # max_eval bounds the line search of that iteration: torch's default (5/4 · max_iter = 1)
+    # would leave the strong-Wolfe search no evaluations at all and stall the optimizer.
     return torch.optim.LBFGS(
-        params, lr=1.0, max_iter=1, history_size=s.lbfgs_history, line_search_fn="strong_wolfe"
+        params,
+        lr=1.0,
+        max_iter=1,
+        max_eval=25,
+        history_size=s.lbfgs_history,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=0.0,
+        tolerance_change=0.0,
     )
 
 
@@ -198,7 +208,7 @@ class Trainer:
         """Steps until ``end``; True when training should stop altogether."""
         s = self.s
         good = self._snapshot(optimizer, scheduler)
-        pending: list[tuple[int, dict]] = []
+        pending: list[tuple[int, dict, float]] = []
         while self.step < end:
             resample = kind == "adam" and s.resample_every and self.step % s.resample_every == 0
             if resample and not fresh:
@@ -212,23 +222,28 @@ class Trainer:
             if scheduler is not None:
                 scheduler.step()
             self.step += 1
-            pending.append((self.step, terms))
+            pending.append((self.step, terms, optimizer.param_groups[0]["lr"]))
             bar.update(1)
             last = self.step == end
-            if self.step % s.log_every == 0 or last:
-                if not self._flush(pending, optimizer, bar, time.perf_counter() - start):
+            logging = self.step % s.log_every == 0 or last
+            evaluate = self.step % s.eval_every == 0 or last
+            out_of_time = s.time_budget is not None and time.perf_counter() - start >= s.time_budget
+            periodic = s.checkpoint_every and self.step % s.checkpoint_every == 0
+            # Wherever the run is evaluated, checkpointed or may stop, its history is complete
+            # and its state finite (a checkpoint must not hold NaN weights or lose losses).
+            if logging or evaluate or out_of_time or periodic or self._interrupted:
+                if not self._flush(pending, bar, time.perf_counter() - start):
                     self._restore(good, optimizer, scheduler)
                     batch = self.solver.batch(self.generator)
                     continue
-                good = self._snapshot(optimizer, scheduler)
-            if self.step % s.eval_every == 0 or last:
-                if self._eval(bar, start):
-                    return True
-            if s.time_budget is not None and time.perf_counter() - start >= s.time_budget:
+                if logging:
+                    good = self._snapshot(optimizer, scheduler)
+            if evaluate and self._eval(bar, start):
+                return True
+            if out_of_time:
                 self.stop_reason = "time_budget"
                 self._eval(bar, start)
                 return True
-            periodic = s.checkpoint_every and self.step % s.checkpoint_every == 0
             if periodic or self._interrupted:
                 self.elapsed = time.perf_counter() - start
                 self.save_checkpoint(optimizer, scheduler, batch)
@@ -275,20 +290,19 @@ class Trainer:
         optimizer.step(closure)
         return dict(record)
 
-    def _flush(self, pending, optimizer, bar, elapsed) -> bool:
+    def _flush(self, pending, bar, elapsed) -> bool:
         """Move pending losses to the history; False if any is not finite."""
         keys = list(pending[0][1])
-        values = torch.stack([torch.stack([t[k] for k in keys]) for _, t in pending]).cpu()
-        steps = [st for st, _ in pending]
+        values = torch.stack([torch.stack([t[k] for k in keys]) for _, t, _ in pending]).cpu()
+        steps = [(st, lr) for st, _, lr in pending]
         pending.clear()
         if not torch.isfinite(values).all():
             return False
-        lr = optimizer.param_groups[0]["lr"]
-        for i, st in enumerate(steps):
+        for i, (st, lr) in enumerate(steps):
             self.history["step"].append(st)
             for j, k in enumerate(keys):
                 self.history[k if k == "loss" else f"loss.{k}"].append(float(values[i, j]))
-        self.history["lr"].extend([lr] * len(steps))
+            self.history["lr"].append(lr)
         self.history["time"].extend([elapsed] * len(steps))
         bar.set_postfix(loss=f"{float(values[-1, 0]):.3e}", **self._last_error(), refresh=False)
         return True
