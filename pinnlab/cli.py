@@ -56,7 +56,12 @@ def _cmd_solve(args) -> int:
     if args.seed is not None:
         sets.append(f"seed={args.seed}")
     config = make_config(
-        args.problem, method=args.method, config=args.config, params=params, sets=sets
+        args.problem,
+        method=args.method,
+        config=args.config,
+        params=params,
+        sets=sets,
+        problems_dirs=args.problems,
     )
     out = (
         args.out

@@ -16,6 +16,8 @@ from .problem import Problem
 
 TEST_POINTS = 10_000
 TEST_SEED = 20241127
+#: The names :func:`error_metrics` returns; a run's ``metric`` is one of them.
+METRICS = ("rel_l2", "rel_l1", "max_abs", "rel_l2_centered", "rel_h1_seminorm", "const_rel_l2")
 
 
 def test_points(problem: Problem, *, dtype=torch.float64, device="cpu", n=TEST_POINTS) -> Tensor:
@@ -27,12 +29,23 @@ def test_points(problem: Problem, *, dtype=torch.float64, device="cpu", n=TEST_P
 
 
 def exact_with_grad(problem: Problem, x: Tensor, time_dependent: bool) -> tuple[Tensor, Tensor]:
-    """The exact solution and its spatial gradient (by autograd on the closed form)."""
+    """The exact solution and its spatial gradient (by autograd on the closed form).
+
+    Scalar problems give (n,) and (n, d); problems with k outputs give (n, k) and (n, k, d).
+    """
     with torch.enable_grad():
         x = x.detach().requires_grad_(True)
         u = problem.exact(x)
-        (g,) = torch.autograd.grad(u.sum(), x)
-    return u.detach(), g[:, 1:] if time_dependent else g
+        columns = u.unsqueeze(1) if u.dim() == 1 else u
+        g = torch.stack(
+            [
+                torch.autograd.grad(columns[:, c].sum(), x, retain_graph=True)[0]
+                for c in range(columns.shape[1])
+            ],
+            dim=1,
+        )
+    g = g[..., 1:] if time_dependent else g
+    return u.detach(), g[:, 0] if u.dim() == 1 else g
 
 
 def error_metrics(u: Tensor, u_true: Tensor, grad: Tensor, grad_true: Tensor) -> dict[str, float]:

@@ -23,6 +23,7 @@ from .catalogue import catalogue, shipped_dir
 from .config import ProblemSection, RunConfig, merge, parse_set, read_yaml, validate
 from .errors import ConfigError, PinnlabError, unknown_name
 from .memory import reuse_freed_memory
+from .metrics import METRICS
 from .networks import build_network
 from .problem import Problem
 from .solution import Solution
@@ -86,6 +87,8 @@ def make_config(
     cfg = validate(RunConfig, data)
     if cfg.method not in SOLVERS:
         raise unknown_name("method", cfg.method, SOLVERS)
+    if cfg.metric not in METRICS:
+        raise unknown_name("metric", cfg.metric, METRICS)
     validate(SOLVERS[cfg.method].Settings, cfg.solver, prefix="solver")
     problem = build_problem(cfg, problems_dirs)
     check_form(problem, SOLVERS[cfg.method], SOLVERS)

@@ -190,7 +190,7 @@ def load(path: str | os.PathLike, *, device: str = "cpu", problems_dirs=()) -> S
             history = {k: np.array(v) for k, v in f["history"].items()}
         except SolutionFileError:
             raise
-        except (KeyError, OSError, ValueError, TypeError) as e:
+        except (KeyError, OSError, RuntimeError, ValueError, TypeError) as e:  # h5py raises all
             raise SolutionFileError(f"'{path}' is damaged or incomplete: {e}") from None
     problem = catalogue(problems_dirs).problem(config.problem.id, **config.problem.params())
     model = build_model(problem, config, device=torch.device(device))

@@ -57,18 +57,12 @@ class PINN(Solver):
         self.hard = True
         return DirichletTransform(net, self.strong.domain.distance, conditions[0].lift)
 
-    def _terms(self) -> list[str]:
-        names = ["residual"] + [n for n, c in self.strong.conditions.items() if not self._exact(c)]
-        return names
-
     def _exact(self, condition) -> bool:
         return self.hard and condition.on == "boundary"
 
     def weights(self) -> dict[str, float]:
-        unknown = set(self.settings.weights) - set(self._terms())
-        if unknown:
-            name = sorted(unknown)[0]
-            raise unknown_name("loss term (solver.weights)", name, self._terms())
+        # The names are checked in ``loss``: a residual may be a dict of named terms, whose
+        # names are known only once it has been evaluated.
         return dict(self.settings.weights)
 
     def batch(self, generator: torch.Generator) -> dict[str, Tensor]:
@@ -104,4 +98,7 @@ class PINN(Solver):
                 u = net(y)
                 g = c.value(y)
                 terms[name] = (u - g.reshape(u.shape)).square().mean()
+        unknown = set(self.settings.weights) - set(terms)
+        if unknown:
+            raise unknown_name("loss term (solver.weights)", sorted(unknown)[0], terms)
         return terms

@@ -1,0 +1,56 @@
+"""Every shipped run recipe (configs/runs/*.yaml) is valid, well named, and runs two steps."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import pytest
+
+import pinnlab as pl
+import pinnlab.metrics
+import pinnlab.solution
+from pinnlab.catalogue import shipped_dir
+from pinnlab.config import read_yaml
+from pinnlab.solvers import SOLVERS
+
+RECIPES = sorted(shipped_dir("configs").glob("runs/*.yaml"))
+
+
+def shrunk(path) -> pl.RunConfig:
+    """The recipe with two optimisation steps (Adam then L-BFGS where it has both) and at most
+    32 points per batch; problem, network and everything else as the recipe says."""
+    cfg = pl.make_config(config=path)
+    steps = {"adam": ["train.steps=2"], "lbfgs": ["train.steps=2"]}.get(
+        cfg.train.optimizer, ["train.steps=1", "train.lbfgs_steps=1"]
+    )
+    settings = SOLVERS[cfg.method].Settings.model_validate(cfg.solver)
+    points = [
+        f"solver.{name}={min(value, 32)}"
+        for name, value in settings.model_dump().items()
+        if name.startswith("n_") and isinstance(value, int)
+    ]
+    stops = ["train.target_error=null", "train.time_budget=null"]
+    return pl.make_config(config=path, sets=[*steps, *points, *stops, "device=cpu"])
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
+def test_recipe_is_named_after_its_problem_and_method(path):
+    """<problem>-<method>.yaml, or a variant <problem>-<variant>-<method>.yaml."""
+    data = read_yaml(path)
+    cfg = pl.make_config(config=path)
+    assert path.stem.startswith(f"{cfg.problem.id}-") and path.stem.endswith(f"-{cfg.method}")
+    assert data.get("method", "pinn") == cfg.method
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
+def test_recipe_runs_two_steps(path, monkeypatch):
+    # Errors on 512 test points instead of 10⁴: the recipe's network may be large.
+    monkeypatch.setattr(
+        pinnlab.solution, "test_points", functools.partial(pinnlab.metrics.test_points, n=512)
+    )
+    solution = pl.run(shrunk(path))
+    assert solution.environment["steps"] == 2
+    assert solution.environment["stop_reason"] == "steps"
+    assert math.isfinite(solution.history["loss"][-1])
+    assert all(math.isfinite(v) for v in solution.metrics.values())

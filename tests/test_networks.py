@@ -1,0 +1,97 @@
+"""Networks: shapes, seeded initialisation, activations' closed-form derivatives, transforms."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from torch import nn
+
+import pinnlab as pl
+from pinnlab.networks import (
+    ACTIVATIONS,
+    NETWORKS,
+    Activation,
+    DirichletTransform,
+    FourierFeatures,
+    build_network,
+)
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+def test_activation_derivatives_match_autograd(name):
+    z = torch.linspace(-3, 3, 41, dtype=torch.float64).requires_grad_(True)
+    f0, f1, f2 = ACTIVATIONS[name](z)
+    (d1,) = torch.autograd.grad(f0.sum(), z, create_graph=True)
+    (d2,) = torch.autograd.grad(d1.sum(), z)
+    torch.testing.assert_close(f1, d1, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(f2, d2, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(Activation(name)(z), f0)
+
+
+@pytest.mark.parametrize("fourier", [0, 4])
+@pytest.mark.parametrize("kind", list(NETWORKS))
+def test_build_network_shapes_and_seeded_init(kind, fourier):
+    kw = dict(kind=kind, width=8, depth=2, fourier_features=fourier)
+    a = build_network(3, 2, generator=gen(1), **kw)
+    b = build_network(3, 2, generator=gen(1), **kw)
+    c = build_network(3, 2, generator=gen(2), **kw)
+    x = torch.rand(5, 3, generator=gen())
+    assert a(x).shape == (5, 2)
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert sa.keys() == sb.keys()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+    if fourier:
+        assert any(k.endswith("B") for k in sa), "the Fourier matrix is not saved with the net"
+    # Biases start at zero (Glorot normal weights, zero biases).
+    assert all(not v.any() for k, v in sa.items() if k.endswith("bias"))
+
+
+def test_network_counts_and_depth():
+    net = build_network(3, 1, width=8, depth=3, generator=gen())
+    linear = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    assert len(linear) == 4  # 3 hidden layers + output
+    assert sum(p.numel() for p in net.parameters()) == (3 * 8 + 8) + 2 * (8 * 8 + 8) + (8 + 1)
+
+
+def test_fourier_features_scale():
+    ff = FourierFeatures(2, 1000, scale=3.0, generator=gen())
+    assert ff.out_dim == 2000
+    # B = 2π·scale·N(0, 1): its entries have standard deviation ≈ 2π·3.
+    assert float(ff.B.std()) == pytest.approx(2 * torch.pi * 3.0, rel=0.05)
+    out = ff(torch.zeros(4, 2))
+    torch.testing.assert_close(out[:, :1000], torch.ones(4, 1000))
+    torch.testing.assert_close(out[:, 1000:], torch.zeros(4, 1000))
+
+
+@pytest.mark.parametrize(
+    "domain", [pl.Box(2), pl.Ball(2), pl.SpaceTime(pl.Box(2))], ids=["box", "ball", "space-time"]
+)
+def test_dirichlet_transform_imposes_the_data_exactly(domain):
+    net = build_network(domain.dim, 1, width=8, depth=2, generator=gen()).double()
+
+    def lift(x):
+        return torch.sin(x).sum(dim=1) + 1.0
+
+    model = DirichletTransform(net, domain.distance, lift)
+    y = domain.sample_boundary(50, generator=gen(), dtype=torch.float64)
+    torch.testing.assert_close(model(y)[:, 0], lift(y), rtol=0, atol=1e-12)
+    x = domain.sample_interior(50, generator=gen(), dtype=torch.float64)
+    assert not torch.allclose(model(x)[:, 0], lift(x))
+
+
+def test_unknown_network_and_activation():
+    with pytest.raises(
+        pl.UnknownNameError, match=re.escape("unknown network 'mpl'. Did you mean 'mlp'")
+    ):
+        build_network(2, 1, kind="mpl", generator=gen())
+    with pytest.raises(
+        pl.UnknownNameError, match=re.escape("unknown activation 'tahn'. Did you mean 'tanh'")
+    ):
+        build_network(2, 1, activation="tahn", generator=gen())

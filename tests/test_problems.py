@@ -1,0 +1,220 @@
+"""The catalogue, generically: every problem's truth satisfies its own equation and data."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import pytest
+import torch
+
+import pinnlab as pl
+from pinnlab.catalogue import describe
+
+CATALOGUE = pl.catalogue()
+PROBLEM_IDS = list(CATALOGUE)
+#: Small dimensions tried for every problem; those a problem does not support are skipped.
+DIMS = (1, 2, 3, 4, 6)
+
+
+def valid_instances(cls) -> list[pl.Problem]:
+    problems = []
+    for dim in DIMS:
+        try:
+            problems.append(cls.from_params({"dim": dim}))
+        except pl.ParameterError:
+            continue
+    assert problems, f"{cls.id} accepts none of the dimensions {DIMS}"
+    return problems
+
+
+def as_columns(f):
+    """A "network" (n, D) -> (n, k) made of a function that may return (n,)."""
+
+    def net(x):
+        u = f(x)
+        return u if u.dim() == 2 else u[:, None]
+
+    return net
+
+
+def named(r) -> dict[str, torch.Tensor]:
+    return dict(r) if isinstance(r, dict) else {"residual": r}
+
+
+def _max(t: torch.Tensor) -> float:
+    return float(t.detach().abs().max()) if t.numel() else 0.0
+
+
+def check_residual(problem: pl.Problem, n: int = 64) -> None:
+    """Exact solution in the strong-form residual, float64, dense reverse-mode autograd."""
+    form = problem.strong_form()
+    generator = torch.Generator().manual_seed(1234)
+    x = form.domain.sample_interior(n, generator=generator, dtype=torch.float64)
+    td = problem.time_dependent
+
+    u = problem.exact(x)
+    expected_shape = (n,) if form.outputs == 1 else (n, form.outputs)
+    assert u.shape == expected_shape and u.dtype == torch.float64
+
+    d = pl.Derivatives(as_columns(problem.exact), x, method="reverse", time_dependent=td)
+    residuals = named(form.residual(d))
+    assert residuals, f"{problem}: the residual is empty"
+    parts = [d.u, d.grad, d.laplacian] + ([d.dt] if td else [])
+    scale = max(1.0, *(_max(p) for p in parts))
+    for name, r in residuals.items():
+        assert r.shape[0] == n, f"{problem}: residual '{name}' has shape {tuple(r.shape)}"
+        assert torch.isfinite(r).all()
+        assert _max(r) <= 1e-8 * scale, (
+            f"{problem}: residual '{name}' of the exact solution is {_max(r):.3e} "
+            f"(scale {scale:.3e})"
+        )
+
+    # The check can fail: a perturbed solution leaves a residual that is far from zero.
+    w = torch.linspace(0.3, 1.1, x.shape[1], dtype=torch.float64)
+
+    def perturbed(y):
+        return as_columns(problem.exact)(y) + 0.1 * torch.sin(y @ w + 1.0)[:, None]
+
+    dp = pl.Derivatives(perturbed, x, method="reverse", time_dependent=td)
+    worst = max(_max(r) for r in named(form.residual(dp)).values())
+    assert worst > 1e-3, f"{problem}: the residual does not see a perturbation of u"
+
+
+def condition_points(domain: pl.Domain, condition: pl.Dirichlet, n: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(99)
+    kw = dict(generator=generator, dtype=torch.float64)
+    if condition.on == "boundary":
+        return domain.sample_boundary(n, **kw)
+    t = domain.t0 if condition.on == "initial" else domain.t1
+    return domain.sample_slice(n, t, **kw)
+
+
+def check_conditions(problem: pl.Problem, n: int = 64) -> None:
+    """Every Dirichlet condition agrees with the exact solution on its part of the boundary."""
+    form = problem.strong_form()
+    for name, condition in form.conditions.items():
+        y = condition_points(form.domain, condition, n)
+        exact = as_columns(problem.exact)(y)
+        value = condition.value(y).reshape(exact.shape)
+        scale = max(1.0, _max(exact))
+        err = _max(value - exact)
+        assert err <= 1e-8 * scale, f"{problem}: condition '{name}' is off by {err:.3e}"
+        if condition.lift is not None:
+            lift = condition.lift(y).reshape(exact.shape)
+            assert _max(lift - value) <= 1e-8 * scale, f"{problem}: lift of '{name}' ≠ data"
+
+
+def strong_problems(cls) -> list[pl.Problem]:
+    problems = valid_instances(cls)
+    if "strong" not in cls.forms():
+        pytest.skip(f"{cls.id} offers no strong form")
+    return problems
+
+
+@pytest.mark.parametrize("problem_id", PROBLEM_IDS)
+def test_exact_solution_satisfies_residual(problem_id):
+    for problem in strong_problems(CATALOGUE[problem_id]):
+        if problem.truth == "exact" or hasattr(problem, "exact"):
+            check_residual(problem)
+
+
+@pytest.mark.parametrize("problem_id", PROBLEM_IDS)
+def test_exact_solution_satisfies_dirichlet_conditions(problem_id):
+    for problem in strong_problems(CATALOGUE[problem_id]):
+        if hasattr(problem, "exact"):
+            check_conditions(problem)
+
+
+@pytest.mark.parametrize("problem_id", PROBLEM_IDS)
+def test_truth_is_declared_honestly(problem_id):
+    cls = CATALOGUE[problem_id]
+    assert cls.truth in ("exact", "reference", "none")
+    if cls.truth == "exact":
+        assert hasattr(cls, "exact")
+
+
+def test_user_problems_satisfy_their_equations(user_dir):
+    """The same checks on user problems: a space-time one and a two-output one."""
+    cat = pl.catalogue([user_dir])
+    heat = cat.problem("test-heat", dim=3)
+    pair = cat.problem("test-pair", dim=2)
+    assert heat.time_dependent and not pair.time_dependent
+    for problem in (heat, pair):
+        check_residual(problem)
+        check_conditions(problem)
+
+
+def test_catalogue_is_not_empty_and_ids_match():
+    assert "poisson-sine" in PROBLEM_IDS
+    assert PROBLEM_IDS == sorted(PROBLEM_IDS)
+    for problem_id in PROBLEM_IDS:
+        assert CATALOGUE[problem_id].id == problem_id
+    assert len(CATALOGUE) == len(PROBLEM_IDS)
+
+
+@pytest.mark.parametrize("problem_id", PROBLEM_IDS)
+def test_describe(problem_id):
+    cls = CATALOGUE[problem_id]
+    entry = describe(cls)
+    assert entry["id"] == problem_id
+    assert entry["summary"], f"{problem_id} has no docstring"
+    assert entry["forms"] and set(entry["forms"]) <= set(pl.FORMS)
+    assert entry["parameters"]["dim"] == cls.parameters()["dim"]
+    assert entry["dimensions"] == cls.dims
+
+
+@pytest.mark.parametrize("problem_id", PROBLEM_IDS)
+def test_parameters_round_trip_and_are_frozen(problem_id):
+    cls = CATALOGUE[problem_id]
+    problem = cls.from_params({})
+    assert problem.params() == cls.parameters()
+    assert cls.from_params(problem.params()) == problem
+    # The command line passes strings: they are converted by type.
+    assert cls.from_params({k: str(v) for k, v in problem.params().items()}) == problem
+    assert problem_id in str(problem)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        problem.dim = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("problem_id", PROBLEM_IDS)
+def test_dim_zero_is_rejected(problem_id):
+    with pytest.raises(pl.ParameterError, match=rf"{problem_id}: dim must be an integer ≥ 1"):
+        CATALOGUE[problem_id].from_params({"dim": 0})
+
+
+@pytest.mark.parametrize("problem_id", PROBLEM_IDS)
+def test_unknown_and_mistyped_parameters(problem_id):
+    cls = CATALOGUE[problem_id]
+    with pytest.raises(
+        pl.ParameterError, match=re.escape("has no parameter 'dimm'. Did you mean 'dim'?")
+    ):
+        cls.from_params({"dimm": 3})
+    with pytest.raises(pl.ParameterError, match="parameter 'dim' must be"):
+        cls.from_params({"dim": "three"})
+
+
+def test_poisson_harmonic_needs_an_even_dimension():
+    cls = CATALOGUE["poisson-harmonic"]
+    assert cls.from_params({"dim": 4}).dim == 4
+    with pytest.raises(pl.ParameterError, match=r"dim must be even, got 3.*even d ≥ 2"):
+        cls.from_params({"dim": 3})
+
+
+def test_poisson_ball_coefficients_depend_on_the_seed():
+    x = torch.rand(16, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64) / 2
+    a = pl.problem("poisson-ball", dim=3, coef_seed=0)
+    b = pl.problem("poisson-ball", dim=3, coef_seed=1)
+    assert torch.equal(a.exact(x), pl.problem("poisson-ball", dim=3, coef_seed=0).exact(x))
+    assert not torch.allclose(a.exact(x), b.exact(x))
+    with pytest.raises(pl.ParameterError, match="≥ 2"):
+        pl.problem("poisson-ball", dim=1)
+
+
+def test_problem_by_id():
+    p = pl.problem("poisson-sine", dim=3)
+    assert p.dim == 3 and p.id == "poisson-sine" and p.forms() == ("strong",)
+    with pytest.raises(
+        pl.UnknownNameError, match=re.escape("unknown problem 'poisson-sin'. Did you mean")
+    ):
+        pl.problem("poisson-sin")
