@@ -8,7 +8,6 @@ Public API (everything a catalogue problem file or a user script needs)::
     sol.metrics; sol.save("run.h5"); pl.load("run.h5")(points)
 """
 
-from .catalogue import Catalogue, catalogue, problem
 from .config import RunConfig
 from .derivatives import Derivatives, Jet
 from .domains import Ball, Box, Domain, SpaceTime
@@ -23,6 +22,7 @@ from .errors import (
     UnknownNameError,
 )
 from .problem import FORMS, Dirichlet, Problem, StrongForm
+from .registry import Catalogue, catalogue, problem
 from .run import make_config, run, solve
 from .solution import Solution, load
 

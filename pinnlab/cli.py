@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 from .errors import PinnlabError, ShapeError
+from .files import atomic_write
 
 
 def _cmd_problems(args) -> int:
-    from .catalogue import catalogue, describe
+    from .registry import catalogue, describe
 
     entries = [describe(cls) for cls in catalogue(args.problems).values()]
     if args.json:
@@ -101,10 +101,8 @@ def _cmd_eval(args) -> int:
         )
     values = solution.grad(points) if args.grad else solution(points)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.npy")
-    np.save(tmp, values)
-    os.replace(tmp, out)
+    with atomic_write(out, suffix=".npy") as tmp:
+        np.save(tmp, values)
     print(f"wrote {'gradients' if args.grad else 'values'} of shape {values.shape} to {out}")
     return 0
 
@@ -152,7 +150,9 @@ def parser() -> argparse.ArgumentParser:
     q.set_defaults(func=_cmd_problems)
 
     s = sub.add_parser("solve", help="train a solution of a catalogue problem")
-    s.add_argument("problem", help="problem id (see `pinnlab problems`)")
+    s.add_argument(
+        "problem", nargs="?", help="problem id (see `pinnlab problems`); default: the config's"
+    )
     s.add_argument("--dim", type=int, help="the problem's dimension")
     s.add_argument(
         "--param", action="append", default=[], metavar="NAME=VALUE", help="problem parameter"
@@ -166,7 +166,7 @@ def parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a config key, e.g. train.steps=200",
     )
-    s.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
+    s.add_argument("--device", default=None, help="auto (default), cpu, cuda or cuda:N")
     s.add_argument("--seed", type=int)
     s.add_argument("--out", help="solution file (default runs/<problem>-d<dim>-<method>.h5)")
     s.add_argument("--resume", action="store_true", help="continue from <out>.ckpt")
@@ -196,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into e.g. `head`, which closed early
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         if args.debug:
             raise

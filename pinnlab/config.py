@@ -114,9 +114,12 @@ def validate(model: type[BaseModel], data: Mapping[str, Any], prefix: str = ""):
         raise ConfigError(format_validation_error(e, model, prefix)) from None
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
+def read_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """A YAML mapping from ``path``; a ``base:`` key names a file it extends (relative path)."""
     path = Path(path)
+    if path.resolve() in _seen:
+        chain = " -> ".join(str(p) for p in (*_seen, path.resolve()))
+        raise ConfigError(f"config files extend each other in a cycle: {chain}.")
     try:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError:
@@ -127,7 +130,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file '{path}' must hold a mapping, got {type(data).__name__}.")
     base = data.pop("base", None)
     if base is not None:
-        data = merge(read_yaml(path.parent / base), data)
+        data = merge(read_yaml(path.parent / base, (*_seen, path.resolve())), data)
     return data
 
 

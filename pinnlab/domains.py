@@ -104,9 +104,16 @@ class Box(Domain):
         return x.scatter(1, axis[:, None], value[:, None])
 
     def distance(self, x: Tensor) -> Tensor:
-        """φ = (Σᵢ 1/ψᵢ)⁻¹ with ψᵢ = 4(xᵢ − a)(b − xᵢ)/(b − a)²: smooth inside, ≈ ψᵢ near face i."""
+        """φ = (Σᵢ 1/ψᵢ)⁻¹ with ψᵢ = 4(xᵢ − a)(b − xᵢ)/(b − a)²: smooth inside, ≈ ψᵢ near face i.
+
+        Evaluated as ψ_k / (1 + Σ_{i≠k} ψ_k/ψᵢ) with k = argminᵢ ψᵢ, an identity for any fixed
+        k that stays finite (value and derivatives) on the faces, where ψ_k = 0.
+        """
         psi = 4.0 * (x - self.low) * (self.high - x) / (self.high - self.low) ** 2
-        return 1.0 / (1.0 / psi).sum(dim=1)
+        k = psi.argmin(dim=1, keepdim=True)
+        smallest = psi.gather(1, k)
+        ratios = (smallest / psi).scatter(1, k, 1.0)
+        return smallest[:, 0] / ratios.sum(dim=1)
 
 
 @dataclass(frozen=True)
@@ -160,20 +167,20 @@ class SpaceTime(Domain):
     def volume(self) -> float:
         return (self.t1 - self.t0) * self.space.volume
 
-    def _times(self, n, generator, dtype):
-        u = torch.rand(n, 1, generator=generator, device=generator.device, dtype=dtype)
-        return self.t0 + (self.t1 - self.t0) * u
+    def _times(self, n, generator, dtype, sampling):
+        """n times in [t0, t1] (a Sobol sequence of its own when sampling='sobol')."""
+        return self.t0 + (self.t1 - self.t0) * _unit_cube(n, 1, generator, dtype, sampling)
 
     def sample_interior(self, n, *, generator, dtype=torch.float32, sampling="uniform"):
-        u = _unit_cube(n, self.dim, generator, dtype, sampling)
-        t = self.t0 + (self.t1 - self.t0) * u[:, :1]
+        t = self._times(n, generator, dtype, sampling)
         x = self.space.sample_interior(n, generator=generator, dtype=dtype, sampling=sampling)
         return torch.cat([t, x], dim=1)
 
     def sample_boundary(self, n, *, generator, dtype=torch.float32, sampling="uniform"):
         """Points on the lateral boundary [t0, t1] × ∂space."""
+        t = self._times(n, generator, dtype, sampling)
         x = self.space.sample_boundary(n, generator=generator, dtype=dtype, sampling=sampling)
-        return torch.cat([self._times(n, generator, dtype), x], dim=1)
+        return torch.cat([t, x], dim=1)
 
     def sample_slice(self, n, t: float, *, generator, dtype=torch.float32, sampling="uniform"):
         """Points {t} × space (initial or terminal slice)."""

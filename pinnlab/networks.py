@@ -142,7 +142,8 @@ class ResidualMLP(nn.Module):
 class FourierFeatures(nn.Module):
     """Random Fourier features γ(x) = [cos 2πBx, sin 2πBx], B ~ N(0, σ²) of shape (m, d).
 
-    Tancik et al., NeurIPS 2020; Wang, Wang & Perdikaris, CMAME 384 (2021). B is a fixed buffer.
+    Tancik et al., NeurIPS 2020; Wang, Wang & Perdikaris, CMAME 384 (2021). The fixed buffer
+    ``B`` stores 2πB.
     """
 
     def __init__(self, in_dim: int, features: int, scale: float, *, generator: torch.Generator):

@@ -30,6 +30,9 @@ from torch import Tensor
 from .domains import Domain
 from .errors import ParameterError, did_you_mean
 
+#: Where a condition holds: the spatial boundary, or the first/last time slice.
+PARTS = ("boundary", "initial", "final")
+
 #: form name -> the method a problem defines to offer it.
 FORMS: Mapping[str, str] = {
     "strong": "strong_form",
@@ -54,6 +57,12 @@ class Dirichlet:
     on: Literal["boundary", "initial", "final"] = "boundary"
     lift: Callable[[Tensor], Tensor] | None = None
 
+    def __post_init__(self):
+        if self.on not in PARTS:
+            raise ParameterError(
+                f"Dirichlet(on={self.on!r}): on must be one of {', '.join(PARTS)}.{did_you_mean(self.on, PARTS)}"
+            )
+
 
 Condition = Dirichlet
 
@@ -70,6 +79,16 @@ class StrongForm:
     residual: Callable[[Any], Tensor | Mapping[str, Tensor]]
     conditions: Mapping[str, Condition] = field(default_factory=dict)
     outputs: int = 1
+
+    def __post_init__(self):
+        from .domains import SpaceTime
+
+        for name, c in self.conditions.items():
+            if c.on != "boundary" and not isinstance(self.domain, SpaceTime):
+                raise ParameterError(
+                    f"condition '{name}' is on the {c.on} slice, which only a SpaceTime domain has; "
+                    f"this form's domain is {type(self.domain).__name__}."
+                )
 
 
 @dataclass(frozen=True)

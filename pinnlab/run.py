@@ -19,13 +19,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .catalogue import catalogue, shipped_dir
 from .config import ProblemSection, RunConfig, merge, parse_set, read_yaml, validate
-from .errors import ConfigError, PinnlabError, unknown_name
+from .errors import ConfigError, PinnlabError, TrainingError, did_you_mean, unknown_name
 from .memory import reuse_freed_memory
 from .metrics import METRICS
-from .networks import build_network
+from .networks import ACTIVATIONS, NETWORKS, build_network
 from .problem import Problem
+from .registry import catalogue, shipped_dir
 from .solution import Solution
 from .solvers import SOLVERS, check_form
 from .training import Trainer
@@ -89,11 +89,20 @@ def make_config(
         raise unknown_name("method", cfg.method, SOLVERS)
     if cfg.metric not in METRICS:
         raise unknown_name("metric", cfg.metric, METRICS)
-    validate(SOLVERS[cfg.method].Settings, cfg.solver, prefix="solver")
+    settings = validate(SOLVERS[cfg.method].Settings, cfg.solver, prefix="solver")
+    if cfg.net.kind not in NETWORKS:
+        raise unknown_name("network (net.kind)", cfg.net.kind, NETWORKS)
+    if cfg.net.activation not in ACTIVATIONS:
+        raise unknown_name("activation (net.activation)", cfg.net.activation, ACTIVATIONS)
     problem = build_problem(cfg, problems_dirs)
     check_form(problem, SOLVERS[cfg.method], SOLVERS)
-    # Record every parameter, defaults included, so the config alone rebuilds the problem.
-    return cfg.model_copy(update={"problem": ProblemSection(id=problem.id, **problem.params())})
+    # Record every value, defaults included, so the config alone rebuilds the run later.
+    return cfg.model_copy(
+        update={
+            "problem": ProblemSection(id=problem.id, **problem.params()),
+            "solver": settings.model_dump(),
+        }
+    )
 
 
 def fingerprint(config: RunConfig) -> str:
@@ -138,24 +147,41 @@ def environment(device: torch.device, seed: int) -> dict[str, Any]:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else platform.processor(),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
         "seed": seed,
-        "git": None,
     }
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-        env["git"] = out.stdout.strip() or None if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        pass
+    env["git"], env["git_dirty"] = _git_revision()
     return env
+
+
+def _cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux), else what platform reports."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _git_revision() -> tuple[str | None, bool | None]:
+    """The checkout's commit and whether it has uncommitted changes; (None, None) if no git."""
+    here = Path(__file__).resolve().parent
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(
+                ["git", *args], cwd=here, capture_output=True, text=True, timeout=5
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    revision = git("rev-parse", "HEAD")
+    if not revision:
+        return None, None
+    return revision, bool(git("status", "--porcelain", "--untracked-files=no"))
 
 
 def run(
@@ -204,6 +230,11 @@ def run(
         progress=progress,
     )
     history = trainer.run(resume=resume)
+    if trainer.nan_restarts and not history.get("loss"):
+        raise TrainingError(
+            f"no step produced a finite loss ({trainer.nan_restarts} restarts); "
+            "lower train.lr or check the problem's data for non-finite values."
+        )
     solution.history = {k: np.asarray(v) for k, v in history.items()}
     solution.environment.update(
         steps=trainer.step,
@@ -248,7 +279,8 @@ def solve(
         name = sorted(unknown)[0]
         raise ConfigError(
             f"solve() got '{name}', which is neither a parameter of {problem} "
-            f"({', '.join(names)}) nor a config section ({', '.join(sorted(sections))})."
+            f"nor a config section.{did_you_mean(name, [*names, *sections])} "
+            f"Parameters: {', '.join(names)}; sections: {', '.join(sorted(sections))}."
         )
     cfg = make_config(problem, method=method, config=config, params=params, overrides=rest)
     return run(cfg, out=out, resume=resume, progress=progress)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from torch import Tensor, nn
 from .config import RunConfig
 from .derivatives import Derivatives
 from .errors import ShapeError, SolutionFileError
+from .files import atomic_write
 from .metrics import error_metrics, exact_with_grad, test_points
 from .problem import Problem
 
@@ -35,7 +35,8 @@ CHUNK = 65_536
 class Solution:
     """A trained network for ``problem``, with the config and history that made it.
 
-    Call it on points (n, dim) — numpy in, numpy out; torch in, torch out (differentiable).
+    Call it on points (n, dim) — numpy in, numpy out; torch in, torch out (differentiable);
+    floating outputs have the dtype of the input (the network computes in its own dtype).
     For time-dependent problems column 0 is t. Large inputs are evaluated in chunks.
     """
 
@@ -80,14 +81,16 @@ class Solution:
         p = self._param
         if isinstance(x, Tensor):
             parts = [fn(c.to(device=p.device, dtype=p.dtype)) for c in x.split(CHUNK)]
-            return torch.cat(parts).to(x.device)
+            out = torch.cat(parts)
+            return out.to(device=x.device, dtype=x.dtype if x.is_floating_point() else out.dtype)
         x = np.asarray(x)
         with torch.no_grad():
             parts = [
                 fn(torch.from_numpy(c).to(device=p.device, dtype=p.dtype)).cpu().numpy()
                 for c in np.array_split(x, max(1, -(-len(x) // CHUNK)))
             ]
-        return np.concatenate(parts)
+        out = np.concatenate(parts)
+        return out.astype(x.dtype, copy=False) if np.issubdtype(x.dtype, np.floating) else out
 
     def __call__(self, x):
         """u at the points: (n,) for scalar problems, (n, k) for k outputs."""
@@ -130,27 +133,19 @@ class Solution:
         from . import __version__
 
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            with h5py.File(tmp, "w") as f:
-                f.attrs["format"] = FORMAT
-                f.attrs["format_version"] = FORMAT_VERSION
-                f.attrs["pinnlab_version"] = __version__
-                f.attrs["config"] = self.config.model_dump_json()
-                f.attrs["environment"] = json.dumps(self.environment)
-                f.attrs["metrics"] = json.dumps(self.metrics)
-                weights = f.create_group("weights")
-                for name, tensor in self.model.state_dict().items():
-                    weights.create_dataset(name, data=tensor.detach().cpu().numpy())
-                history = f.create_group("history")
-                for key, values in self.history.items():
-                    history.create_dataset(key, data=np.asarray(values))
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(path) as tmp, h5py.File(tmp, "w") as f:
+            f.attrs["format"] = FORMAT
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["pinnlab_version"] = __version__
+            f.attrs["config"] = self.config.model_dump_json()
+            f.attrs["environment"] = json.dumps(self.environment)
+            f.attrs["metrics"] = json.dumps(self.metrics)
+            weights = f.create_group("weights")
+            for name, tensor in self.model.state_dict().items():
+                weights.create_dataset(name, data=tensor.detach().cpu().numpy())
+            history = f.create_group("history")
+            for key, values in self.history.items():
+                history.create_dataset(key, data=np.asarray(values))
         return path
 
     def __repr__(self) -> str:
@@ -161,7 +156,7 @@ def load(path: str | os.PathLike, *, device: str = "cpu", problems_dirs=()) -> S
     """Load a solution saved by :meth:`Solution.save` (never unpickles anything)."""
     import h5py
 
-    from .catalogue import catalogue
+    from .registry import catalogue
     from .run import build_model
 
     path = Path(path)

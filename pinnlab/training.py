@@ -11,9 +11,7 @@ loss term and of the error. Loss values are synced to the host every ``log_every
 from __future__ import annotations
 
 import copy
-import os
 import signal
-import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -25,6 +23,7 @@ from torch import nn
 
 from .config import TrainSection
 from .errors import TrainingError
+from .files import atomic_write
 from .solvers.base import Solver
 
 
@@ -68,18 +67,6 @@ def _scheduler(optimizer, s: TrainSection, steps: int):
     if s.schedule == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, s.decay_every, s.gamma)
     return None
-
-
-def _atomic_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class Trainer:
@@ -133,7 +120,8 @@ class Trainer:
 
     def save_checkpoint(self, optimizer, scheduler, batch) -> None:
         if self.checkpoint is not None:
-            _atomic_save(self._state(optimizer, scheduler, batch), self.checkpoint)
+            with atomic_write(self.checkpoint) as tmp:
+                torch.save(self._state(optimizer, scheduler, batch), tmp)
 
     def _load_checkpoint(self) -> dict | None:
         if self.checkpoint is None or not self.checkpoint.exists():
@@ -278,25 +266,29 @@ class Trainer:
         return {"loss": total.detach(), **{k: v.detach() for k, v in terms.items()}}
 
     def _lbfgs_step(self, optimizer, batch) -> dict:
+        """One L-BFGS iteration; records the loss where it starts (not a line-search trial)."""
         record = {}
 
         def closure():
             optimizer.zero_grad(set_to_none=True)
             total, terms = self._loss(batch)
             total.backward()
-            record.update(loss=total.detach(), **{k: v.detach() for k, v in terms.items()})
+            if not record:
+                record.update(loss=total.detach(), **{k: v.detach() for k, v in terms.items()})
             return total
 
         optimizer.step(closure)
         return dict(record)
 
     def _flush(self, pending, bar, elapsed) -> bool:
-        """Move pending losses to the history; False if any is not finite."""
+        """Move pending losses to the history; False if a loss or a weight is not finite."""
         keys = list(pending[0][1])
-        values = torch.stack([torch.stack([t[k] for k in keys]) for _, t, _ in pending]).cpu()
+        values = torch.stack([torch.stack([t[k] for k in keys]) for _, t, _ in pending])
+        weights_finite = torch.stack([p.isfinite().all() for p in self.model.parameters()]).all()
+        values, weights_finite = values.cpu(), bool(weights_finite)  # one sync per flush
         steps = [(st, lr) for st, _, lr in pending]
         pending.clear()
-        if not torch.isfinite(values).all():
+        if not (weights_finite and torch.isfinite(values).all()):
             return False
         for i, (st, lr) in enumerate(steps):
             self.history["step"].append(st)

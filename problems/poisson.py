@@ -6,6 +6,7 @@ boundary) and its exact solution, checked against its own equation in float64 by
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -95,11 +96,11 @@ class PoissonQuadratic(_BoxPoisson):
 
 @dataclass(frozen=True)
 class PoissonBall(pl.Problem):
-    """−Δu = f in the unit ball of R^d, u = 0 on the sphere, with
+    """−Δu = f in the unit ball of R^d, u = 0 on the sphere, anisotropic and inseparable:
 
         u(x) = (1 − |x|²) Σ_{i<d} cᵢ sin(xᵢ + cos x_{i+1} + x_{i+1} cos xᵢ),  cᵢ ~ N(0, 1)
 
-    drawn from ``coef_seed``; f = −Δu in closed form. Anisotropic and inseparable.
+    drawn from ``coef_seed``; f = −Δu in closed form.
     Hu, Shukla, Karniadakis & Kawaguchi, "Tackling the curse of dimensionality with
     physics-informed neural networks", Neural Networks (2024) (SDGD), two-body example.
     """
@@ -112,11 +113,17 @@ class PoissonBall(pl.Problem):
 
     def check(self):
         self.require(self.dim >= 2, f"dim must be ≥ 2, got {self.dim}")
+        _ = self._coefficients  # draw now, outside any torch.func transform
 
     def coefficients(self, like: Tensor) -> Tensor:
+        """c₁ … c_{d−1} in the dtype and on the device of ``like``."""
+        return self._coefficients.to(device=like.device, dtype=like.dtype)
+
+    @functools.cached_property
+    def _coefficients(self) -> Tensor:
+        # Drawn once, outside any traced function (torch.func transforms forbid fresh draws).
         g = torch.Generator().manual_seed(self.coef_seed)
-        c = torch.randn(self.dim - 1, generator=g, dtype=torch.float64)
-        return c.to(device=like.device, dtype=like.dtype)
+        return torch.randn(self.dim - 1, generator=g, dtype=torch.float64)
 
     def _parts(self, x: Tensor):
         xi, xn = x[:, :-1], x[:, 1:]

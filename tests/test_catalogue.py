@@ -8,7 +8,7 @@ import pytest
 from helpers import USER_PROBLEMS, write_problem_file
 
 import pinnlab as pl
-from pinnlab.catalogue import ENV_VAR, catalogue_dirs, shipped_dir
+from pinnlab.registry import ENV_VAR, catalogue_dirs, shipped_dir
 
 USER_IDS = {"test-heat", "test-pair"}
 

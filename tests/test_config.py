@@ -8,8 +8,8 @@ import pytest
 from helpers import TINY, tiny_config
 
 import pinnlab as pl
-from pinnlab.catalogue import shipped_dir
 from pinnlab.config import parse_set, read_yaml
+from pinnlab.registry import shipped_dir
 from pinnlab.run import fingerprint, recipe
 
 

@@ -10,8 +10,8 @@ import pytest
 import pinnlab as pl
 import pinnlab.metrics
 import pinnlab.solution
-from pinnlab.catalogue import shipped_dir
 from pinnlab.config import read_yaml
+from pinnlab.registry import shipped_dir
 from pinnlab.solvers import SOLVERS
 
 RECIPES = sorted(shipped_dir("configs").glob("runs/*.yaml"))

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import pinnlab as pl
-from pinnlab.catalogue import describe
+from pinnlab.registry import describe
 
 CATALOGUE = pl.catalogue()
 PROBLEM_IDS = list(CATALOGUE)

@@ -82,7 +82,7 @@ def test_installed_package_is_the_wheel_not_the_checkout(venv, tmp_path):
     root, env = venv
     code = (
         "import json, sys, pinnlab\n"
-        "from pinnlab.catalogue import shipped_dir\n"
+        "from pinnlab.registry import shipped_dir\n"
         "print(json.dumps([pinnlab.__file__, str(shipped_dir('problems')), sys.path]))"
     )
     file, problems, path = json.loads(

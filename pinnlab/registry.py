@@ -80,6 +80,12 @@ class Catalogue(Mapping[str, type[Problem]]):
                         and obj.id
                         and obj.__module__.startswith("pinnlab_catalogue_")
                     ):
+                        params = vars(obj).get("__dataclass_params__")
+                        if params is None or not params.frozen:
+                            raise PinnlabError(
+                                f"problem '{obj.id}' in {path} must be decorated with "
+                                "@dataclass(frozen=True), so that its fields are its parameters."
+                            )
                         if obj.id in self._entries and self._entries[obj.id] is not obj:
                             raise PinnlabError(
                                 f"problem id '{obj.id}' is defined twice: in "
