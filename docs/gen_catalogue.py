@@ -17,8 +17,8 @@ import typing
 from pathlib import Path
 
 import pinnlab
-from pinnlab.catalogue import ENV_VAR, describe, shipped_dir
 from pinnlab.config import read_yaml
+from pinnlab.registry import ENV_VAR, describe, shipped_dir
 from pinnlab.run import recipe
 from pinnlab.solvers import SOLVERS
 
