@@ -133,7 +133,10 @@ def pinnlab_contestant(
     return Contestant(name, run, lambda: model, residual_rows=len(batch["residual"]))
 
 
-def deepxde_contestant(problem: pl.Problem, args, batch: dict, device: torch.device) -> Contestant:
+def deepxde_contestant(
+    problem: pl.Problem, args, batch: dict, device: torch.device, solver: PINN
+) -> Contestant:
+    affine = solver.data_scale() if solver.settings.normalize_output else None
     dx = to_deepxde(
         problem,
         width=args.width,
@@ -143,6 +146,7 @@ def deepxde_contestant(problem: pl.Problem, args, batch: dict, device: torch.dev
         seed=args.seed,
         device=device,
         points=batch,
+        output_affine=affine,
     )
     rows = len(dx.model.data.train_x)
     return Contestant("deepxde", dx.step, dx.network, residual_rows=rows)
@@ -180,7 +184,7 @@ def bench_dim(dim: int, steps: int, timing: int, args, device: torch.device) -> 
     batch = solver.batch(torch.Generator(device).manual_seed(args.seed))
 
     contestants = [pinnlab_contestant("pinnlab", problem, config, batch, device)]
-    contestants.append(deepxde_contestant(problem, args, batch, device))
+    contestants.append(deepxde_contestant(problem, args, batch, device, solver))
     if dim in args.reverse_dims:
         reverse = run_config(dim, args, device, "reverse", steps)
         contestants.append(pinnlab_contestant("pinnlab-reverse", problem, reverse, batch, device))

@@ -49,11 +49,9 @@ def _optimizer(kind: str, params, s: TrainSection, lr: float):
         params,
         lr=1.0,
         max_iter=1,
-        max_eval=25,
+        max_eval=11,
         history_size=s.lbfgs_history,
         line_search_fn="strong_wolfe",
-        tolerance_grad=0.0,
-        tolerance_change=0.0,
     )
 
 

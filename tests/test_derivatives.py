@@ -9,7 +9,14 @@ from torch.func import hessian, jacrev, vmap
 
 import pinnlab as pl
 from pinnlab.derivatives import METHODS
-from pinnlab.networks import ACTIVATIONS, MLP, DirichletTransform, ResidualMLP, build_network
+from pinnlab.networks import (
+    ACTIVATIONS,
+    MLP,
+    DirichletTransform,
+    OutputAffine,
+    ResidualMLP,
+    build_network,
+)
 
 N, D = 5, 3  # points, spatial dimension
 TOL = dict(rtol=1e-9, atol=1e-10)
@@ -54,6 +61,9 @@ def make_net(kind: str, in_dim: int, out_dim: int) -> nn.Module:
             pl.Ball(in_dim, radius=2.0).distance,
             lambda x: torch.cos(x[:, :1]) * x[:, -1:] ** 2,  # (n, 1) lift
         )
+    elif kind == "output-affine":
+        shift = torch.linspace(1.0, 2.0, out_dim, dtype=torch.float64)
+        net = OutputAffine(MLP(in_dim, out_dim, **small), shift, 3.0 + shift)
     elif kind == "custom":
         net = Custom(in_dim, out_dim, g)
     elif kind == "sequential":  # nn.Sequential of layers without forward_jet (nn.Tanh)
@@ -70,6 +80,7 @@ NETS = [
     "fourier-resmlp",
     "dirichlet-box",
     "dirichlet-ball",
+    "output-affine",
     "custom",
     "sequential",
 ]

@@ -95,3 +95,25 @@ def test_unknown_network_and_activation():
         pl.UnknownNameError, match=re.escape("unknown activation 'tahn'. Did you mean 'tanh'")
     ):
         build_network(2, 1, activation="tahn", generator=gen())
+
+
+def test_pinn_output_normalisation_uses_the_dirichlet_data():
+    """u = mean + std · N with the mean and std of the boundary data, not of the solution."""
+    from pinnlab.config import validate
+    from pinnlab.networks import OutputAffine
+    from pinnlab.solvers.pinn import PINN, PINNSettings
+
+    problem = pl.problem("poisson-sine", dim=6)
+    solver = PINN(problem, validate(PINNSettings, {}), dtype=torch.float32)
+    model = solver.wrap(build_network(6, 1, width=8, depth=2, generator=gen()), hard_bc=False)
+    assert isinstance(model, OutputAffine)
+    y = pl.Box(6).sample_boundary(200_000, generator=gen(), dtype=torch.float64)
+    data = problem.exact(y)
+    torch.testing.assert_close(model.shift.double(), data.mean()[None], rtol=1e-2, atol=0)
+    torch.testing.assert_close(model.scale.double(), data.std()[None], rtol=2e-2, atol=0)
+    x = torch.rand(7, 6, generator=gen())
+    torch.testing.assert_close(model(x), model.shift + model.scale * model.net(x))
+
+    plain = PINN(problem, validate(PINNSettings, {"normalize_output": False}), dtype=torch.float32)
+    net = build_network(6, 1, width=8, depth=2, generator=gen())
+    assert plain.wrap(net, hard_bc=False) is net

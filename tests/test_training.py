@@ -54,7 +54,7 @@ def test_same_seed_gives_bit_identical_results():
     assert_same_history(a, b)
     assert a.metrics == b.metrics
     other = pl.run(tiny_config(train=TRAIN, seed=4))
-    assert not torch.equal(a.model.out.weight, other.model.out.weight)
+    assert not torch.equal(a.model.net.out.weight, other.model.net.out.weight)
     assert not np.array_equal(a.history["loss"], other.history["loss"])
 
 

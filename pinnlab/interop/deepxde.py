@@ -55,7 +55,7 @@ from torch import Tensor, nn
 
 from ..domains import Ball, Box, Domain, SpaceTime
 from ..errors import FormError, PinnlabError, ShapeError, unknown_name
-from ..networks import MLP, Activation, build_network
+from ..networks import MLP, Activation, OutputAffine, build_network
 from ..problem import Dirichlet, Problem
 from ..solvers.pinn import PINN, PINNSettings
 
@@ -275,6 +275,7 @@ class DeepXDEModel:
     width: int
     depth: int
     activation: str
+    output_affine: tuple[Tensor, Tensor] | None = None
 
     @property
     def time_dependent(self) -> bool:
@@ -315,8 +316,9 @@ class DeepXDEModel:
             u = self.net(x)
         return DeepXDEDerivatives._squeeze(u).to(points.device)
 
-    def network(self) -> MLP:
-        """A pinnlab MLP holding a copy of the network's current weights (pinnlab's layout)."""
+    def network(self) -> nn.Module:
+        """A pinnlab MLP holding a copy of the network's current weights (pinnlab's layout),
+        wrapped in the same :class:`~pinnlab.networks.OutputAffine` when one was given."""
         form = self.problem.strong_form()
         mlp = MLP(
             form.domain.dim,
@@ -329,7 +331,8 @@ class DeepXDEModel:
         _copy_weights(
             self.net.linears, [*mlp.hidden, mlp.out], roll=1 if self.time_dependent else 0
         )
-        return mlp.to(device=self.device, dtype=next(self.net.parameters()).dtype)
+        net = mlp if self.output_affine is None else OutputAffine(mlp, *self.output_affine)
+        return net.to(device=self.device, dtype=next(self.net.parameters()).dtype)
 
 
 def _copy_weights(source, target, *, roll: int) -> None:
@@ -353,6 +356,7 @@ def to_deepxde(
     seed: int = 0,
     device: str | torch.device = "cpu",
     points: Mapping[str, Tensor] | None = None,
+    output_affine: tuple[Tensor, Tensor] | None = None,
 ) -> DeepXDEModel:
     """A compiled DeepXDE model (Adam, ``lr``) of ``problem``'s strong form.
 
@@ -360,7 +364,9 @@ def to_deepxde(
     entry per condition name) or, by default, pinnlab's own batch of ``n_interior`` interior
     and ``n_boundary`` points per condition drawn with ``torch.Generator(device)`` seeded by
     ``seed``. The network is ``depth`` hidden layers of ``width`` units, ``activation``, with
-    pinnlab's initial weights for ``seed``. The model is float32, DeepXDE's default.
+    pinnlab's initial weights for ``seed``. ``output_affine`` = (shift, scale) makes the output
+    shift + scale · N(x), as pinnlab's PINN does with the mean and standard deviation of the
+    Dirichlet data (``PINN.data_scale()``). The model is float32, DeepXDE's default.
     """
     dde = import_deepxde()
     device = torch.device(device)
@@ -424,6 +430,9 @@ def to_deepxde(
     with default_device(device), torch.random.fork_rng(devices=forked):
         net = dde.nn.FNN(layers, act, "Glorot normal")
         _copy_weights([*init.hidden, init.out], net.linears, roll=-1 if time_dependent else 0)
+        if output_affine is not None:
+            shift, scale = (v.to(device) for v in output_affine)
+            net.apply_output_transform(lambda x, y: shift + scale * y)
         model = dde.Model(data, net)
         model.compile("adam", lr=lr, verbose=0)
-    return DeepXDEModel(model, problem, device, width, depth, activation)
+    return DeepXDEModel(model, problem, device, width, depth, activation, output_affine)

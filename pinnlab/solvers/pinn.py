@@ -18,7 +18,7 @@ from ..config import Section
 from ..derivatives import METHODS, Derivatives
 from ..domains import SpaceTime
 from ..errors import ConfigError, unknown_name
-from ..networks import DirichletTransform
+from ..networks import DirichletTransform, OutputAffine
 from .base import Solver
 
 
@@ -28,6 +28,9 @@ class PINNSettings(Section):
     derivatives: str = Field("forward", description=f"one of {', '.join(METHODS)}")
     sampling: Literal["uniform", "sobol"] = "uniform"
     weights: dict[str, float] = Field(default_factory=dict, description="loss term -> weight")
+    normalize_output: bool = Field(
+        True, description="u = mean + std · N with the mean and std of the Dirichlet data"
+    )
 
 
 class PINN(Solver):
@@ -47,7 +50,9 @@ class PINN(Solver):
 
     def wrap(self, net: nn.Module, hard_bc: bool) -> nn.Module:
         if not hard_bc:
-            return net
+            if not self.settings.normalize_output:
+                return net
+            return OutputAffine(net, *self.data_scale())
         conditions = [c for c in self.strong.conditions.values() if c.on == "boundary"]
         if len(conditions) != 1 or conditions[0].lift is None:
             raise ConfigError(
@@ -56,6 +61,29 @@ class PINN(Solver):
             )
         self.hard = True
         return DirichletTransform(net, self.strong.domain.distance, conditions[0].lift)
+
+    def data_scale(self) -> tuple[Tensor, Tensor]:
+        """Mean and standard deviation per output of the Dirichlet data (0 and 1 if none).
+
+        Drawn from a fixed seed on the CPU: only the data the problem states is used.
+        """
+        generator = torch.Generator().manual_seed(0)
+        domain, values = self.strong.domain, []
+        for c in self.strong.conditions.values():
+            kw = dict(generator=generator, dtype=torch.float64)
+            if c.on == "boundary":
+                y = domain.sample_boundary(4096, **kw)
+            else:
+                y = domain.sample_slice(4096, domain.t0 if c.on == "initial" else domain.t1, **kw)
+            v = c.value(y)
+            values.append(v.reshape(len(y), -1))
+        k = self.strong.outputs
+        if not values:
+            return torch.zeros(k), torch.ones(k)
+        data = torch.cat(values)
+        mean, std = data.mean(dim=0), data.std(dim=0)
+        std = torch.where(std > 1e-8 * (1 + mean.abs()), std, torch.ones_like(std))
+        return mean.float(), std.float()
 
     def _exact(self, condition) -> bool:
         return self.hard and condition.on == "boundary"
