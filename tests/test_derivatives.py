@@ -196,3 +196,27 @@ def test_derivative_errors():
         d.trace(torch.ones(D + 1, 2, dtype=torch.float64))
     with pytest.raises(pl.ShapeError, match="factor B must have shape"):
         d.trace(torch.ones(D, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("kind", ["mlp-tanh", "resmlp", "fourier-mlp"])
+def test_forward_mode_double_backward_matches_reverse(kind):
+    """Second derivatives of a Laplacian loss with respect to the weights (double backward)."""
+    net = make_net(kind, D, 1)
+    x = points(D)
+    params = list(net.parameters())
+
+    def hessian_vector_norm(method):
+        loss = pl.Derivatives(net, x, method=method).laplacian.square().sum()
+        grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
+        total = sum(g.square().sum() for g in grads if g is not None)
+        second = torch.autograd.grad(total, params, allow_unused=True)
+        return torch.cat(
+            [
+                (s if s is not None else torch.zeros_like(p)).flatten()
+                for s, p in zip(second, params)
+            ]
+        )
+
+    torch.testing.assert_close(
+        hessian_vector_norm("forward"), hessian_vector_norm("reverse"), **TOL
+    )
