@@ -213,7 +213,7 @@ def test_forward_mode_double_backward_matches_reverse(kind):
         return torch.cat(
             [
                 (s if s is not None else torch.zeros_like(p)).flatten()
-                for s, p in zip(second, params)
+                for s, p in zip(second, params, strict=True)
             ]
         )
 
