@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: solve test test-all lint bench-gpu clean
+.PHONY: solve test test-fast lint clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -18,13 +18,13 @@ $(STAMP): pyproject.toml
 solve: $(STAMP)
 	$(BIN)/pinnlab solve poisson-sine --out runs/poisson-sine.h5
 
-## The test suite CI runs (slow tests excluded)
+## The whole test suite, slow tests (wheel install, doc snippets) included: what CI runs (~4 min)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
-
-## Every test, slow ones included
-test-all: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+## The fast tests only (~1 min)
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
