@@ -4,7 +4,7 @@
 #
 #   bash benchmarks/gpu.sh [OUTDIR]        # OUTDIR: $1, else $OUT, else ./gpu-results
 #
-# Writes into OUTDIR: nvidia-smi.txt, env.txt, solve.log (+ the solution .h5 and its info
+# Writes into OUTDIR: nvidia-smi.txt, env.txt, solve.log (+ the solution's info
 # JSON), pinn_vs_deepxde.json/.md (results), benchmark.log, timings.txt (wall seconds per part).
 # Python: the repo's .venv if present; else a python3 that can already import pinnlab and
 # deepxde; else a new .venv (python3 -m venv .venv && .venv/bin/pip install -e '.[dev]').
@@ -41,9 +41,10 @@ status=0
 recipe=configs/runs/poisson-sine-d100-pinn.yaml
 start=$SECONDS
 if [[ -f $recipe ]]; then
+    solution="${TMPDIR:-/tmp}/poisson-sine-d100-pinn-cuda.h5"  # the info JSON below keeps its content
     "$py" -m pinnlab solve poisson-sine --config "$recipe" --device cuda --quiet \
-        --out "$out/poisson-sine-d100-pinn.h5" 2>&1 | tee "$out/solve.log" || status=1
-    "$py" -m pinnlab info "$out/poisson-sine-d100-pinn.h5" --json \
+        --out "$solution" 2>&1 | tee "$out/solve.log" || status=1
+    "$py" -m pinnlab info "$solution" --json \
         >"$out/poisson-sine-d100-pinn.json" 2>&1 || status=1
 else
     echo "skipped: $recipe does not exist" | tee "$out/solve.log"
