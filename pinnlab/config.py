@@ -57,6 +57,9 @@ class TrainSection(Section):
     resample_every: int = Field(1, ge=0, description="fresh points every k Adam steps; 0 never")
     clip_grad: float | None = Field(None, gt=0, description="max global gradient norm")
     lbfgs_history: int = Field(50, ge=1)
+    lbfgs_batches: int = Field(
+        1, ge=1, description="L-BFGS trains on this many batches drawn at once (fixed sample)"
+    )
     eval_every: int = Field(100, ge=1)
     log_every: int = Field(10, ge=1, description="steps between loss syncs and NaN checks")
     checkpoint_every: int = Field(500, ge=0, description="0 disables periodic checkpoints")

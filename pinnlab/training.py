@@ -179,7 +179,7 @@ class Trainer:
                     batch = {k: v.to(device) for k, v in state["batch"].items()}
                     state, fresh = None, False
                 if batch is None:
-                    batch = self.solver.batch(self.generator)
+                    batch = self._draw(kind)
                 if self._train_phase(kind, optimizer, scheduler, batch, fresh, end, bar, start):
                     break
                 begin = end
@@ -198,7 +198,7 @@ class Trainer:
         while self.step < end:
             resample = kind == "adam" and s.resample_every and self.step % s.resample_every == 0
             if resample and not fresh:
-                batch = self.solver.batch(self.generator)
+                batch = self._draw(kind)
             fresh = False
             terms = (
                 self._adam_step(optimizer, batch)
@@ -220,7 +220,7 @@ class Trainer:
             if logging or evaluate or out_of_time or periodic or self._interrupted:
                 if not self._flush(pending, bar, time.perf_counter() - start):
                     self._restore(good, optimizer, scheduler)
-                    batch = self.solver.batch(self.generator)
+                    batch = self._draw(kind)
                     continue
                 if logging:
                     good = self._snapshot(optimizer, scheduler)
@@ -253,6 +253,13 @@ class Trainer:
             signal.signal(signal.SIGINT, signal.default_int_handler)
 
         return signal.signal(signal.SIGINT, handler)
+
+    def _draw(self, kind: str) -> dict:
+        """A fresh batch; L-BFGS gets ``lbfgs_batches`` of them at once (one larger fixed sample)."""
+        if kind == "adam" or self.s.lbfgs_batches == 1:
+            return self.solver.batch(self.generator)
+        batches = [self.solver.batch(self.generator) for _ in range(self.s.lbfgs_batches)]
+        return {k: torch.cat([b[k] for b in batches]) for k in batches[0]}
 
     def _adam_step(self, optimizer, batch) -> dict:
         optimizer.zero_grad(set_to_none=True)
