@@ -54,7 +54,7 @@ echo "solve $((SECONDS - start)) s" | tee -a "$out/timings.txt"
 
 start=$SECONDS
 "$py" benchmarks/pinn_vs_deepxde.py --device cuda --dims 2 10 100 \
-    --steps 1000 1000 100 --timing-steps 100 100 20 \
+    --steps 500 500 100 --timing-steps 100 100 20 \
     --out "$out/pinn_vs_deepxde.json" 2>&1 | tee "$out/benchmark.log" || status=1
 echo "benchmark $((SECONDS - start)) s" | tee -a "$out/timings.txt"
 
