@@ -111,9 +111,14 @@ class Solution:
         return dict(self._metrics)
 
     def evaluate(self) -> dict[str, float]:
-        """Compute the metrics (see :mod:`pinnlab.metrics`); {} when the problem has no truth."""
+        """Compute the metrics (see :mod:`pinnlab.metrics`) and any the problem adds.
+
+        A problem adds metrics by defining ``extra_metrics(solution) -> dict[str, float]``.
+        Without ``exact`` only those are computed.
+        """
+        extra = self.problem.extra_metrics(self) if hasattr(self.problem, "extra_metrics") else {}
         if not hasattr(self.problem, "exact"):
-            return {}
+            return dict(extra)
         p = self._param
         x = test_points(self.problem, dtype=p.dtype, device=p.device)
         u_true, g_true = exact_with_grad(self.problem, x.double(), self.time_dependent)
@@ -123,7 +128,7 @@ class Solution:
             u = torch.cat([self.model(c) for c in x.split(CHUNK)])
             g = torch.cat([self._grad(c) for c in x.split(CHUNK)])
         self.model.train(was_training)
-        return error_metrics(u, u_true.to(p.device), g, g_true.to(p.device))
+        return {**error_metrics(u, u_true.to(p.device), g, g_true.to(p.device)), **extra}
 
     # --- storage -----------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:

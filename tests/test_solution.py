@@ -279,3 +279,21 @@ def test_save_is_atomic_and_leaves_no_temporary_files(tmp_path):
         solution.save(path)
     assert path.read_bytes() == before
     assert [p.name for p in path.parent.iterdir()] == ["run.h5"]
+
+
+def test_a_problem_can_add_its_own_metrics(tmp_path):
+    """``extra_metrics(solution)`` on the problem adds entries to Solution.metrics."""
+    import dataclasses
+
+    problem = pl.problem("poisson-sine", dim=2)
+    solution = pl.solve(problem, train={"steps": 2, "lbfgs_steps": 0}, net={"width": 8, "depth": 1})
+
+    @dataclasses.dataclass(frozen=True)
+    class WithMetric(type(problem)):
+        def extra_metrics(self, sol):
+            return {"value_at_centre": float(sol(np.full((1, 2), 0.5))[0])}
+
+    solution.problem = WithMetric(dim=2)
+    metrics = solution.evaluate()
+    assert "rel_l2" in metrics
+    assert metrics["value_at_centre"] == pytest.approx(float(solution(np.full((1, 2), 0.5))[0]))
