@@ -243,7 +243,6 @@ def run(
         nan_restarts=trainer.nan_restarts,
         parameters=sum(p.numel() for p in model.parameters()),
     )
-    solution._metrics = None
     if out is not None:
         solution.save(out)
         if checkpoint is not None:
