@@ -229,6 +229,8 @@ class ReverseMode:
                 return u, None, None
             v = directions if directions.dim() == 3 else directions.unsqueeze(0)
             m = v.shape[1]
+            # One host copy of the weights (not a device sync per direction).
+            ws = [1.0] * m if weights is None else weights.tolist()
             lap = None
             jacs, laps = [], []
             for c in range(u.shape[1]):
@@ -236,9 +238,8 @@ class ReverseMode:
                 jacs.append(torch.einsum("nd,nmd->nm", g, v.expand(x.shape[0], -1, -1)))
                 if order >= 2:
                     total = 0.0
-                    for k in range(m):
-                        w = 1.0 if weights is None else weights[k]
-                        if weights is not None and float(w) == 0.0:
+                    for k, w in enumerate(ws):
+                        if w == 0.0:
                             continue
                         vk = v[:, k, :]
                         (h,) = torch.autograd.grad((g * vk).sum(), x, create_graph=True)

@@ -68,15 +68,10 @@ class PINN(Solver):
         Drawn from a fixed seed on the CPU: only the data the problem states is used.
         """
         generator = torch.Generator().manual_seed(0)
-        domain, values = self.strong.domain, []
+        values = []
         for c in self.strong.conditions.values():
-            kw = dict(generator=generator, dtype=torch.float64)
-            if c.on == "boundary":
-                y = domain.sample_boundary(4096, **kw)
-            else:
-                y = domain.sample_slice(4096, domain.t0 if c.on == "initial" else domain.t1, **kw)
-            v = c.value(y)
-            values.append(v.reshape(len(y), -1))
+            y = self._condition_points(c, 4096, generator=generator, dtype=torch.float64)
+            values.append(c.value(y).reshape(len(y), -1))
         k = self.strong.outputs
         if not values:
             return torch.zeros(k), torch.ones(k)
@@ -93,18 +88,21 @@ class PINN(Solver):
         # names are known only once it has been evaluated.
         return dict(self.settings.weights)
 
+    def _condition_points(self, condition, n: int, **kw) -> Tensor:
+        """n points on the part of the domain where ``condition`` holds."""
+        domain = self.strong.domain
+        if condition.on == "boundary":
+            return domain.sample_boundary(n, **kw)
+        t = domain.t0 if condition.on == "initial" else domain.t1
+        return domain.sample_slice(n, t, **kw)
+
     def batch(self, generator: torch.Generator) -> dict[str, Tensor]:
-        s, domain = self.settings, self.strong.domain
+        s = self.settings
         kw = dict(generator=generator, dtype=self.dtype, sampling=s.sampling)
-        out = {"residual": domain.sample_interior(s.n_interior, **kw)}
+        out = {"residual": self.strong.domain.sample_interior(s.n_interior, **kw)}
         for name, c in self.strong.conditions.items():
-            if self._exact(c):
-                continue
-            if c.on == "boundary":
-                out[name] = domain.sample_boundary(s.n_boundary, **kw)
-            else:
-                t = domain.t0 if c.on == "initial" else domain.t1
-                out[name] = domain.sample_slice(s.n_boundary, t, **kw)
+            if not self._exact(c):
+                out[name] = self._condition_points(c, s.n_boundary, **kw)
         return out
 
     def loss(self, net: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
