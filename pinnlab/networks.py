@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from .derivatives import Jet, propagate
+from .derivatives.jets import Jet, propagate
 from .errors import unknown_name
 
 

@@ -84,6 +84,11 @@ class StrongForm:
         from .domains import SpaceTime
 
         for name, c in self.conditions.items():
+            if name in ("residual", "probes"):
+                raise ParameterError(
+                    f"condition name '{name}' is reserved (solvers use it for their own batch "
+                    "entries); choose another name."
+                )
             if c.on != "boundary" and not isinstance(self.domain, SpaceTime):
                 raise ParameterError(
                     f"condition '{name}' is on the {c.on} slice, which only a SpaceTime domain has; "

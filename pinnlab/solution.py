@@ -101,7 +101,7 @@ class Solution:
         return self._apply(self._grad, x)
 
     def _grad(self, x: Tensor) -> Tensor:
-        return Derivatives(self.model, x, method="forward", time_dependent=self.time_dependent).grad
+        return Derivatives(self.model, x, method="reverse", time_dependent=self.time_dependent).grad
 
     @property
     def metrics(self) -> dict[str, float]:

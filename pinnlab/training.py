@@ -224,11 +224,11 @@ class Trainer:
                     continue
                 if logging:
                     good = self._snapshot(optimizer, scheduler)
-            if evaluate and self._eval(bar, start):
+            if evaluate and self._eval(bar, start, batch):
                 return True
             if out_of_time:
                 self.stop_reason = "time_budget"
-                self._eval(bar, start)
+                self._eval(bar, start, batch)
                 return True
             if periodic or self._interrupted:
                 self.elapsed = time.perf_counter() - start
@@ -307,13 +307,20 @@ class Trainer:
     def _last_error(self) -> dict:
         return {"err": f"{self.history['error'][-1]:.2e}"} if self.history.get("error") else {}
 
-    def _eval(self, bar, start) -> bool:
+    def _eval(self, bar, start, batch) -> bool:
+        """Record the error and the solver's diagnostics; True if the target error is met."""
+        diagnostics = self.solver.diagnostics(self.model, batch)
+        if self.evaluate is None and not diagnostics:
+            return False
+        self.history["eval_step"].append(self.step)
+        for k, v in diagnostics.items():
+            self.history[k].append(v)
+        if self.evaluate is not None:
+            self.history["error"].append(self.evaluate())
+        self.history["eval_time"].append(time.perf_counter() - start)
         if self.evaluate is None:
             return False
-        err = self.evaluate()
-        self.history["eval_step"].append(self.step)
-        self.history["error"].append(err)
-        self.history["eval_time"].append(time.perf_counter() - start)
+        err = self.history["error"][-1]
         bar.set_postfix(
             loss=f"{self.history['loss'][-1]:.3e}" if self.history.get("loss") else "-",
             **self._last_error(),

@@ -154,3 +154,50 @@ class PoissonBall(pl.Problem):
             residual=lambda d: -d.laplacian - self.source(d.x),
             conditions={"boundary": pl.Dirichlet(zero, lift=zero)},
         )
+
+
+@dataclass(frozen=True)
+class PoissonRidge(_BoxPoisson):
+    """−Δu = f on (0, 1)^d with u a sum of K ridge waves, Dirichlet data:
+
+        u(x) = Σₖ aₖ sin(ω vₖᵀx + φₖ),   f = −Δu = ω² u   (|vₖ| = 1),
+
+    unit directions vₖ, amplitudes aₖ ~ U(½, 3/2) and phases φₖ ~ U(0, 2π) drawn from
+    ``coef_seed``; ω is ``frequency``. For x uniform on the cube, vₖᵀx has standard deviation
+    1/√12 at every d, so ω vₖᵀx spreads over a few radians in any dimension: unlike
+    Σᵢ sin(π xᵢ/2), u does not concentrate, no constant comes close (rel_l2 of the best
+    constant stays O(1)) and rel_l2 measures learning. Written for pinnlab as a
+    high-dimensional test; ridge functions as in Barron, IEEE Trans. Inf. Theory 39 (1993).
+    """
+
+    id = "poisson-ridge"
+    dims = "d ≥ 1"
+    dim: int = 1000
+    waves: int = 4
+    frequency: float = 4.0
+    coef_seed: int = 0
+
+    def check(self):
+        self.require(self.waves >= 1, f"waves must be ≥ 1, got {self.waves}")
+        self.require(self.frequency > 0, f"frequency must be > 0, got {self.frequency}")
+        _ = self._coefficients  # draw now, outside any torch.func transform
+
+    @functools.cached_property
+    def _coefficients(self) -> tuple[Tensor, Tensor, Tensor]:
+        g = torch.Generator().manual_seed(self.coef_seed)
+        v = torch.randn(self.waves, self.dim, generator=g, dtype=torch.float64)
+        v = v / torch.linalg.vector_norm(v, dim=1, keepdim=True)
+        a = 0.5 + torch.rand(self.waves, generator=g, dtype=torch.float64)
+        phase = 2 * math.pi * torch.rand(self.waves, generator=g, dtype=torch.float64)
+        return v, a, phase
+
+    def coefficients(self, like: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(v (K, d), a (K,), φ (K,)) in the dtype and on the device of ``like``."""
+        return tuple(c.to(device=like.device, dtype=like.dtype) for c in self._coefficients)
+
+    def exact(self, x):
+        v, a, phase = self.coefficients(x)
+        return (a * torch.sin(self.frequency * (x @ v.T) + phase)).sum(dim=1)
+
+    def source(self, x):
+        return self.frequency**2 * self.exact(x)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 from torch.func import hessian, jacrev, vmap
 
 import pinnlab as pl
-from pinnlab.derivatives import METHODS
+from pinnlab.derivatives import EXACT_METHODS, STOCHASTIC_METHODS, get_method
+from pinnlab.derivatives.exact import ForwardMode, reducible
 from pinnlab.networks import (
     ACTIVATIONS,
     MLP,
@@ -19,6 +21,7 @@ from pinnlab.networks import (
 )
 
 N, D = 5, 3  # points, spatial dimension
+EXACT = ["auto", *EXACT_METHODS]
 TOL = dict(rtol=1e-9, atol=1e-10)
 
 
@@ -115,7 +118,7 @@ def time_dependent(request):
     return request.param
 
 
-@pytest.mark.parametrize("method", list(METHODS))
+@pytest.mark.parametrize("method", EXACT)
 @pytest.mark.parametrize("kind", NETS)
 def test_method_matches_dense_derivatives(kind, method, out_dim, time_dependent):
     s = int(time_dependent)
@@ -159,19 +162,20 @@ def test_forward_equals_reverse_including_parameter_gradients(kind, out_dim, tim
     x = points(D + s, seed=1)
     b = torch.randn(N, D, 2, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     results = {}
-    for method in ("forward", "reverse"):
+    for method in ("reduced", "forward", "reverse"):
         d = pl.Derivatives(net, x, method=method, time_dependent=time_dependent)
         values = [d.u, d.grad, d.laplacian, d.trace(b)] + ([d.dt] if time_dependent else [])
         loss = sum((v * v).sum() for v in values)
         grads = torch.autograd.grad(loss, list(net.parameters()))
         results[method] = ([v.detach() for v in values], grads)
-    for a, b_ in zip(*(results[m][0] for m in ("forward", "reverse")), strict=True):
-        torch.testing.assert_close(a, b_, **TOL)
-    for a, b_ in zip(*(results[m][1] for m in ("forward", "reverse")), strict=True):
-        torch.testing.assert_close(a, b_, **TOL)
+    for method in ("reduced", "forward"):
+        for a, b_ in zip(results[method][0], results["reverse"][0], strict=True):
+            torch.testing.assert_close(a, b_, **TOL)
+        for a, b_ in zip(results[method][1], results["reverse"][1], strict=True):
+            torch.testing.assert_close(a, b_, **TOL)
 
 
-@pytest.mark.parametrize("method", list(METHODS))
+@pytest.mark.parametrize("method", EXACT)
 def test_float32_points_give_float32_derivatives(method):
     net = make_net("mlp-tanh", D, 1).float()
     x = points(D).float()
@@ -220,3 +224,167 @@ def test_forward_mode_double_backward_matches_reverse(kind):
     torch.testing.assert_close(
         hessian_vector_norm("forward"), hessian_vector_norm("reverse"), **TOL
     )
+
+
+# --- first-layer reduction: d larger than the width ------------------------------------------
+
+WIDE = 12  # > width 8 of the test networks: the reduction replaces 12 directions by 8
+REDUCIBLE = {"resmlp", "fourier-mlp", "fourier-resmlp", "output-affine", "sequential"} | {
+    f"mlp-{a}" for a in ACTIVATIONS
+}
+
+
+@pytest.mark.parametrize("kind", NETS)
+def test_reducible_networks_are_recognised(kind):
+    net = make_net(kind, WIDE, 1)
+    assert reducible(net, WIDE, dtype=torch.float64, device="cpu") == (kind in REDUCIBLE)
+
+
+@pytest.mark.parametrize("kind", NETS)
+def test_reduced_matches_dense_derivatives_when_d_exceeds_width(kind, out_dim, time_dependent):
+    s = int(time_dependent)
+    net = make_net(kind, WIDE + s, out_dim)
+    x = points(WIDE + s)
+    u, jac, hess = dense(net, x)
+    hs = hess[..., s:, s:]
+    d = pl.Derivatives(net, x, method="reduced", time_dependent=time_dependent)
+    if kind.startswith("dirichlet"):  # the reduction cannot apply: one warning, exact values
+        with pytest.warns(UserWarning, match="first-layer reduction does not apply"):
+            lap = d.laplacian
+    else:
+        lap = d.laplacian
+    torch.testing.assert_close(lap, squeeze(hs.diagonal(dim1=-2, dim2=-1).sum(-1)), **TOL)
+    torch.testing.assert_close(d.u, squeeze(u), **TOL)
+    grad = jac[:, :, s:]
+    torch.testing.assert_close(d.grad, grad[:, 0] if out_dim == 1 else grad, **TOL)
+    if time_dependent:
+        torch.testing.assert_close(d.dt, squeeze(jac[:, :, 0]), **TOL)
+    g = torch.Generator().manual_seed(3)
+    b_const = torch.randn(WIDE, 20, generator=g, dtype=torch.float64)  # 20 columns > width
+    expected = torch.einsum("nkij,im,jm->nk", hs, b_const, b_const)
+    torch.testing.assert_close(d.trace(b_const), squeeze(expected), **TOL)
+    b_point = torch.randn(N, WIDE, 14, generator=g, dtype=torch.float64)
+    expected = torch.einsum("nkij,nim,njm->nk", hs, b_point, b_point)
+    torch.testing.assert_close(d.trace(b_point), squeeze(expected), **TOL)
+
+
+@pytest.mark.parametrize("kind", ["mlp-tanh", "resmlp", "fourier-mlp", "output-affine"])
+def test_reduced_parameter_gradients_match_reverse_when_d_exceeds_width(kind, time_dependent):
+    """What training differentiates, through the QR factorisation of the first layer."""
+    s = int(time_dependent)
+    net = make_net(kind, WIDE + s, 1)
+    x = points(WIDE + s, seed=2)
+    b = torch.randn(N, WIDE, WIDE, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    grads = {}
+    for method in ("reduced", "reverse"):
+        d = pl.Derivatives(net, x, method=method, time_dependent=time_dependent)
+        loss = (d.laplacian**2 + d.u**2).sum() + (d.grad**2).sum() + (d.trace(b) ** 2).sum()
+        grads[method] = torch.autograd.grad(loss, list(net.parameters()))
+    for a, b_ in zip(grads["reduced"], grads["reverse"], strict=True):
+        torch.testing.assert_close(a, b_, **TOL)
+
+
+def test_auto_picks_the_documented_method(monkeypatch):
+    import pinnlab.derivatives as derivatives
+
+    x = points(WIDE)
+    assert pl.Derivatives(make_net("mlp-tanh", WIDE, 1), x).method.name == "reduced"
+    assert pl.Derivatives(make_net("custom", WIDE, 1), x).method.name == "forward"
+    monkeypatch.setattr(derivatives, "AUTO_FORWARD_MAX_DIM", WIDE - 1)
+    d = pl.Derivatives(make_net("custom", WIDE, 1), x, generator=torch.Generator())
+    assert d.method.name == "hutchinson"
+    assert pl.Derivatives(make_net("mlp-tanh", WIDE, 1), x).method.name == "reduced"
+
+
+# --- stochastic estimators -----------------------------------------------------------------
+
+STOCHASTIC = list(STOCHASTIC_METHODS)
+
+
+def _mean_of_draws(method, net, x, draws: int, generator) -> torch.Tensor:
+    """The mean of ``draws`` independent estimates of Δu, in one forward-mode pass."""
+    dirs, weights = [], []
+    for _ in range(draws):
+        v, w = method.directions(
+            method.draw(x.shape[1], generator, x.dtype), dim=x.shape[1], dtype=x.dtype
+        )
+        dirs.append(v)
+        weights.append(w / draws)
+    jet = ForwardMode().jet(net, x, torch.cat(dirs), torch.cat(weights), 2)
+    return jet.lap[:, 0]
+
+
+@pytest.mark.parametrize("name", STOCHASTIC)
+def test_stochastic_estimators_are_unbiased_with_error_slope_minus_half(name):
+    net = make_net("mlp-tanh", WIDE, 1)
+    x = points(WIDE)
+    exact = pl.Derivatives(net, x, method="reverse").laplacian.detach()
+    method = get_method(name, probes=2)
+    g = torch.Generator().manual_seed(11)
+    counts = [8, 32, 128, 512]
+    rms = []
+    with torch.no_grad():
+        for count in counts:
+            errors = torch.stack([_mean_of_draws(method, net, x, count, g) for _ in range(30)])
+            rms.append((errors - exact).square().mean().sqrt())
+    slope = np.polyfit(np.log(counts), np.log(torch.stack(rms).numpy()), 1)[0]
+    assert -0.65 < slope < -0.35, (name, slope, rms)
+
+
+@pytest.mark.parametrize("name", STOCHASTIC)
+def test_reported_variance_matches_the_spread_of_estimates(name):
+    net = make_net("mlp-tanh", WIDE, 1)
+    x = points(WIDE)
+    method = get_method(name, probes=4)
+    g = torch.Generator().manual_seed(5)
+    estimates, predicted = [], []
+    with torch.no_grad():
+        for _ in range(400):
+            d = pl.Derivatives(net, x, method=method, generator=g)
+            estimates.append(d.laplacian)
+            predicted.append(d.variance())
+    empirical = torch.stack(estimates).var(dim=0)
+    ratio = torch.stack(predicted).mean(dim=0) / empirical
+    assert ((0.75 < ratio) & (ratio < 1.33)).all(), (name, ratio)
+
+
+@pytest.mark.parametrize("name", STOCHASTIC)
+def test_stochastic_trace_and_first_derivatives(name, time_dependent):
+    """First derivatives stay exact; tr(B Bᵀ ∇²u) is estimated around its exact value."""
+    s = int(time_dependent)
+    net = make_net("resmlp", WIDE + s, 1)
+    x = points(WIDE + s)
+    ref = pl.Derivatives(net, x, method="reverse", time_dependent=time_dependent)
+    g = torch.Generator().manual_seed(1)
+    method = get_method(name, probes=WIDE)
+    d = pl.Derivatives(net, x, method=method, time_dependent=time_dependent, generator=g)
+    torch.testing.assert_close(d.u, ref.u, **TOL)
+    torch.testing.assert_close(d.grad, ref.grad, **TOL)
+    if time_dependent:
+        torch.testing.assert_close(d.dt, ref.dt, **TOL)
+    b = torch.randn(N, WIDE, WIDE, generator=g, dtype=torch.float64)
+    exact = ref.trace(b).detach()
+    mean = torch.stack(
+        [
+            pl.Derivatives(net, x, method=method, time_dependent=time_dependent, generator=g).trace(
+                b
+            )
+            for _ in range(300)
+        ]
+    ).mean(dim=0)
+    assert ((mean - exact).abs() < 0.1 * exact.abs().mean()).all()
+    if name == "sdgd":  # all d axes drawn: the estimate is exact
+        torch.testing.assert_close(d.laplacian, ref.laplacian, **TOL)
+
+
+def test_stochastic_bad_input():
+    net = make_net("mlp-tanh", WIDE, 1)
+    x = points(WIDE)
+    for bad in (0, -3, 2.5, "8", True):
+        with pytest.raises(pl.ConfigError, match="probes must be a positive integer"):
+            get_method("hutchinson", probes=bad)
+    with pytest.raises(pl.ConfigError, match="stochastic: pass probes="):
+        pl.Derivatives(net, x, method="sdgd")
+    d = pl.Derivatives(net, x, method="hutchinson", generator=torch.Generator())
+    with pytest.raises(pl.ShapeError, match="need a square factor B"):
+        d.trace(torch.ones(WIDE, 3, dtype=torch.float64))

@@ -307,14 +307,32 @@ def test_hard_boundary_conditions():
         pl.run(tiny_config("poisson-sine", net={"hard_bc": True}))
 
 
-def test_forward_and_reverse_derivatives_train_the_same(monkeypatch):
+def test_exact_derivative_methods_train_the_same(monkeypatch):
     runs = [
-        pl.run(tiny_config(dtype="float64", solver={"derivatives": method}))
-        for method in ("forward", "reverse")
+        pl.run(tiny_config(dim=12, dtype="float64", solver={"derivatives": method}))
+        for method in ("reduced", "forward", "reverse")  # the tiny net is narrower than d
     ]
-    np.testing.assert_allclose(runs[0].history["loss"], runs[1].history["loss"], rtol=1e-9)
+    for other in runs[1:]:
+        np.testing.assert_allclose(runs[0].history["loss"], other.history["loss"], rtol=1e-9)
     with pytest.raises(pl.UnknownNameError, match="Did you mean 'reverse'"):
         pl.run(tiny_config(solver={"derivatives": "revrse"}))
+
+
+@pytest.mark.parametrize("method", ["hutchinson", "sdgd"])
+def test_stochastic_derivatives_train_and_report_their_variance(method, tmp_path):
+    cfg = tiny_config(
+        dim=12,
+        solver={"derivatives": method, "probes": 3},
+        train={"steps": 6, "eval_every": 3, "checkpoint_every": 2},
+    )
+    solution = pl.run(cfg)
+    h = solution.history
+    assert list(h["eval_step"]) == [3, 6] and len(h["residual_var"]) == 2
+    assert (h["residual_var"] > 0).all() and np.isfinite(h["loss"]).all()
+    again = pl.run(cfg)  # the probes come from the run's generator: reproducible
+    np.testing.assert_array_equal(h["loss"], again.history["loss"])
+    with pytest.raises(pl.ConfigError, match="probes"):
+        pl.run(tiny_config(solver={"derivatives": method, "probes": 0}))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -41,6 +41,10 @@ class Solver(ABC):
         """Weight of each loss term (1 unless set)."""
         return {}
 
+    def diagnostics(self, net: nn.Module, batch: dict[str, Tensor]) -> dict[str, float]:
+        """Numbers recorded in the history at each evaluation (e.g. an estimator's variance)."""
+        return {}
+
     def wrap(self, net: nn.Module, hard_bc: bool) -> nn.Module:
         """The model trained and saved: ``net`` itself unless the solver transforms it."""
         return net

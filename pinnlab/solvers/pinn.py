@@ -15,7 +15,8 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from ..config import Section
-from ..derivatives import METHODS, Derivatives
+from ..derivatives import METHODS, Derivatives, choose_method
+from ..derivatives.stochastic import estimator_variance
 from ..domains import SpaceTime
 from ..errors import ConfigError, unknown_name
 from ..networks import DirichletTransform, OutputAffine
@@ -25,7 +26,10 @@ from .base import Solver
 class PINNSettings(Section):
     n_interior: int = Field(1024, ge=1, description="collocation points per batch")
     n_boundary: int = Field(256, ge=1, description="points per condition per batch")
-    derivatives: str = Field("forward", description=f"one of {', '.join(METHODS)}")
+    derivatives: str = Field(
+        "auto", description=f"Δu and tr(BBᵀ∇²u) by: {', '.join(METHODS)} (docs/derivatives.md)"
+    )
+    probes: int = Field(16, ge=1, description="probes or axes per step of a stochastic method")
     sampling: Literal["uniform", "sobol"] = "uniform"
     weights: dict[str, float] = Field(default_factory=dict, description="loss term -> weight")
     normalize_output: bool = Field(
@@ -47,8 +51,33 @@ class PINN(Solver):
         self.strong = problem.strong_form()
         self.time_dependent = isinstance(self.strong.domain, SpaceTime)
         self.hard = False
+        self.method = None  # resolved for the network in ``wrap``
+
+    def _method(self, net: nn.Module | None = None):
+        """The derivative method, resolved once (``auto`` looks at the network)."""
+        if self.method is None:
+            s, in_dim = self.settings, self.problem.dim + int(self.time_dependent)
+            param = next(net.parameters(), None) if net is not None else None
+            if net is None and s.derivatives == "auto":
+                self.method = choose_method("reduced", None, in_dim)
+            else:
+                self.method = choose_method(
+                    s.derivatives,
+                    net,
+                    in_dim,
+                    probes=s.probes,
+                    dtype=param.dtype if param is not None else None,
+                    device=param.device if param is not None else None,
+                )
+        return self.method
 
     def wrap(self, net: nn.Module, hard_bc: bool) -> nn.Module:
+        model = self._wrap(net, hard_bc)
+        self.method = None
+        self._method(model)
+        return model
+
+    def _wrap(self, net: nn.Module, hard_bc: bool) -> nn.Module:
         if not hard_bc:
             if not self.settings.normalize_output:
                 return net
@@ -100,19 +129,41 @@ class PINN(Solver):
         s = self.settings
         kw = dict(generator=generator, dtype=self.dtype, sampling=s.sampling)
         out = {"residual": self.strong.domain.sample_interior(s.n_interior, **kw)}
+        method = self._method()
+        if method.stochastic:
+            out["probes"] = method.draw(self.problem.dim, generator, self.dtype)
         for name, c in self.strong.conditions.items():
             if not self._exact(c):
                 out[name] = self._condition_points(c, s.n_boundary, **kw)
         return out
 
-    def loss(self, net: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    def _residual(self, net, points: Tensor, probes: Tensor | None):
         d = Derivatives(
             net,
-            batch["residual"],
-            method=self.settings.derivatives,
+            points,
+            method=self._method(net),
             time_dependent=self.time_dependent,
+            probes=probes,
         )
-        r = self.strong.residual(d)
+        return self.strong.residual(d)
+
+    def diagnostics(self, net: nn.Module, batch: dict[str, Tensor]) -> dict[str, float]:
+        """For a stochastic method, the variance of the residual's estimate (mean over up to
+        256 batch points): the bias it adds to the mean squared residual."""
+        method = self._method(net)
+        if not method.stochastic:
+            return {}
+        x = batch["residual"][:256]
+
+        def residual(probes):
+            r = self._residual(net, x, probes)
+            return torch.stack(list(r.values()), dim=-1) if isinstance(r, dict) else r
+
+        var = estimator_variance(method, batch["probes"], residual, self.problem.dim)
+        return {"residual_var": float(var.detach().mean())}
+
+    def loss(self, net: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        r = self._residual(net, batch["residual"], batch.get("probes"))
         terms = (
             {k: v.square().mean() for k, v in r.items()}
             if isinstance(r, dict)

@@ -1,0 +1,216 @@
+"""The derivative engine: u, ∇u, ∂ₜu, Δu and tr(B Bᵀ ∇²u) of a network at a batch of points.
+
+Residuals read like mathematics (``-d.laplacian - f(d.x)``); the method is a setting:
+
+=================  ========================================================================
+``auto``           ``reduced`` where the first-layer reduction applies, else ``forward`` up to
+                   d = ``AUTO_FORWARD_MAX_DIM``, else ``hutchinson`` (see docs/derivatives.md)
+``reduced``        exact: forward mode after the first-layer reduction (min(d, width) directions)
+``forward``        exact: forward-mode jets along all d axes (Li et al. 2024)
+``reverse``        exact: the reverse-mode reference (one backward pass per axis, like DeepXDE)
+``hutchinson``     stochastic, unbiased: k Rademacher probes (``hutchinson-gauss``: Gaussian)
+``sdgd``           stochastic, unbiased: k random axes rescaled by d/k (Hu et al. 2024)
+=================  ========================================================================
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from ..errors import ConfigError, ShapeError, unknown_name
+from .exact import ForwardMode, JetResult, ReducedMode, ReverseMode, reducible
+from .jets import Jet, propagate
+from .stochastic import SDGD, Hutchinson, estimator_variance
+
+__all__ = [
+    "AUTO_FORWARD_MAX_DIM",
+    "EXACT_METHODS",
+    "METHODS",
+    "STOCHASTIC_METHODS",
+    "Derivatives",
+    "Jet",
+    "choose_method",
+    "get_method",
+    "propagate",
+]
+
+EXACT_METHODS = {"reduced": ReducedMode, "forward": ForwardMode, "reverse": ReverseMode}
+STOCHASTIC_METHODS = {
+    "hutchinson": Hutchinson,
+    "hutchinson-gauss": lambda probes=16: Hutchinson(probes, gaussian=True),
+    "sdgd": SDGD,
+}
+#: Every method name a setting accepts.
+METHODS = ("auto", *EXACT_METHODS, *STOCHASTIC_METHODS)
+
+#: Above this input dimension, ``auto`` leaves exact forward mode (d directions) for a
+#: stochastic estimator when the first-layer reduction does not apply. From the benchmark in
+#: docs/benchmarks.md: at d = 1,000 a forward-mode step already holds n·d·width numbers per
+#: layer (0.5 GB at n = 1024, width 128).
+AUTO_FORWARD_MAX_DIM = 1000
+
+
+def get_method(name: str, *, probes: int = 16):
+    """The method called ``name`` (``auto`` is resolved per network by :func:`choose_method`)."""
+    if name in EXACT_METHODS:
+        return EXACT_METHODS[name]()
+    if name in STOCHASTIC_METHODS:
+        return STOCHASTIC_METHODS[name](probes)
+    raise unknown_name("derivative method", name, METHODS)
+
+
+def choose_method(name: str, net, in_dim: int, *, probes: int = 16, dtype=None, device=None):
+    """Resolve ``name`` for ``net`` on inputs of ``in_dim`` columns (``auto`` picks by size)."""
+    if name != "auto":
+        return get_method(name, probes=probes)
+    dtype = dtype or torch.get_default_dtype()
+    if reducible(net, in_dim, dtype=dtype, device=device):
+        return ReducedMode()
+    if in_dim <= AUTO_FORWARD_MAX_DIM:
+        return ForwardMode()
+    return Hutchinson(probes)
+
+
+class Derivatives:
+    """Lazy derivatives of ``net`` at ``points``, computed on first use by ``method``.
+
+    ``method`` is a name (see :data:`METHODS`) or a method object. For a space-time problem
+    (``time_dependent=True``) column 0 of the points is t: ``d.t``, ``d.dt``; ``d.x``,
+    ``d.grad`` and ``d.laplacian`` are spatial. Scalar outputs give u (n,), grad (n, d),
+    laplacian (n,); k outputs give u (n, k), grad (n, k, d), laplacian (n, k).
+    Stochastic methods estimate the second-order terms from ``probes`` (drawn by the solver's
+    batch) or, if none are given, from fresh ones drawn with ``generator``; first derivatives
+    stay exact (one reverse pass).
+    """
+
+    def __init__(
+        self,
+        net,
+        points: Tensor,
+        *,
+        method="auto",
+        time_dependent: bool = False,
+        probes: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ):
+        if points.dim() != 2:
+            raise ShapeError(f"points must have shape (n, dim), got {tuple(points.shape)}.")
+        self.net = net
+        self.points = points
+        self._t = 1 if time_dependent else 0
+        if isinstance(method, str):
+            method = choose_method(method, net, points.shape[1], dtype=points.dtype)
+        self.method = method
+        self._exact: JetResult | None = None
+        self._exact_order = -1
+        self._first: JetResult | None = None
+        self.probes = probes
+        if method.stochastic and probes is None:
+            if generator is None:
+                raise ConfigError(
+                    f"method '{method.name}' is stochastic: pass probes= (as drawn by the "
+                    "solver's batch) or generator= to draw fresh ones."
+                )
+            self.probes = method.draw(self.dim, generator, points.dtype)
+
+    @property
+    def dim(self) -> int:
+        """Spatial dimension d."""
+        return self.points.shape[1] - self._t
+
+    @property
+    def x(self) -> Tensor:
+        """Spatial coordinates, (n, d)."""
+        return self.points[:, self._t :]
+
+    @property
+    def t(self) -> Tensor:
+        """Time, (n,)."""
+        if not self._t:
+            raise ShapeError("d.t is only defined for time-dependent problems.")
+        return self.points[:, 0]
+
+    def _jet(self, order: int) -> JetResult:
+        """The exact jet along all input axes (weight 0 on t), at least to ``order``."""
+        order = max(order, self.method.min_order)
+        if self._exact is None or self._exact_order < order:
+            weights = None
+            if self._t:
+                weights = torch.ones(self.points.shape[1], dtype=self.points.dtype)
+                weights[0] = 0.0
+                weights = weights.to(self.points.device)
+            self._exact = self.method.jet(self.net, self.points, None, weights, order, self._t)
+            self._exact_order = order
+        return self._exact
+
+    def _first_order(self) -> JetResult:
+        if not self.method.stochastic:
+            return self._jet(1)
+        if self._first is None or self._first.reduced_jac is None:
+            self._first = ReverseMode().jet(self.net, self.points, None, None, 1)
+        return self._first
+
+    @staticmethod
+    def _squeeze(a: Tensor) -> Tensor:
+        return a.squeeze(-1) if a.shape[-1] == 1 else a
+
+    @property
+    def u(self) -> Tensor:
+        if not self.method.stochastic:
+            return self._squeeze(self._jet(0).value)
+        if self._first is None:
+            self._first = JetResult(self.net(self.points), None, None)
+        return self._squeeze(self._first.value)
+
+    @property
+    def grad(self) -> Tensor:
+        """Spatial gradient ∇u."""
+        jac = self._first_order().jac(slice(self._t, None))  # (n, d, k)
+        return jac[..., 0] if jac.shape[-1] == 1 else jac.transpose(1, 2)
+
+    @property
+    def dt(self) -> Tensor:
+        """∂u/∂t."""
+        _ = self.t
+        return self._squeeze(self._first_order().jac(slice(0, 1))[:, 0, :])
+
+    @property
+    def laplacian(self) -> Tensor:
+        """Spatial Laplacian Δu (an unbiased estimate for a stochastic method)."""
+        if self.method.stochastic:
+            return self._estimate(self.probes, None)
+        return self._squeeze(self._jet(2).lap)
+
+    def trace(self, factor: Tensor) -> Tensor:
+        """tr(B Bᵀ ∇²u) = Σ_k b_kᵀ ∇²u b_k over the columns b_k of B.
+
+        ``factor`` is B, of shape (d, m) (constant) or (n, d, m) (point-dependent).
+        """
+        d = self.dim
+        if factor.dim() not in (2, 3) or factor.shape[-2] != d:
+            raise ShapeError(
+                f"factor B must have shape (d, m) or (n, d, m) with d={d}, got {tuple(factor.shape)}."
+            )
+        if self.method.stochastic:
+            return self._estimate(self.probes, factor)
+        v = factor.transpose(-1, -2)  # (m, d) or (n, m, d)
+        if self._t:
+            v = F.pad(v, (1, 0))  # no component along t
+        return self._squeeze(self.method.jet(self.net, self.points, v, None, 2).lap)
+
+    def _estimate(self, probes: Tensor, factor: Tensor | None) -> Tensor:
+        dtype = self.points.dtype
+        v, w = self.method.directions(probes, dim=self.dim, dtype=dtype, factor=factor)
+        if self._t:
+            v = F.pad(v, (1, 0))
+        return self._squeeze(ForwardMode().jet(self.net, self.points, v, w, 2).lap)
+
+    def variance(self, factor: Tensor | None = None) -> Tensor:
+        """Per-point variance of the estimate of Δu (or of tr(B Bᵀ ∇²u)); 0 if exact."""
+        if not self.method.stochastic:
+            return torch.zeros_like(self.u)
+        return estimator_variance(
+            self.method, self.probes, lambda p: self._estimate(p, factor), self.dim
+        )
