@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# The GPU check (about 3 to 5 minutes on one H100): the d = 100 poisson-sine recipe solved on
-# CUDA, then the per-step benchmark against DeepXDE on CUDA (benchmarks/pinn_vs_deepxde.py).
+# The GPU check (about 8 minutes on one H100): the d = 100 poisson-sine recipe solved on CUDA,
+# the per-step benchmark against DeepXDE on CUDA (benchmarks/pinn_vs_deepxde.py), the
+# derivative-method benchmark (benchmarks/derivatives.py) and the d = 10,000 and 100,000
+# poisson-ridge recipes, each cut to a time budget.
 #
 #   bash benchmarks/gpu.sh [OUTDIR]        # OUTDIR: $1, else $OUT, else ./gpu-results
 #
 # Writes into OUTDIR: nvidia-smi.txt, env.txt, solve.log (+ the solution's info
-# JSON), pinn_vs_deepxde.json/.md (results), benchmark.log, timings.txt (wall seconds per part).
+# JSON), pinn_vs_deepxde.json/.md (results), benchmark.log, derivatives.json/.md/.png,
+# ridge-*.log/.json, timings.txt (wall seconds per part).
 # Python: the repo's .venv if present; else a python3 that can already import pinnlab and
 # deepxde; else a new .venv (python3 -m venv .venv && .venv/bin/pip install -e '.[dev]').
 set -uo pipefail
@@ -57,6 +60,21 @@ start=$SECONDS
     --steps 500 500 100 --timing-steps 100 100 20 \
     --out "$out/pinn_vs_deepxde.json" 2>&1 | tee "$out/benchmark.log" || status=1
 echo "benchmark $((SECONDS - start)) s" | tee -a "$out/timings.txt"
+
+start=$SECONDS
+"$py" benchmarks/derivatives.py --device cuda --dims 10 100 1000 10000 100000 --repeats 5 \
+    --budget 20 --max-gb 60 --out "$out/derivatives.json" 2>&1 | tee "$out/derivatives.log" || status=1
+echo "derivatives $((SECONDS - start)) s" | tee -a "$out/timings.txt"
+
+for d in 10000 100000; do
+    start=$SECONDS
+    recipe=configs/runs/poisson-ridge-d$d-pinn.yaml
+    solution="${TMPDIR:-/tmp}/poisson-ridge-d$d-cuda.h5"
+    "$py" -m pinnlab solve --config "$recipe" --device cuda --quiet \
+        --set train.time_budget=75 --out "$solution" 2>&1 | tee "$out/ridge-d$d.log" || status=1
+    "$py" -m pinnlab info "$solution" --json >"$out/ridge-d$d.json" 2>&1 || status=1
+    echo "ridge d=$d $((SECONDS - start)) s" | tee -a "$out/timings.txt"
+done
 
 nvidia-smi --query-gpu=name,memory.used,memory.total,clocks.sm,clocks.max.sm --format=csv \
     >>"$out/nvidia-smi.txt" 2>&1 || true

@@ -43,6 +43,9 @@ class NetSection(Section):
     fourier_features: int = Field(0, ge=0, description="0 disables random Fourier features")
     fourier_scale: float = Field(1.0, gt=0)
     hard_bc: bool = Field(False, description="impose Dirichlet data exactly (needs a lift)")
+    normalize_input: bool = Field(
+        True, description="map the domain's bounding box to [-1, 1]^D before the first layer"
+    )
 
 
 class TrainSection(Section):

@@ -8,6 +8,7 @@ generator); torch draws Sobol points on the CPU, so they are moved to the device
 
 from __future__ import annotations
 
+import functools
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -74,6 +75,10 @@ class Domain(ABC):
     def volume(self) -> float:
         """Lebesgue measure of the domain."""
 
+    def bounds(self) -> tuple[Tensor, Tensor]:
+        """The bounding box (low, high) per input column, float64 on the CPU."""
+        raise NotImplementedError
+
 
 @dataclass(frozen=True)
 class Box(Domain):
@@ -90,6 +95,10 @@ class Box(Domain):
     @property
     def volume(self) -> float:
         return (self.high - self.low) ** self.dim
+
+    def bounds(self) -> tuple[Tensor, Tensor]:
+        full = functools.partial(torch.full, (self.dim,), dtype=torch.float64)
+        return full(self.low), full(self.high)
 
     def sample_interior(self, n, *, generator, dtype=torch.float32, sampling="uniform"):
         u = _unit_cube(n, self.dim, generator, dtype, sampling)
@@ -133,6 +142,10 @@ class Ball(Domain):
         d = self.dim
         return math.pi ** (d / 2) / math.gamma(d / 2 + 1) * self.radius**d
 
+    def bounds(self) -> tuple[Tensor, Tensor]:
+        full = functools.partial(torch.full, (self.dim,), dtype=torch.float64)
+        return full(self.center - self.radius), full(self.center + self.radius)
+
     def sample_interior(self, n, *, generator, dtype=torch.float32, sampling="uniform"):
         u = _unit_cube(n, self.dim + 1, generator, dtype, sampling)
         r = self.radius * u[:, :1] ** (1.0 / self.dim)
@@ -162,6 +175,11 @@ class SpaceTime(Domain):
     @property
     def dim(self) -> int:  # type: ignore[override]
         return 1 + self.space.dim
+
+    def bounds(self) -> tuple[Tensor, Tensor]:
+        low, high = self.space.bounds()
+        t = torch.tensor([self.t0, self.t1], dtype=torch.float64)
+        return torch.cat([t[:1], low]), torch.cat([t[1:], high])
 
     @property
     def volume(self) -> float:

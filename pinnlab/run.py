@@ -131,8 +131,13 @@ def build_model(
     form = problem.strong_form() if hasattr(problem, "strong_form") else None
     outputs = form.outputs if form is not None else 1
     in_dim = problem.dim + int(problem.time_dependent)
+    box = form.domain.bounds() if form is not None and config.net.normalize_input else None
     net = build_network(
-        in_dim, outputs, generator=init, **config.net.model_dump(exclude={"hard_bc"})
+        in_dim,
+        outputs,
+        generator=init,
+        input_box=box,
+        **config.net.model_dump(exclude={"hard_bc", "normalize_input"}),
     )
     return solver.wrap(net, config.net.hard_bc).to(device=device, dtype=dtype)
 

@@ -56,6 +56,7 @@ class Solution:
         self.history = {k: np.asarray(v) for k, v in (history or {}).items()}
         self.environment = dict(environment or {})
         self._metrics = dict(metrics) if metrics else None
+        self._truth_cache = None
         self.time_dependent = problem.time_dependent
         self.in_dim = problem.dim + int(self.time_dependent)
 
@@ -120,8 +121,7 @@ class Solution:
         if not hasattr(self.problem, "exact"):
             return dict(extra)
         p = self._param
-        x = test_points(self.problem, dtype=p.dtype, device=p.device)
-        u_true, g_true = exact_with_grad(self.problem, x.double(), self.time_dependent)
+        x, u_true, g_true = self._truth(p.dtype, p.device)
         was_training = self.model.training
         self.model.eval()
         with torch.no_grad():
@@ -129,6 +129,15 @@ class Solution:
             g = torch.cat([self._grad(c) for c in x.split(CHUNK)])
         self.model.train(was_training)
         return {**error_metrics(u, u_true.to(p.device), g, g_true.to(p.device)), **extra}
+
+    def _truth(self, dtype, device) -> tuple[Tensor, Tensor, Tensor]:
+        """The test set and the exact values and gradients there, computed once."""
+        key = (dtype, device)
+        if self._truth_cache is None or self._truth_cache[0] != key:
+            x = test_points(self.problem, dtype=dtype, device=device)
+            u, g = exact_with_grad(self.problem, x.double(), self.time_dependent)
+            self._truth_cache = (key, (x, u, g))
+        return self._truth_cache[1]
 
     # --- storage -----------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
@@ -183,7 +192,10 @@ def load(path: str | os.PathLike, *, device: str = "cpu", problems_dirs=()) -> S
                     f"'{path}' has format version {version}; this pinnlab reads up to "
                     f"{FORMAT_VERSION}. Upgrade pinnlab."
                 )
-            config = RunConfig.model_validate_json(f.attrs["config"])
+            raw = json.loads(f.attrs["config"])
+            # Files written before net.normalize_input existed had no input map.
+            raw.get("net", {}).setdefault("normalize_input", False)
+            config = RunConfig.model_validate(raw)
             environment = json.loads(f.attrs["environment"])
             metrics = json.loads(f.attrs["metrics"])
             state = {k: torch.from_numpy(np.array(v)) for k, v in f["weights"].items()}
