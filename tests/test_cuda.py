@@ -13,7 +13,7 @@ from helpers import tiny_config
 
 import pinnlab as pl
 from pinnlab.cli import main
-from pinnlab.derivatives import METHODS
+from pinnlab.derivatives import EXACT_METHODS, STOCHASTIC_METHODS
 from pinnlab.domains import SAMPLINGS
 from pinnlab.networks import build_network
 from pinnlab.training import Interrupted, Trainer
@@ -37,15 +37,16 @@ def test_sampling_on_the_generator_device(sampling):
     assert s.device.type == "cuda" and (s[:, 0] == 0).all()
 
 
-@pytest.mark.parametrize("method", list(METHODS))
+@pytest.mark.parametrize("method", ["auto", *EXACT_METHODS])
 @pytest.mark.parametrize("fourier", [0, 3])
-def test_derivatives_on_cuda_match_the_cpu(method, fourier):
+@pytest.mark.parametrize("dim", [3, 12])  # 12 > width 8: the first-layer reduction applies
+def test_derivatives_on_cuda_match_the_cpu(method, fourier, dim):
     g = torch.Generator().manual_seed(0)
     net = build_network(
-        4, 2, width=8, depth=2, fourier_features=fourier, activation="silu", generator=g
+        dim + 1, 2, width=8, depth=2, fourier_features=fourier, activation="silu", generator=g
     ).double()
-    x = torch.rand(6, 4, generator=g, dtype=torch.float64)
-    b = torch.randn(6, 3, 2, generator=g, dtype=torch.float64)
+    x = torch.rand(6, dim + 1, generator=g, dtype=torch.float64)
+    b = torch.randn(6, dim, 10, generator=g, dtype=torch.float64)
     cpu = pl.Derivatives(net, x, method=method, time_dependent=True)
     gpu = pl.Derivatives(copy.deepcopy(net).cuda(), x.cuda(), method=method, time_dependent=True)
     for a, c in (
@@ -129,3 +130,13 @@ def test_cli_on_cuda(capsys, tmp_path):
     argv += ["--set", "train.lbfgs_steps=0", "--set", "net.width=8", "--out", str(out), "--quiet"]
     assert main(argv) == 0, capsys.readouterr().err
     assert "on cuda" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("method", list(STOCHASTIC_METHODS))
+def test_stochastic_estimators_draw_and_run_on_cuda(method):
+    g = torch.Generator().manual_seed(0)
+    net = build_network(13, 1, width=8, depth=2, generator=g).double().cuda()
+    x = torch.rand(6, 13, generator=g, dtype=torch.float64).cuda()
+    d = pl.Derivatives(net, x, method=method, time_dependent=True, generator=cuda_generator())
+    assert d.probes.device.type == "cuda"
+    assert d.laplacian.device.type == d.variance().device.type == d.dt.device.type == "cuda"

@@ -117,3 +117,31 @@ def test_pinn_output_normalisation_uses_the_dirichlet_data():
     plain = PINN(problem, validate(PINNSettings, {"normalize_output": False}), dtype=torch.float32)
     net = build_network(6, 1, width=8, depth=2, generator=gen())
     assert plain.wrap(net, hard_bc=False) is net
+
+
+@pytest.mark.parametrize("kind", list(NETWORKS))
+@pytest.mark.parametrize("fourier", [0, 3])
+def test_input_map_sends_the_box_to_the_unit_cube_inside_the_first_layer(kind, fourier):
+    """With input_box, the network is the same network applied to (x − c) ⊙ s, folded into an
+    affine first layer (so that the first-layer reduction still applies)."""
+    from pinnlab.derivatives.exact import reducible
+
+    low = torch.tensor([0.0, -2.0, 1.0], dtype=torch.float64)
+    high = torch.tensor([1.0, 2.0, 5.0], dtype=torch.float64)
+    kw = dict(kind=kind, width=8, depth=2, fourier_features=fourier)
+    mapped = build_network(3, 1, generator=gen(3), input_box=(low, high), **kw).double()
+    plain = build_network(3, 1, generator=gen(3), **kw).double()
+    x = low + (high - low) * torch.rand(7, 3, generator=gen(1), dtype=torch.float64)
+    unit = 2 * (x - low) / (high - low) - 1
+    torch.testing.assert_close(mapped(x), plain(unit), rtol=1e-12, atol=1e-12)
+    assert reducible(mapped, 3, dtype=torch.float64, device="cpu")
+    assert {"input_map.shift", "input_map.scale"} & set(mapped.state_dict()) or fourier
+
+
+def test_domain_bounds():
+    low, high = pl.Box(3, -1.0, 2.0).bounds()
+    assert low.tolist() == [-1.0] * 3 and high.tolist() == [2.0] * 3
+    low, high = pl.Ball(2, radius=2.0, center=1.0).bounds()
+    assert low.tolist() == [-1.0, -1.0] and high.tolist() == [3.0, 3.0]
+    low, high = pl.SpaceTime(pl.Box(2), t0=0.5, t1=2.0).bounds()
+    assert low.tolist() == [0.5, 0.0, 0.0] and high.tolist() == [2.0, 1.0, 1.0]

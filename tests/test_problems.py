@@ -220,3 +220,20 @@ def test_problem_by_id():
         pl.UnknownNameError, match=re.escape("unknown problem 'poisson-sin'. Did you mean")
     ):
         pl.problem("poisson-sin")
+
+
+def test_poisson_ridge_does_not_concentrate():
+    """Unlike Σ sin(π xᵢ/2), the best constant stays far from the ridge solution at any d."""
+    from pinnlab.metrics import error_metrics, exact_with_grad, test_points
+
+    for dim in (10, 1000):
+        p = pl.problem("poisson-ridge", dim=dim)
+        x = test_points(p, n=2000)
+        u, g = exact_with_grad(p, x, False)
+        assert error_metrics(u, u, g, g)["const_rel_l2"] > 0.7, dim
+    sine = pl.problem("poisson-sine", dim=1000)
+    x = test_points(sine, n=2000)
+    u, g = exact_with_grad(sine, x, False)
+    assert error_metrics(u, u, g, g)["const_rel_l2"] < 0.02
+    with pytest.raises(pl.ParameterError, match="frequency must be > 0"):
+        pl.problem("poisson-ridge", dim=3, frequency=0.0)

@@ -297,3 +297,27 @@ def test_a_problem_can_add_its_own_metrics(tmp_path):
     metrics = solution.evaluate()
     assert "rel_l2" in metrics
     assert metrics["value_at_centre"] == pytest.approx(float(solution(np.full((1, 2), 0.5))[0]))
+
+
+def test_files_from_before_the_input_map_still_load(tmp_path):
+    """Solutions saved before net.normalize_input existed had no input map."""
+    solution = untrained(net={"width": 8, "depth": 2, "normalize_input": False})
+    path = solution.save(tmp_path / "old.h5")
+
+    def forget(f):
+        config = json.loads(f.attrs["config"])
+        del config["net"]["normalize_input"]
+        f.attrs["config"] = json.dumps(config)
+
+    old = pl.load(_edited_copy(path, tmp_path / "older.h5", forget))
+    x = rand(5, 2)
+    np.testing.assert_array_equal(old(x), solution(x))
+    assert not old.config.net.normalize_input
+
+
+def test_test_set_shrinks_in_very_high_dimension():
+    from pinnlab.metrics import test_points, test_size
+
+    assert test_size(2) == test_size(10_000) == 10_000
+    assert test_size(100_000) == 1_000 and test_size(10**7) == 1_000
+    assert test_points(pl.problem("poisson-sine", dim=20_000)).shape == (5_000, 20_000)

@@ -58,6 +58,8 @@ def get_method(name: str, *, probes: int = 16):
         return EXACT_METHODS[name]()
     if name in STOCHASTIC_METHODS:
         return STOCHASTIC_METHODS[name](probes)
+    if name == "auto":
+        raise ConfigError("'auto' depends on the network: resolve it with choose_method().")
     raise unknown_name("derivative method", name, METHODS)
 
 
@@ -101,7 +103,9 @@ class Derivatives:
         self.points = points
         self._t = 1 if time_dependent else 0
         if isinstance(method, str):
-            method = choose_method(method, net, points.shape[1], dtype=points.dtype)
+            method = choose_method(
+                method, net, points.shape[1], dtype=points.dtype, device=points.device
+            )
         self.method = method
         self._exact: JetResult | None = None
         self._exact_order = -1

@@ -159,7 +159,8 @@ class PINN(Solver):
             r = self._residual(net, x, probes)
             return torch.stack(list(r.values()), dim=-1) if isinstance(r, dict) else r
 
-        var = estimator_variance(method, batch["probes"], residual, self.problem.dim)
+        with torch.no_grad():
+            var = estimator_variance(method, batch["probes"], residual, self.problem.dim)
         return {"residual_var": float(var.detach().mean())}
 
     def loss(self, net: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
