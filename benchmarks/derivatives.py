@@ -87,17 +87,16 @@ def peak_rss_bytes() -> int:
 
 
 def estimated_gb(method: str, dim: int, args) -> float:
-    """Cost-model memory of one step: retained (n, m, width) tensors per layer, ~6 per layer."""
+    """Cost-model memory of one step: forward-mode jets keep about four (n, m, width) tensors
+    per layer; reverse mode keeps about three (n, width) tensors per layer for each of its d
+    Hessian-vector graphs."""
     n, w, depth = args.n_interior, args.width, args.depth
-    m = {
-        "reduced": min(dim, w) + 1,
-        "forward": dim,
-        "hutchinson": args.probes,
-        "sdgd": args.probes,
-        "reverse": 2 * dim,  # one retained double-backward graph per axis
-        "deepxde": 2 * dim,
-    }[method]
-    return 6 * depth * n * m * w * 4 / 1e9 + n * dim * 4 * 4 / 1e9
+    if method in ("reverse", "deepxde"):
+        jets = 3 * depth * n * w * dim
+    else:
+        m = {"reduced": min(dim, w) + 1, "forward": dim}.get(method, args.probes)
+        jets = 4 * depth * n * m * w
+    return 4 * (jets + 4 * n * dim) / 1e9
 
 
 def one(method: str, dim: int, args) -> dict:
@@ -242,7 +241,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=10, help="timed steps")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     p.add_argument("--budget", type=float, default=60.0, help="stop timing after (s)")
-    p.add_argument("--max-gb", type=float, default=16.0, help="skip above this model memory")
+    p.add_argument("--max-gb", type=float, default=12.0, help="skip above this model memory")
     p.add_argument("--probes", type=int, default=16)
     p.add_argument("--n-interior", type=int, default=1024)
     p.add_argument("--n-boundary", type=int, default=256)

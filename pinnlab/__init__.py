@@ -10,7 +10,7 @@ Public API (everything a catalogue problem file or a user script needs)::
 
 from .config import RunConfig
 from .derivatives import Derivatives, Jet
-from .domains import Ball, Box, Domain, SpaceTime
+from .domains import Ball, Box, Domain, Slit, SpaceTime
 from .errors import (
     ConfigError,
     FormError,
@@ -21,7 +21,7 @@ from .errors import (
     TrainingError,
     UnknownNameError,
 )
-from .problem import FORMS, Dirichlet, Problem, StrongForm
+from .problem import FORMS, Dirichlet, EnergyForm, Neumann, Problem, StrongForm
 from .registry import Catalogue, catalogue, problem
 from .run import make_config, run, solve
 from .solution import Solution, load
@@ -37,13 +37,16 @@ __all__ = [
     "Derivatives",
     "Dirichlet",
     "Domain",
+    "EnergyForm",
     "FormError",
     "Jet",
+    "Neumann",
     "ParameterError",
     "PinnlabError",
     "Problem",
     "RunConfig",
     "ShapeError",
+    "Slit",
     "Solution",
     "SolutionFileError",
     "SpaceTime",

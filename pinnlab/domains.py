@@ -79,6 +79,11 @@ class Domain(ABC):
         """The bounding box (low, high) per input column, float64 on the CPU."""
         raise NotImplementedError
 
+    @property
+    def surface_to_volume(self) -> float:
+        """|∂Ω| / |Ω| (finite in any dimension, unlike the two measures)."""
+        raise NotImplementedError
+
 
 @dataclass(frozen=True)
 class Box(Domain):
@@ -99,6 +104,10 @@ class Box(Domain):
     def bounds(self) -> tuple[Tensor, Tensor]:
         full = functools.partial(torch.full, (self.dim,), dtype=torch.float64)
         return full(self.low), full(self.high)
+
+    @property
+    def surface_to_volume(self) -> float:
+        return 2 * self.dim / (self.high - self.low)
 
     def sample_interior(self, n, *, generator, dtype=torch.float32, sampling="uniform"):
         u = _unit_cube(n, self.dim, generator, dtype, sampling)
@@ -146,6 +155,10 @@ class Ball(Domain):
         full = functools.partial(torch.full, (self.dim,), dtype=torch.float64)
         return full(self.center - self.radius), full(self.center + self.radius)
 
+    @property
+    def surface_to_volume(self) -> float:
+        return self.dim / self.radius
+
     def sample_interior(self, n, *, generator, dtype=torch.float32, sampling="uniform"):
         u = _unit_cube(n, self.dim + 1, generator, dtype, sampling)
         r = self.radius * u[:, :1] ** (1.0 / self.dim)
@@ -158,6 +171,59 @@ class Ball(Domain):
     def distance(self, x: Tensor) -> Tensor:
         """φ = 1 − |x − c|²/r²."""
         return 1.0 - ((x - self.center) ** 2).sum(dim=1) / self.radius**2
+
+
+@dataclass(frozen=True)
+class Slit(Domain):
+    """A planar domain (a 2-d Box or Ball) cut along the segment from its centre to its
+    boundary in the +x direction: the classic crack domain. The boundary is the outer boundary
+    and the slit, sampled in proportion to their lengths (the slit once: u is sampled on it, not
+    its two sides)."""
+
+    outer: Box | Ball
+
+    def __post_init__(self):
+        if self.outer.dim != 2 or not isinstance(self.outer, Box | Ball):
+            raise ParameterError(f"Slit needs a 2-d Box or Ball, got {self.outer}.")
+
+    @property
+    def dim(self) -> int:  # type: ignore[override]
+        return 2
+
+    @property
+    def _centre_and_length(self) -> tuple[float, float, float]:
+        o = self.outer
+        if isinstance(o, Ball):
+            return o.center, o.radius, 2 * math.pi * o.radius
+        side = o.high - o.low
+        return (o.low + o.high) / 2, side / 2, 4 * side
+
+    @property
+    def volume(self) -> float:
+        return self.outer.volume
+
+    def bounds(self) -> tuple[Tensor, Tensor]:
+        return self.outer.bounds()
+
+    @property
+    def surface_to_volume(self) -> float:
+        _, slit, outer = self._centre_and_length
+        return (outer + slit) / self.volume
+
+    def sample_interior(self, n, *, generator, dtype=torch.float32, sampling="uniform"):
+        return self.outer.sample_interior(n, generator=generator, dtype=dtype, sampling=sampling)
+
+    def sample_boundary(self, n, *, generator, dtype=torch.float32, sampling="uniform"):
+        kw = dict(generator=generator, dtype=dtype, sampling=sampling)
+        centre, slit, outer = self._centre_and_length
+        x = self.outer.sample_boundary(n, **kw)
+        u = _unit_cube(n, 2, generator, dtype, sampling)
+        on_slit = u[:, 0] < slit / (slit + outer)
+        s = torch.stack([centre + slit * u[:, 1], torch.full_like(u[:, 1], centre)], dim=1)
+        return torch.where(on_slit[:, None], s, x)
+
+    def distance(self, x: Tensor) -> Tensor:
+        raise ParameterError("Slit domains have no smooth distance function; use a soft BC.")
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ and a solver states the form it needs:
 form           method                what it returns
 =============  ====================  =====================================================
 strong         ``strong_form()``     :class:`StrongForm`: residual(s) + conditions (PINN)
-energy         ``energy_form()``     an energy density whose minimiser solves the PDE
+energy         ``energy_form()``     :class:`EnergyForm`: an energy whose minimiser solves it
 stochastic     ``stochastic_form()`` drift, diffusion, terminal value, nonlinearity
 hamiltonian    ``hamiltonian_form()`` a potential V for H = −½Δ + V
 =============  ====================  =====================================================
@@ -64,7 +64,35 @@ class Dirichlet:
             )
 
 
-Condition = Dirichlet
+@dataclass(frozen=True)
+class Neumann:
+    """a ∂u/∂n = flux(x) on the boundary (outer normal): a natural condition of the energy
+    form, which adds −∫ flux·u ds to the energy; nothing is imposed on the network."""
+
+    flux: Callable[[Tensor], Tensor]
+    on: Literal["boundary"] = "boundary"
+
+
+Condition = Dirichlet | Neumann
+
+#: Batch keys the solvers use themselves; a condition may not be named so.
+RESERVED = ("residual", "probes", "interior")
+
+
+def _check_conditions(conditions: Mapping[str, Any], domain) -> None:
+    from .domains import SpaceTime
+
+    for name, c in conditions.items():
+        if name in RESERVED:
+            raise ParameterError(
+                f"condition name '{name}' is reserved (solvers use it for their own batch "
+                "entries); choose another name."
+            )
+        if c.on != "boundary" and not isinstance(domain, SpaceTime):
+            raise ParameterError(
+                f"condition '{name}' is on the {c.on} slice, which only a SpaceTime domain has; "
+                f"this form's domain is {type(domain).__name__}."
+            )
 
 
 @dataclass(frozen=True)
@@ -81,19 +109,32 @@ class StrongForm:
     outputs: int = 1
 
     def __post_init__(self):
+        _check_conditions(self.conditions, self.domain)
+
+
+@dataclass(frozen=True)
+class EnergyForm:
+    """Variational form: u minimises E[u] = ∫_Ω (½ a|∇u|² + ½ c u² − f u) dx − ∫_Γ g u ds
+    among functions with the Dirichlet data, the weak form of −∇·(a∇u) + c u = f in Ω,
+    u = h on the Dirichlet part, a ∂u/∂n = g on the Neumann part (a natural condition).
+
+    ``source`` is f; ``diffusion`` a and ``reaction`` c are numbers or functions of x;
+    ``conditions`` maps names to :class:`Dirichlet` or :class:`Neumann` conditions.
+    """
+
+    domain: Domain
+    source: Callable[[Tensor], Tensor]
+    diffusion: float | Callable[[Tensor], Tensor] = 1.0
+    reaction: float | Callable[[Tensor], Tensor] = 0.0
+    conditions: Mapping[str, Condition] = field(default_factory=dict)
+    outputs: int = 1
+
+    def __post_init__(self):
         from .domains import SpaceTime
 
-        for name, c in self.conditions.items():
-            if name in ("residual", "probes"):
-                raise ParameterError(
-                    f"condition name '{name}' is reserved (solvers use it for their own batch "
-                    "entries); choose another name."
-                )
-            if c.on != "boundary" and not isinstance(self.domain, SpaceTime):
-                raise ParameterError(
-                    f"condition '{name}' is on the {c.on} slice, which only a SpaceTime domain has; "
-                    f"this form's domain is {type(self.domain).__name__}."
-                )
+        if isinstance(self.domain, SpaceTime):
+            raise ParameterError("an energy form is stationary: its domain cannot be SpaceTime.")
+        _check_conditions(self.conditions, self.domain)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Poisson problems −Δu = f with Dirichlet data, in any dimension, each with its exact solution.
 
 Every problem here offers the strong form (residual −Δu − f, Dirichlet data u = g on the
-boundary) and its exact solution, checked against its own equation in float64 by the tests.
+boundary), the energy form (u minimises ∫ ½|∇u|² − f u among functions with the data: deep
+Ritz) and its exact solution, checked against its own equation in float64 by the tests.
 """
 
 from __future__ import annotations
@@ -32,6 +33,13 @@ class _BoxPoisson(pl.Problem):
         return pl.StrongForm(
             domain=pl.Box(self.dim, 0.0, 1.0),
             residual=lambda d: -d.laplacian - self.source(d.x),
+            conditions={"boundary": pl.Dirichlet(self.exact)},
+        )
+
+    def energy_form(self) -> pl.EnergyForm:
+        return pl.EnergyForm(
+            domain=pl.Box(self.dim, 0.0, 1.0),
+            source=self.source,
             conditions={"boundary": pl.Dirichlet(self.exact)},
         )
 
@@ -148,11 +156,61 @@ class PoissonBall(pl.Problem):
         return -(r * lap_psi - 4 * x_grad_psi - 2 * self.dim * psi)
 
     def strong_form(self) -> pl.StrongForm:
-        zero = lambda x: torch.zeros_like(x[:, 0])  # noqa: E731
         return pl.StrongForm(
             domain=pl.Ball(self.dim),
             residual=lambda d: -d.laplacian - self.source(d.x),
-            conditions={"boundary": pl.Dirichlet(zero, lift=zero)},
+            conditions={"boundary": pl.Dirichlet(_zero, lift=_zero)},
+        )
+
+    def energy_form(self) -> pl.EnergyForm:
+        return pl.EnergyForm(
+            domain=pl.Ball(self.dim),
+            source=self.source,
+            conditions={"boundary": pl.Dirichlet(_zero, lift=_zero)},
+        )
+
+
+def _zero(x: Tensor) -> Tensor:
+    return torch.zeros_like(x[:, 0])
+
+
+@dataclass(frozen=True)
+class PoissonSlit(pl.Problem):
+    """−Δu = 0 on the unit disk slit along the positive x-axis, u = r^{1/2} sin(θ/2) (θ ∈
+    [0, 2π) from the slit), Dirichlet data on the circle and on the slit (where u = 0).
+
+    The classic crack singularity: ∇u ~ r^{−1/2} at the tip, so u is not in H² and the error
+    concentrates there. E & Yu, "The deep Ritz method", Commun. Math. Stat. 6 (2018), §3.2
+    treat the same singularity on the slit square.
+    """
+
+    id = "poisson-slit"
+    dims = "d = 2"
+    truth = "exact"
+
+    def check(self):
+        self.require(self.dim == 2, f"dim must be 2, got {self.dim}")
+
+    def exact(self, x):
+        r = torch.linalg.vector_norm(x[:, :2], dim=1)
+        theta = torch.remainder(torch.atan2(x[:, 1], x[:, 0]), 2 * math.pi)
+        return r.sqrt() * torch.sin(theta / 2)
+
+    def _domain(self) -> pl.Slit:
+        return pl.Slit(pl.Ball(2))
+
+    def strong_form(self) -> pl.StrongForm:
+        return pl.StrongForm(
+            domain=self._domain(),
+            residual=lambda d: -d.laplacian,
+            conditions={"boundary": pl.Dirichlet(self.exact)},
+        )
+
+    def energy_form(self) -> pl.EnergyForm:
+        return pl.EnergyForm(
+            domain=self._domain(),
+            source=_zero,
+            conditions={"boundary": pl.Dirichlet(self.exact)},
         )
 
 

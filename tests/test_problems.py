@@ -215,7 +215,7 @@ def test_poisson_ball_coefficients_depend_on_the_seed():
 
 def test_problem_by_id():
     p = pl.problem("poisson-sine", dim=3)
-    assert p.dim == 3 and p.id == "poisson-sine" and p.forms() == ("strong",)
+    assert p.dim == 3 and p.id == "poisson-sine" and p.forms() == ("strong", "energy")
     with pytest.raises(
         pl.UnknownNameError, match=re.escape("unknown problem 'poisson-sin'. Did you mean")
     ):

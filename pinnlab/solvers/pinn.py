@@ -8,49 +8,36 @@ squared misfit of each condition at points on its part of the boundary:
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from pydantic import Field
 from torch import Tensor, nn
 
-from ..config import Section
 from ..derivatives import METHODS, Derivatives, choose_method
 from ..derivatives.stochastic import estimator_variance
-from ..domains import SpaceTime
-from ..errors import ConfigError, unknown_name
-from ..networks import DirichletTransform, OutputAffine
-from .base import Solver
+from ..errors import unknown_name
+from .collocation import CollocationSolver, PointSettings
 
 
-class PINNSettings(Section):
-    n_interior: int = Field(1024, ge=1, description="collocation points per batch")
-    n_boundary: int = Field(256, ge=1, description="points per condition per batch")
+class PINNSettings(PointSettings):
     derivatives: str = Field(
         "auto", description=f"Δu and tr(BBᵀ∇²u) by: {', '.join(METHODS)} (docs/derivatives.md)"
     )
     probes: int = Field(16, ge=1, description="probes or axes per step of a stochastic method")
-    sampling: Literal["uniform", "sobol"] = "uniform"
-    weights: dict[str, float] = Field(default_factory=dict, description="loss term -> weight")
-    normalize_output: bool = Field(
-        True, description="u = mean + std · N with the mean and std of the Dirichlet data"
-    )
 
 
-class PINN(Solver):
+class PINN(CollocationSolver):
     name = "pinn"
     form = "strong"
     Settings = PINNSettings
+    interior = "residual"
 
     def __init__(self, problem, settings: PINNSettings, *, dtype):
-        super().__init__(problem, settings, dtype=dtype)
+        super().__init__(problem, settings, dtype=dtype, spec=problem.strong_form())
         if settings.derivatives not in METHODS:
             raise unknown_name(
                 "derivative method (solver.derivatives)", settings.derivatives, METHODS
             )
-        self.strong = problem.strong_form()
-        self.time_dependent = isinstance(self.strong.domain, SpaceTime)
-        self.hard = False
+        self.strong = self.spec
         self.method = None  # resolved for the network in ``wrap``
 
     def _method(self, net: nn.Module | None = None):
@@ -72,69 +59,16 @@ class PINN(Solver):
         return self.method
 
     def wrap(self, net: nn.Module, hard_bc: bool) -> nn.Module:
-        model = self._wrap(net, hard_bc)
+        model = super().wrap(net, hard_bc)
         self.method = None
         self._method(model)
         return model
 
-    def _wrap(self, net: nn.Module, hard_bc: bool) -> nn.Module:
-        if not hard_bc:
-            if not self.settings.normalize_output:
-                return net
-            return OutputAffine(net, *self.data_scale())
-        conditions = [c for c in self.strong.conditions.values() if c.on == "boundary"]
-        if len(conditions) != 1 or conditions[0].lift is None:
-            raise ConfigError(
-                f"net.hard_bc: {self.problem.id} provides no lift of its boundary data "
-                "(an extension that is not the exact solution itself); set net.hard_bc=false."
-            )
-        self.hard = True
-        return DirichletTransform(net, self.strong.domain.distance, conditions[0].lift)
-
-    def data_scale(self) -> tuple[Tensor, Tensor]:
-        """Mean and standard deviation per output of the Dirichlet data (0 and 1 if none).
-
-        Drawn from a fixed seed on the CPU: only the data the problem states is used.
-        """
-        generator = torch.Generator().manual_seed(0)
-        values = []
-        for c in self.strong.conditions.values():
-            y = self._condition_points(c, 4096, generator=generator, dtype=torch.float64)
-            values.append(c.value(y).reshape(len(y), -1))
-        k = self.strong.outputs
-        if not values:
-            return torch.zeros(k), torch.ones(k)
-        data = torch.cat(values)
-        mean, std = data.mean(dim=0), data.std(dim=0)
-        std = torch.where(std > 1e-8 * (1 + mean.abs()), std, torch.ones_like(std))
-        return mean.float(), std.float()
-
-    def _exact(self, condition) -> bool:
-        return self.hard and condition.on == "boundary"
-
-    def weights(self) -> dict[str, float]:
-        # The names are checked in ``loss``: a residual may be a dict of named terms, whose
-        # names are known only once it has been evaluated.
-        return dict(self.settings.weights)
-
-    def _condition_points(self, condition, n: int, **kw) -> Tensor:
-        """n points on the part of the domain where ``condition`` holds."""
-        domain = self.strong.domain
-        if condition.on == "boundary":
-            return domain.sample_boundary(n, **kw)
-        t = domain.t0 if condition.on == "initial" else domain.t1
-        return domain.sample_slice(n, t, **kw)
-
     def batch(self, generator: torch.Generator) -> dict[str, Tensor]:
-        s = self.settings
-        kw = dict(generator=generator, dtype=self.dtype, sampling=s.sampling)
-        out = {"residual": self.strong.domain.sample_interior(s.n_interior, **kw)}
+        out = super().batch(generator)
         method = self._method()
         if method.stochastic:
             out["probes"] = method.draw(self.problem.dim, generator, self.dtype)
-        for name, c in self.strong.conditions.items():
-            if not self._exact(c):
-                out[name] = self._condition_points(c, s.n_boundary, **kw)
         return out
 
     def _residual(self, net, points: Tensor, probes: Tensor | None):
@@ -170,13 +104,6 @@ class PINN(Solver):
             if isinstance(r, dict)
             else {"residual": r.square().mean()}
         )
-        for name, c in self.strong.conditions.items():
-            if name in batch:
-                y = batch[name]
-                u = net(y)
-                g = c.value(y)
-                terms[name] = (u - g.reshape(u.shape)).square().mean()
-        unknown = set(self.settings.weights) - set(terms)
-        if unknown:
-            raise unknown_name("loss term (solver.weights)", sorted(unknown)[0], terms)
+        terms.update(self.dirichlet_terms(net, batch))
+        self.check_weights(terms)
         return terms

@@ -1,0 +1,116 @@
+"""What the PINN and deep Ritz solvers share: points in the domain and on each condition's part.
+
+A collocation solver reads a form with a ``domain`` and named ``conditions``; each step it
+draws interior points and points on every condition's part of the boundary, and turns
+Dirichlet conditions into mean squared misfits (or imposes them exactly with ``net.hard_bc``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import Field
+from torch import Tensor, nn
+
+from ..config import Section
+from ..domains import SpaceTime
+from ..errors import ConfigError, unknown_name
+from ..networks import DirichletTransform, OutputAffine
+from ..problem import Dirichlet
+from .base import Solver
+
+
+class PointSettings(Section):
+    n_interior: int = Field(1024, ge=1, description="interior points per batch")
+    n_boundary: int = Field(256, ge=1, description="points per condition per batch")
+    sampling: Literal["uniform", "sobol"] = "uniform"
+    weights: dict[str, float] = Field(default_factory=dict, description="loss term -> weight")
+    normalize_output: bool = Field(
+        True, description="u = mean + std · N with the mean and std of the Dirichlet data"
+    )
+
+
+class CollocationSolver(Solver):
+    """Base of solvers that sample a form's domain and its conditions' parts."""
+
+    #: The key of the interior points in a batch.
+    interior = "interior"
+
+    def __init__(self, problem, settings: PointSettings, *, dtype, spec):
+        super().__init__(problem, settings, dtype=dtype)
+        self.spec = spec
+        self.time_dependent = isinstance(spec.domain, SpaceTime)
+        self.hard = False
+
+    def wrap(self, net: nn.Module, hard_bc: bool) -> nn.Module:
+        if not hard_bc:
+            if not self.settings.normalize_output:
+                return net
+            return OutputAffine(net, *self.data_scale())
+        conditions = [c for c in self.dirichlet().values() if c.on == "boundary"]
+        if len(conditions) != 1 or conditions[0].lift is None:
+            raise ConfigError(
+                f"net.hard_bc: {self.problem.id} provides no lift of its boundary data "
+                "(an extension that is not the exact solution itself); set net.hard_bc=false."
+            )
+        self.hard = True
+        return DirichletTransform(net, self.spec.domain.distance, conditions[0].lift)
+
+    def dirichlet(self) -> dict[str, Dirichlet]:
+        return {k: c for k, c in self.spec.conditions.items() if isinstance(c, Dirichlet)}
+
+    def data_scale(self) -> tuple[Tensor, Tensor]:
+        """Mean and standard deviation per output of the Dirichlet data (0 and 1 if none).
+
+        Drawn from a fixed seed on the CPU: only the data the problem states is used.
+        """
+        generator = torch.Generator().manual_seed(0)
+        values = []
+        for c in self.dirichlet().values():
+            y = self.condition_points(c, 4096, generator=generator, dtype=torch.float64)
+            values.append(c.value(y).reshape(len(y), -1))
+        k = getattr(self.spec, "outputs", 1)
+        if not values:
+            return torch.zeros(k), torch.ones(k)
+        data = torch.cat(values)
+        mean, std = data.mean(dim=0), data.std(dim=0)
+        std = torch.where(std > 1e-8 * (1 + mean.abs()), std, torch.ones_like(std))
+        return mean.float(), std.float()
+
+    def weights(self) -> dict[str, float]:
+        # The names are checked in ``check_weights``: a residual may be a dict of named terms,
+        # whose names are known only once it has been evaluated.
+        return dict(self.settings.weights)
+
+    def condition_points(self, condition, n: int, **kw) -> Tensor:
+        """n points on the part of the domain where ``condition`` holds."""
+        domain = self.spec.domain
+        if condition.on == "boundary":
+            return domain.sample_boundary(n, **kw)
+        t = domain.t0 if condition.on == "initial" else domain.t1
+        return domain.sample_slice(n, t, **kw)
+
+    def batch(self, generator: torch.Generator) -> dict[str, Tensor]:
+        s = self.settings
+        kw = dict(generator=generator, dtype=self.dtype, sampling=s.sampling)
+        out = {self.interior: self.spec.domain.sample_interior(s.n_interior, **kw)}
+        for name, c in self.spec.conditions.items():
+            if not (self.hard and isinstance(c, Dirichlet) and c.on == "boundary"):
+                out[name] = self.condition_points(c, s.n_boundary, **kw)
+        return out
+
+    def dirichlet_terms(self, net: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Mean squared misfit of each Dirichlet condition sampled in the batch."""
+        terms = {}
+        for name, c in self.dirichlet().items():
+            if name in batch:
+                y = batch[name]
+                u = net(y)
+                terms[name] = (u - c.value(y).reshape(u.shape)).square().mean()
+        return terms
+
+    def check_weights(self, terms: dict[str, Tensor]) -> None:
+        unknown = set(self.settings.weights) - set(terms)
+        if unknown:
+            raise unknown_name("loss term (solver.weights)", sorted(unknown)[0], terms)

@@ -1,0 +1,120 @@
+"""Deep Ritz: the energy form's minimiser is the exact solution; the solver trains and fails
+clearly where it must."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+from helpers import tiny_config
+
+import pinnlab as pl
+from pinnlab.config import validate
+from pinnlab.solvers.deep_ritz import DeepRitz, DeepRitzSettings
+
+EPSILONS = [-0.2, -0.05, 0.05, 0.2]
+
+
+@dataclass(frozen=True)
+class Robin1D(pl.Problem):
+    """−u'' + u = x² − 2 on (0, 1), u'(n) = 2x on both ends (Neumann only): u = x²."""
+
+    id = "test-neumann"
+    dim: int = 1
+
+    def exact(self, x):
+        return x[:, 0] ** 2
+
+    def energy_form(self):
+        return pl.EnergyForm(
+            domain=pl.Box(1),
+            source=lambda x: x[:, 0] ** 2 - 2,
+            reaction=1.0,
+            conditions={"flux": pl.Neumann(lambda x: 2 * x[:, 0])},
+        )
+
+
+def _bump(problem, x):
+    """A perturbation that vanishes on the Dirichlet boundary (anything, for Neumann)."""
+    if isinstance(problem, Robin1D):
+        return torch.sin(3 * x[:, 0]) + x[:, 0]
+    domain = problem.energy_form().domain
+    if isinstance(domain, pl.Slit):
+        theta = torch.remainder(torch.atan2(x[:, 1], x[:, 0]), 2 * math.pi)
+        return (1 - (x * x).sum(dim=1)) * torch.sin(theta / 2) ** 2
+    return domain.distance(x) * torch.cos(x.sum(dim=1))
+
+
+PROBLEMS = [
+    pl.problem("poisson-sine", dim=3),
+    pl.problem("poisson-harmonic", dim=4),
+    pl.problem("poisson-quadratic", dim=3),
+    pl.problem("poisson-ball", dim=3),
+    pl.problem("poisson-ridge", dim=5),
+    pl.problem("poisson-slit"),
+    Robin1D(),
+]
+
+
+@pytest.mark.parametrize("problem", PROBLEMS, ids=lambda p: p.id)
+def test_the_exact_solution_minimises_the_energy(problem):
+    """E[u* + εφ] > E[u*] for perturbations φ that keep the Dirichlet data (float64, the same
+    200,000 Monte Carlo points for every ε)."""
+    solver = DeepRitz(problem, validate(DeepRitzSettings, {}), dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    batch = {
+        "interior": solver.spec.domain.sample_interior(200_000, generator=g, dtype=torch.float64)
+    }
+    for name, c in solver.spec.conditions.items():
+        batch[name] = solver.condition_points(c, 20_000, generator=g, dtype=torch.float64)
+
+    def energy(eps: float) -> float:
+        net = lambda x: (problem.exact(x) + eps * _bump(problem, x))[:, None]  # noqa: E731
+        return float(solver.energy(net, batch).detach())
+
+    e0 = energy(0.0)
+    for eps in EPSILONS:
+        assert energy(eps) > e0, (problem.id, eps)
+
+
+def test_deep_ritz_trains_and_reports_its_terms():
+    solution = pl.run(tiny_config(method="deep-ritz", dim=2, train={"steps": 30, "lr": 1e-2}))
+    h = solution.history
+    assert {"loss.energy", "loss.boundary"} <= set(h)
+    np.testing.assert_allclose(h["loss"], h["loss.energy"] + 500 * h["loss.boundary"], rtol=1e-5)
+    assert h["loss"][-1] < h["loss"][0]
+    hard = pl.run(
+        tiny_config(
+            "poisson-ball", method="deep-ritz", dim=3, net={"width": 8, "depth": 2, "hard_bc": True}
+        )
+    )
+    assert "loss.boundary" not in hard.history
+
+
+def test_deep_ritz_settings_and_forms():
+    with pytest.raises(pl.ConfigError, match="penalty"):
+        pl.run(tiny_config(method="deep-ritz", solver={"penalty": -1.0}))
+    with pytest.raises(pl.UnknownNameError, match="Did you mean 'boundary'"):
+        pl.run(tiny_config(method="deep-ritz", solver={"weights": {"boundry": 1.0}}))
+    with pytest.raises(pl.ParameterError, match="reserved"):
+        pl.EnergyForm(pl.Box(2), source=lambda x: x[:, 0], conditions={"interior": pl.Neumann(abs)})
+    with pytest.raises(pl.ParameterError, match="stationary"):
+        pl.EnergyForm(pl.SpaceTime(pl.Box(1)), source=lambda x: x[:, 0])
+
+
+def test_slit_domain_samples_its_outer_boundary_and_the_slit():
+    domain = pl.Slit(pl.Ball(2))
+    y = domain.sample_boundary(20_000, generator=torch.Generator().manual_seed(0))
+    on_slit = (y[:, 1].abs() < 1e-7) & (y[:, 0] >= 0) & (y[:, 0] <= 1)
+    on_circle = ((y * y).sum(dim=1) - 1).abs() < 1e-5
+    assert (on_slit | on_circle).all()
+    assert abs(on_slit.float().mean().item() - 1 / (1 + 2 * math.pi)) < 0.01
+    square = pl.Slit(pl.Box(2, -1.0, 1.0)).sample_boundary(
+        4000, generator=torch.Generator().manual_seed(1)
+    )
+    assert ((square[:, 1] == 0) & (square[:, 0] >= 0)).float().mean() > 0.05
+    with pytest.raises(pl.ParameterError, match="2-d Box or Ball"):
+        pl.Slit(pl.Box(3))
