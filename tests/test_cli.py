@@ -66,7 +66,7 @@ def test_problems_json(capsys):
     entries = json.loads(run_ok(capsys, ["problems", "--json"]))
     assert [e["id"] for e in entries] == list(pl.catalogue())
     sine = next(e for e in entries if e["id"] == "poisson-sine")
-    assert sine["parameters"] == {"dim": 2} and sine["forms"] == ["strong"]
+    assert sine["parameters"] == {"dim": 2} and sine["forms"] == ["strong", "energy"]
     assert sine["truth"] == "exact" and sine["summary"].startswith("−Δu")
 
 
