@@ -99,9 +99,11 @@ class Jet:
 
     def linear(self, weight: Tensor, bias: Tensor | None = None) -> Jet:
         """Jet of z = W h + b (reduced when this is a reducible seed with m > width)."""
+        # The order lap, value, jac fixes the order in which autograd sums W's gradients.
         lap = None if self.lap is None else F.linear(self.lap, weight)
-        jac = weight.T.unsqueeze(0) if self.jac is None else F.linear(self.jac, weight)
-        out = self._with(F.linear(self.value, weight, bias), jac, lap)
+        value = F.linear(self.value, weight, bias)
+        jac = weight.T.unsqueeze(0).contiguous() if self.jac is None else F.linear(self.jac, weight)
+        out = self._with(value, jac, lap)
         saves = jac.shape[1] - self.pinned > weight.shape[0]
         if self.order >= 2 and (self.reduce == 2 or (self.reduce == 1 and saves)):
             out.jac, out.weights, out.basis = _reduce(jac, self.weights, self.pinned)
