@@ -32,10 +32,16 @@ import time
 from pathlib import Path
 
 import torch
+from pinn_vs_deepxde import (
+    add_run_arguments,
+    deepxde_contestant,
+    machine,
+    pinnlab_contestant,
+    run_config,
+)
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
-HERE = Path(__file__).resolve().parent
 METHODS = ["reduced", "forward", "reverse", "hutchinson", "sdgd", "deepxde"]
 
 
@@ -110,8 +116,6 @@ def estimated_gb(method: str, dim: int, args) -> float:
 
 def one(method: str, dim: int, args) -> dict:
     """Measure one configuration in this process."""
-    sys.path.insert(0, str(HERE))
-    from pinn_vs_deepxde import deepxde_contestant, pinnlab_contestant, run_config
 
     import pinnlab as pl
     from pinnlab.config import validate
@@ -256,12 +260,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=float, default=60.0, help="stop timing after (s)")
     p.add_argument("--max-gb", type=float, default=12.0, help="skip above this model memory")
     p.add_argument("--probes", type=int, default=16)
-    p.add_argument("--n-interior", type=int, default=1024)
-    p.add_argument("--n-boundary", type=int, default=256)
-    p.add_argument("--width", type=int, default=128)
-    p.add_argument("--depth", type=int, default=4)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
+    add_run_arguments(p)
     p.add_argument("--gemm", type=int, default=2048)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, default=Path("docs/benchmarks/cpu/derivatives.json"))
@@ -275,9 +274,6 @@ def main(argv: list[str] | None = None) -> None:
     if args.one:
         print(json.dumps(one(args.one[0], int(args.one[1]), args)))
         return
-    sys.path.insert(0, str(HERE))
-    from pinn_vs_deepxde import machine
-
     device = torch.device(args.device)
     passthrough = [a for a in (argv if argv is not None else sys.argv[1:])]
     results = []

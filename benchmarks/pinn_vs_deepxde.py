@@ -5,7 +5,8 @@
 
 For each dimension d, in one process, the contestants are
 
-* ``pinnlab``: pinnlab's PINN with forward-mode derivatives (its default);
+* ``pinnlab``: pinnlab's PINN with forward-mode derivatives (what ``auto`` computes for d ≤
+  width);
 * ``deepxde``: the DeepXDE model :func:`pinnlab.interop.to_deepxde` builds for the same
   problem (its residual is the catalogue's own, differentiated by ``deepxde.grad``);
 * ``pinnlab-reverse`` (at the ``--reverse-dims``): pinnlab's PINN with its reverse-mode
@@ -313,6 +314,16 @@ def per_dim(values: list[int], dims: list[int], name: str) -> list[int]:
     return values
 
 
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """The settings :func:`run_config` reads: points, network, learning rate, seed."""
+    p.add_argument("--n-interior", type=int, default=1024)
+    p.add_argument("--n-boundary", type=int, default=256)
+    p.add_argument("--width", type=int, default=128)
+    p.add_argument("--depth", type=int, default=4)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dims", type=int, nargs="+", default=[2, 10, 100])
@@ -327,12 +338,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=5, help="untimed steps before timing")
     p.add_argument("--blocks", type=int, default=10, help="timed blocks per contestant")
     p.add_argument("--reverse-dims", type=int, nargs="*", default=[100])
-    p.add_argument("--n-interior", type=int, default=1024)
-    p.add_argument("--n-boundary", type=int, default=256)
-    p.add_argument("--width", type=int, default=128)
-    p.add_argument("--depth", type=int, default=4)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
+    add_run_arguments(p)
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument(

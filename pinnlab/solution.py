@@ -128,7 +128,7 @@ class Solution:
             u = torch.cat([self.model(c) for c in x.split(CHUNK)])
             g = torch.cat([self._grad(c) for c in x.split(CHUNK)])
         self.model.train(was_training)
-        return {**error_metrics(u, u_true.to(p.device), g, g_true.to(p.device)), **extra}
+        return {**error_metrics(u, u_true, g, g_true), **extra}
 
     def _truth(self, dtype, device) -> tuple[Tensor, Tensor, Tensor]:
         """The test set and the exact values and gradients there, computed once."""
@@ -136,7 +136,7 @@ class Solution:
         if self._truth_cache is None or self._truth_cache[0] != key:
             x = test_points(self.problem, dtype=dtype, device=device)
             u, g = exact_with_grad(self.problem, x.double(), self.time_dependent)
-            self._truth_cache = (key, (x, u, g))
+            self._truth_cache = (key, (x, u.to(device), g.to(device)))
         return self._truth_cache[1]
 
     # --- storage -----------------------------------------------------------------------

@@ -142,9 +142,8 @@ class Derivatives:
         if self._exact is None or self._exact_order < order:
             weights = None
             if self._t:
-                weights = torch.ones(self.points.shape[1], dtype=self.points.dtype)
+                weights = torch.ones_like(self.points[0])
                 weights[0] = 0.0
-                weights = weights.to(self.points.device)
             self._exact = self.method.jet(self.net, self.points, None, weights, order, self._t)
             self._exact_order = order
         return self._exact
@@ -204,12 +203,18 @@ class Derivatives:
             v = F.pad(v, (1, 0))  # no component along t
         return self._squeeze(self.method.jet(self.net, self.points, v, None, 2).lap)
 
-    def _estimate(self, probes: Tensor, factor: Tensor | None) -> Tensor:
+    def _estimate_jet(self, probes: Tensor, factor: Tensor | None) -> JetResult:
         dtype = self.points.dtype
         v, w = self.method.directions(probes, dim=self.dim, dtype=dtype, factor=factor)
         if self._t:
             v = F.pad(v, (1, 0))
-        return self._squeeze(ForwardMode().jet(self.net, self.points, v, w, 2).lap)
+        jet = ForwardMode().jet(self.net, self.points, v, w, 2)
+        if self._first is None:  # u for free; its first derivatives are along the probes only
+            self._first = JetResult(jet.value, None, None)
+        return jet
+
+    def _estimate(self, probes: Tensor, factor: Tensor | None) -> Tensor:
+        return self._squeeze(self._estimate_jet(probes, factor).lap)
 
     def variance(self, factor: Tensor | None = None) -> Tensor:
         """Per-point variance of the estimate of Δu (or of tr(B Bᵀ ∇²u)); 0 if exact."""

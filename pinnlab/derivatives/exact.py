@@ -67,10 +67,11 @@ class ReducedMode(ForwardMode):
 
     def __init__(self):
         self._unreducible: weakref.WeakSet = weakref.WeakSet()
+        self._plain = ForwardMode()
 
     def jet(self, net, x: Tensor, directions, weights, order: int, pinned: int = 0) -> JetResult:
         if order == 0 or net in self._unreducible:
-            return ForwardMode.jet(ForwardMode(), net, x, directions, weights, order, pinned)
+            return self._plain.jet(net, x, directions, weights, order, pinned)
         try:
             return super().jet(net, x, directions, weights, order, pinned)
         except MixedBasis:
@@ -81,7 +82,7 @@ class ReducedMode(ForwardMode):
                 "without reduction: exact, at a cost that grows with the dimension.",
                 stacklevel=3,
             )
-            return ForwardMode.jet(ForwardMode(), net, x, directions, weights, order, pinned)
+            return self._plain.jet(net, x, directions, weights, order, pinned)
 
 
 def reducible(net, dim: int, *, dtype: torch.dtype, device) -> bool:
