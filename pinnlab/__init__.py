@@ -21,7 +21,16 @@ from .errors import (
     TrainingError,
     UnknownNameError,
 )
-from .problem import FORMS, Dirichlet, EnergyForm, Neumann, Problem, StrongForm
+from .problem import (
+    FORMS,
+    Dirichlet,
+    EnergyForm,
+    Neumann,
+    Problem,
+    Reference,
+    StochasticForm,
+    StrongForm,
+)
 from .registry import Catalogue, catalogue, problem
 from .run import make_config, run, solve
 from .solution import Solution, load
@@ -44,12 +53,14 @@ __all__ = [
     "ParameterError",
     "PinnlabError",
     "Problem",
+    "Reference",
     "RunConfig",
     "ShapeError",
     "Slit",
     "Solution",
     "SolutionFileError",
     "SpaceTime",
+    "StochasticForm",
     "StrongForm",
     "TrainingError",
     "UnknownNameError",

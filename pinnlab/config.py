@@ -77,7 +77,7 @@ class RunConfig(Section):
     solver: dict[str, Any] = Field(default_factory=dict, description="the solver's own settings")
     net: NetSection = Field(default_factory=NetSection)
     train: TrainSection = Field(default_factory=TrainSection)
-    metric: str = "rel_l2"
+    metric: str = Field("auto", description="the error the run tracks; auto: see metrics.py")
     seed: int = Field(0, ge=0)
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     dtype: Literal["float32", "float64"] = "float32"

@@ -19,8 +19,34 @@ TEST_POINTS = 10_000
 #: at least 1,000 points: 1,000 points at d = 100,000.
 TEST_NUMBERS = 10**8
 TEST_SEED = 20241127
-#: The names :func:`error_metrics` returns; a run's ``metric`` is one of them.
-METRICS = ("rel_l2", "rel_l1", "max_abs", "rel_l2_centered", "rel_h1_seminorm", "const_rel_l2")
+#: The names :func:`error_metrics` returns.
+FIELD_METRICS = (
+    "rel_l2",
+    "rel_l1",
+    "max_abs",
+    "rel_l2_centered",
+    "rel_h1_seminorm",
+    "const_rel_l2",
+)
+#: The names a run's ``metric`` may take ("auto": :func:`default_metric`).
+METRICS = (
+    *FIELD_METRICS,
+    "rel_error_x0",
+    "ref_rel_l2",
+    "ref_rel_l1",
+    "ref_max_z",
+    "ref_stderr_rel",
+    "auto",
+)
+
+
+def default_metric(available) -> str:
+    """What ``metric: auto`` measures: rel_l2 where the truth is known on a region, else the
+    error at x₀, else the error against a reference."""
+    for name in ("rel_l2", "rel_error_x0", "ref_rel_l2"):
+        if name in available:
+            return name
+    raise KeyError("no error metric is available")
 
 
 def test_size(columns: int) -> int:
@@ -28,12 +54,18 @@ def test_size(columns: int) -> int:
     return max(1000, min(TEST_POINTS, TEST_NUMBERS // columns))
 
 
-def test_points(problem: Problem, *, dtype=torch.float64, device="cpu", n=None) -> Tensor:
+def test_points(
+    problem: Problem, *, dtype=torch.float64, device="cpu", n=None, at_time=None
+) -> Tensor:
     """The fixed test set of ``problem``: n interior points drawn with a fixed seed on the CPU
-    (``test_size`` of its input columns unless given)."""
-    domain = problem.strong_form().domain
+    (``test_size`` of its input columns unless given). With ``at_time``, points x of the
+    stochastic form's region, for solutions x ↦ u(at_time, x)."""
+    if at_time is not None:
+        domain = problem.stochastic_form().region
+    else:
+        domain = problem.strong_form().domain
     if n is None:
-        n = test_size(problem.dim + int(problem.time_dependent))
+        n = test_size(domain.dim)
     generator = torch.Generator().manual_seed(TEST_SEED)
     x = domain.sample_interior(n, generator=generator, dtype=torch.float64)
     return x.to(device=device, dtype=dtype)
@@ -73,3 +105,34 @@ def error_metrics(u: Tensor, u_true: Tensor, grad: Tensor, grad_true: Tensor) ->
         "rel_h1_seminorm": float((grad - grad_true).norm() / grad_true.norm()),
         "const_rel_l2": float(centred_true.norm() / u_true.norm()),
     }
+
+
+def point_metrics(u: Tensor, u_true: Tensor) -> dict[str, float]:
+    """rel_error_x0 = |u(x₀) − u*(x₀)| / |u*(x₀)| for a solution at one point."""
+    u, u_true = u.reshape(-1).double().cpu(), u_true.reshape(-1).double().cpu()
+    return {"rel_error_x0": float((u - u_true).abs()[0] / u_true.abs()[0])}
+
+
+def reference_metrics(u: Tensor, value: Tensor, stderr: Tensor) -> dict[str, float]:
+    """Errors against reference values with standard errors (Monte Carlo references).
+
+    ``ref_rel_l2``, ``ref_rel_l1``: relative errors over the reference points;
+    ``ref_max_z``: max |u − ref| / stderr (where stderr > 0): an error below about 3 is within
+    the reference's own noise and cannot be resolved further; ``ref_stderr_rel``:
+    ‖stderr‖/‖ref‖, the floor below which no error is claimed. At one point the relative
+    error is ``rel_error_x0``.
+    """
+    u, value = u.reshape(-1).double().cpu(), value.reshape(-1).double().cpu()
+    stderr = stderr.reshape(-1).double().cpu()
+    e = u - value
+    if len(value) == 1:
+        out = {"rel_error_x0": float(e.abs()[0] / value.abs()[0])}
+    else:
+        out = {
+            "ref_rel_l2": float(e.norm() / value.norm()),
+            "ref_rel_l1": float(e.abs().sum() / value.abs().sum()),
+        }
+    out["ref_stderr_rel"] = float(stderr.norm() / value.norm())
+    if (stderr > 0).any():
+        out["ref_max_z"] = float((e.abs() / stderr)[stderr > 0].max())
+    return out

@@ -19,12 +19,14 @@ A problem also offers its truth where one exists: ``exact(x)`` (closed form) or 
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import pydantic
+import torch
 from torch import Tensor
 
 from .domains import Domain
@@ -135,6 +137,115 @@ class EnergyForm:
         if isinstance(self.domain, SpaceTime):
             raise ParameterError("an energy form is stationary: its domain cannot be SpaceTime.")
         _check_conditions(self.conditions, self.domain)
+
+
+@dataclass(frozen=True)
+class StochasticForm:
+    """A semilinear parabolic PDE in backward time and its probabilistic representation.
+
+        ∂ₜu + μ(t, x)·∇u + ½ tr(σσᵀ(t, x) ∇²u) − r u + f(t, x, u, σᵀ∇u) = 0  on [0, T) × R^d,
+        u(T, x) = g(x).
+
+    With dX = μ dt + σ dW, the process Y_t = u(t, X_t), Z_t = σᵀ∇u(t, X_t) solves the backward
+    SDE dY = (r Y − f) dt + Zᵀ dW, Y_T = g(X_T) (nonlinear Feynman–Kac; Pardoux & Peng 1990).
+    For f = 0 this is the Feynman–Kac formula u(t, x) = e^{−r(T−t)} E[g(X_T) | X_t = x].
+
+    - ``drift(t, x)`` → μ, (n, d); ``diffusion(t, x)`` → σ, (d, m) constant or (n, d, m);
+      t is a float (time stepping) or an (n,) tensor (the strong form's points).
+    - ``terminal(x)`` → g, (n,); ``discount`` r; ``nonlinearity(t, x, y, z)`` → f, (n,), or None.
+    - ``region``: the domain of interest of the starting points (where a solution is measured);
+      ``x0``: the published evaluation point, if any.
+    - ``transition(t, x, s, xi)`` → X_s given X_t = x exactly, where xi = (W_s − W_t)/√(s − t) is
+      a standard normal (n, m): known laws are sampled without time stepping. ``mean(t, x, s)``
+      → E[X_s | X_t = x] where known (a control variate). Both None when unknown.
+    """
+
+    dim: int
+    horizon: float
+    drift: Callable[[float, Tensor], Tensor]
+    diffusion: Callable[[float, Tensor], Tensor]
+    terminal: Callable[[Tensor], Tensor]
+    region: Domain
+    discount: float = 0.0
+    nonlinearity: Callable[[float, Tensor, Tensor, Tensor], Tensor] | None = None
+    noise_dim: int | None = None
+    x0: tuple[float, ...] | None = None
+    transition: Callable[[float, Tensor, float, Tensor], Tensor] | None = None
+    mean: Callable[[float, Tensor, float], Tensor] | None = None
+
+    def __post_init__(self):
+        if self.region.dim != self.dim:
+            raise ParameterError(
+                f"StochasticForm: region has dimension {self.region.dim}, dim is {self.dim}."
+            )
+        if self.x0 is not None and len(self.x0) != self.dim:
+            raise ParameterError(
+                f"StochasticForm: x0 has {len(self.x0)} entries, dim is {self.dim}."
+            )
+
+    @property
+    def noise(self) -> int:
+        """m, the dimension of the Brownian motion."""
+        return self.noise_dim or self.dim
+
+    @property
+    def linear(self) -> bool:
+        """True when the PDE is linear (f = 0): Feynman–Kac regression applies."""
+        return self.nonlinearity is None
+
+    def sigma_dw(self, t: float, x: Tensor, dw: Tensor) -> Tensor:
+        """σ(t, x) dw for increments dw of shape (n, m)."""
+        sigma = self.diffusion(t, x)
+        return dw @ sigma.T if sigma.dim() == 2 else torch.einsum("ndm,nm->nd", sigma, dw)
+
+    def step(self, t: float, x: Tensor, s: float, xi: Tensor, exact: bool) -> Tensor:
+        """X_s from X_t = x, xi = (W_s − W_t)/√(s − t): the exact law, or one Euler step."""
+        if exact:
+            return self.transition(t, x, s, xi)
+        h = s - t
+        return x + self.drift(t, x) * h + self.sigma_dw(t, x, xi * math.sqrt(h))
+
+    def strong_form(self, domain: Domain, conditions: Mapping[str, Condition] = ()) -> StrongForm:
+        """The PDE on ``domain`` = [0, T] × space for collocation (PINN): the terminal condition
+        on the final slice plus ``conditions`` (e.g. lateral data on a truncated space)."""
+        from .domains import SpaceTime
+
+        if not isinstance(domain, SpaceTime) or domain.space.dim != self.dim:
+            raise ParameterError(f"the strong form needs a SpaceTime domain over R^{self.dim}.")
+
+        def residual(d):
+            t, x, u, grad = d.t, d.x, d.u, d.grad
+            sigma = self.diffusion(t, x)
+            r = d.dt + (self.drift(t, x) * grad).sum(dim=-1) + 0.5 * d.trace(sigma)
+            r = r - self.discount * u
+            if self.nonlinearity is not None:
+                r = r + self.nonlinearity(t, x, u, _sigma_t_grad(sigma, grad))
+            return r
+
+        final = {"final": Dirichlet(lambda y: self.terminal(y[:, 1:]), on="final")}
+        return StrongForm(
+            domain=domain, residual=residual, conditions={**final, **dict(conditions)}
+        )
+
+
+def _sigma_t_grad(sigma: Tensor, grad: Tensor) -> Tensor:
+    """σᵀ∇u for σ of shape (d, m) or (n, d, m) and ∇u of shape (n, d)."""
+    return grad @ sigma if sigma.dim() == 2 else torch.einsum("ndm,nd->nm", sigma, grad)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Reference values of a problem without a closed form: u(t, x_i) ≈ value_i ± stderr_i.
+
+    ``stderr`` is the standard error of a Monte Carlo estimate (0 for a deterministic solve or
+    a published figure without one); ``source`` says where the numbers come from.
+    """
+
+    t: float
+    x: Tensor
+    value: Tensor
+    stderr: Tensor
+    source: str
 
 
 @dataclass(frozen=True)

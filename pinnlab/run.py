@@ -22,7 +22,7 @@ from torch import nn
 from .config import ProblemSection, RunConfig, merge, parse_set, read_yaml, validate
 from .errors import ConfigError, PinnlabError, TrainingError, did_you_mean, unknown_name
 from .memory import reuse_freed_memory
-from .metrics import METRICS
+from .metrics import METRICS, default_metric
 from .networks import ACTIVATIONS, NETWORKS, build_network
 from .problem import Problem
 from .registry import catalogue, shipped_dir
@@ -95,7 +95,7 @@ def make_config(
     if cfg.net.activation not in ACTIVATIONS:
         raise unknown_name("activation (net.activation)", cfg.net.activation, ACTIVATIONS)
     problem = build_problem(cfg, problems_dirs)
-    check_form(problem, SOLVERS[cfg.method], SOLVERS)
+    _solver(problem, cfg, DTYPES[cfg.dtype])  # checks the form and the settings against it
     # Record every value, defaults included, so the config alone rebuilds the run later.
     return cfg.model_copy(
         update={
@@ -128,18 +128,15 @@ def build_model(
     dtype = DTYPES[config.dtype]
     solver = solver or _solver(problem, config, dtype)
     init = torch.Generator().manual_seed(config.seed)
-    form = problem.strong_form() if hasattr(problem, "strong_form") else None
-    outputs = form.outputs if form is not None else 1
-    in_dim = problem.dim + int(problem.time_dependent)
-    box = form.domain.bounds() if form is not None and config.net.normalize_input else None
+    domain = solver.input_domain()
     net = build_network(
-        in_dim,
-        outputs,
+        domain.dim,
+        solver.outputs,
         generator=init,
-        input_box=box,
+        input_box=domain.bounds() if config.net.normalize_input else None,
         **config.net.model_dump(exclude={"hard_bc", "normalize_input"}),
     )
-    return solver.wrap(net, config.net.hard_bc).to(device=device, dtype=dtype)
+    return solver.wrap(net, config.net.hard_bc, init).to(device=device, dtype=dtype)
 
 
 def environment(device: torch.device, seed: int) -> dict[str, Any]:
@@ -210,13 +207,18 @@ def run(
     model = build_model(problem, config, device=device, solver=solver)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     solution = Solution(problem, model, config, environment=environment(device, config.seed))
-    if not hasattr(problem, "exact") and config.train.target_error is not None:
+    has_truth = hasattr(problem, "exact") or (
+        hasattr(problem, "reference") and problem.reference() is not None
+    )
+    if not has_truth and config.train.target_error is not None:
         raise ConfigError(
             f"train.target_error needs a problem with a known truth; {problem.id} has none."
         )
 
     def evaluate() -> float:
         metrics = solution.evaluate()
+        if config.metric == "auto" and any(m in metrics for m in METRICS):
+            return metrics[default_metric(metrics)]
         if config.metric not in metrics:
             raise unknown_name("metric", config.metric, metrics)
         return metrics[config.metric]
@@ -229,7 +231,7 @@ def run(
         model,
         config.train,
         generator=generator,
-        evaluate=evaluate if hasattr(problem, "exact") else None,
+        evaluate=evaluate if has_truth else None,
         checkpoint=checkpoint,
         fingerprint=fingerprint(config),
         progress=progress,

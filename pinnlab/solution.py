@@ -24,8 +24,9 @@ from .config import RunConfig
 from .derivatives import Derivatives
 from .errors import ShapeError, SolutionFileError
 from .files import atomic_write
-from .metrics import error_metrics, exact_with_grad, test_points
-from .problem import Problem
+from .metrics import error_metrics, exact_with_grad, point_metrics, reference_metrics, test_points
+from .problem import Problem, Reference
+from .solvers import SOLVERS
 
 FORMAT = "pinnlab-solution"
 FORMAT_VERSION = 1
@@ -57,8 +58,13 @@ class Solution:
         self.environment = dict(environment or {})
         self._metrics = dict(metrics) if metrics else None
         self._truth_cache = None
-        self.time_dependent = problem.time_dependent
+        solver = SOLVERS[config.method]
+        #: For solutions of x alone at a time t* (Feynman–Kac, deep BSDE): t*; else None.
+        self.at_time = solver.slice_time(solver.Settings.model_validate(config.solver))
+        self.time_dependent = problem.time_dependent and self.at_time is None
         self.in_dim = problem.dim + int(self.time_dependent)
+        #: For a solution known at one point only (deep BSDE at x₀): that point; else None.
+        self.point = getattr(model, "point", None)
 
     @property
     def _param(self) -> Tensor:
@@ -67,11 +73,12 @@ class Solution:
     def _check(self, x) -> None:
         shape = tuple(x.shape)
         if len(shape) != 2 or shape[1] != self.in_dim:
-            layout = (
-                f"t in column 0, then {self.problem.dim} space coordinates"
-                if self.time_dependent
-                else f"{self.problem.dim} coordinates per row"
-            )
+            if self.time_dependent:
+                layout = f"t in column 0, then {self.problem.dim} space coordinates"
+            elif self.at_time is not None:
+                layout = f"{self.problem.dim} space coordinates; this is u(t={self.at_time:g}, x)"
+            else:
+                layout = f"{self.problem.dim} coordinates per row"
             raise ShapeError(
                 f"points for {self.problem} must have shape (n, {self.in_dim}) ({layout}); got {shape}."
             )
@@ -79,6 +86,9 @@ class Solution:
     def _apply(self, fn, x):
         """Run ``fn`` on chunks of x; numpy in -> numpy out, torch in -> torch out."""
         self._check(x)
+        if hasattr(self.problem, "check_points"):  # e.g. asset prices must be positive
+            space = x[:, int(self.time_dependent) :]
+            self.problem.check_points(space if isinstance(x, Tensor) else torch.from_numpy(space))
         p = self._param
         if isinstance(x, Tensor):
             parts = [fn(c.to(device=p.device, dtype=p.dtype)) for c in x.split(CHUNK)]
@@ -114,28 +124,65 @@ class Solution:
     def evaluate(self) -> dict[str, float]:
         """Compute the metrics (see :mod:`pinnlab.metrics`) and any the problem adds.
 
-        A problem adds metrics by defining ``extra_metrics(solution) -> dict[str, float]``.
-        Without ``exact`` only those are computed.
+        Against ``exact``: the error metrics on the test set (at x₀ only for a solution known
+        at one point). Against a ``reference()``: the ``ref_*`` metrics. A problem adds its own
+        by defining ``extra_metrics(solution) -> dict[str, float]``.
         """
-        extra = self.problem.extra_metrics(self) if hasattr(self.problem, "extra_metrics") else {}
+        out = self.problem.extra_metrics(self) if hasattr(self.problem, "extra_metrics") else {}
+        ref = self.problem.reference() if hasattr(self.problem, "reference") else None
+        if ref is not None:
+            out.update(self._reference_metrics(ref))
         if not hasattr(self.problem, "exact"):
-            return dict(extra)
+            return out
+        if self.point is not None:
+            x = self.point[None].double()
+            inputs = self._inputs(x)
+            u_true, _ = exact_with_grad(self.problem, inputs, self.problem.time_dependent)
+            return {**out, **point_metrics(self._values(x), u_true)}
         p = self._param
         x, u_true, g_true = self._truth(p.dtype, p.device)
         was_training = self.model.training
         self.model.eval()
         with torch.no_grad():
-            u = torch.cat([self.model(c) for c in x.split(CHUNK)])
             g = torch.cat([self._grad(c) for c in x.split(CHUNK)])
         self.model.train(was_training)
-        return {**error_metrics(u, u_true, g, g_true), **extra}
+        return {**error_metrics(self._values(x), u_true, g, g_true), **out}
+
+    def _values(self, x: Tensor) -> Tensor:
+        """u at points x (in the model's dtype and device) in evaluation mode."""
+        p = self._param
+        was_training = self.model.training
+        self.model.eval()
+        with torch.no_grad():
+            u = torch.cat([self.model(c.to(p)) for c in x.split(CHUNK)])
+        self.model.train(was_training)
+        return u
+
+    def _inputs(self, x: Tensor) -> Tensor:
+        """Space points x → the problem's input columns ((t*, x) for a solution at t*)."""
+        if self.at_time is None:
+            return x
+        return torch.cat([torch.full_like(x[:, :1], self.at_time), x], dim=1)
+
+    def _reference_metrics(self, ref: Reference) -> dict[str, float]:
+        """The ref_* metrics at the reference's points, where this solution is defined."""
+        x = ref.x
+        if self.time_dependent:
+            x = torch.cat([torch.full_like(x[:, :1], ref.t), x], dim=1)
+        elif self.at_time is not None and abs(ref.t - self.at_time) > 1e-12:
+            return {}
+        if self.point is not None and not torch.allclose(x.double(), self.point[None].double()):
+            return {}
+        return reference_metrics(self._values(x.to(self._param)), ref.value, ref.stderr)
 
     def _truth(self, dtype, device) -> tuple[Tensor, Tensor, Tensor]:
         """The test set and the exact values and gradients there, computed once."""
         key = (dtype, device)
         if self._truth_cache is None or self._truth_cache[0] != key:
-            x = test_points(self.problem, dtype=dtype, device=device)
-            u, g = exact_with_grad(self.problem, x.double(), self.time_dependent)
+            x = test_points(self.problem, dtype=dtype, device=device, at_time=self.at_time)
+            u, g = exact_with_grad(
+                self.problem, self._inputs(x.double()), self.problem.time_dependent
+            )
             self._truth_cache = (key, (x, u.to(device), g.to(device)))
         return self._truth_cache[1]
 

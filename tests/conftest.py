@@ -26,6 +26,15 @@ def _no_user_problems_from_environment(monkeypatch):
     monkeypatch.delenv("PINNLAB_PROBLEMS", raising=False)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _reference_cache(tmp_path_factory):
+    """Computed references go to a folder of the test session, not the user's cache."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PINNLAB_CACHE", str(tmp_path_factory.mktemp("cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def user_dir(tmp_path_factory):
     """A folder holding a user problem file (test-heat, test-pair)."""

@@ -134,6 +134,8 @@ def test_truth_is_declared_honestly(problem_id):
     assert cls.truth in ("exact", "reference", "none")
     if cls.truth == "exact":
         assert hasattr(cls, "exact")
+    if cls.truth == "reference":
+        assert hasattr(cls, "reference") and not hasattr(cls, "exact")
 
 
 def test_user_problems_satisfy_their_equations(user_dir):

@@ -1,9 +1,16 @@
 """Solvers, by method name."""
 
 from .base import Solver, check_form
+from .deep_bsde import DeepBSDE
 from .deep_ritz import DeepRitz
+from .feynman_kac import FeynmanKac
 from .pinn import PINN
 
-SOLVERS: dict[str, type[Solver]] = {"pinn": PINN, "deep-ritz": DeepRitz}
+SOLVERS: dict[str, type[Solver]] = {
+    "pinn": PINN,
+    "deep-ritz": DeepRitz,
+    "feynman-kac": FeynmanKac,
+    "deep-bsde": DeepBSDE,
+}
 
-__all__ = ["PINN", "SOLVERS", "DeepRitz", "Solver", "check_form"]
+__all__ = ["PINN", "SOLVERS", "DeepBSDE", "DeepRitz", "FeynmanKac", "Solver", "check_form"]

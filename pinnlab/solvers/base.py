@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from ..config import Section
+from ..domains import Domain
 from ..errors import FormError
 from ..problem import FORMS, Problem
 
@@ -45,9 +46,24 @@ class Solver(ABC):
         """Numbers recorded in the history at each evaluation (e.g. an estimator's variance)."""
         return {}
 
-    def wrap(self, net: nn.Module, hard_bc: bool) -> nn.Module:
-        """The model trained and saved: ``net`` itself unless the solver transforms it."""
+    def wrap(self, net: nn.Module, hard_bc: bool, generator: torch.Generator) -> nn.Module:
+        """The model trained and saved: ``net`` itself unless the solver transforms it or adds
+        modules of its own (initialised from ``generator``)."""
         return net
+
+    @abstractmethod
+    def input_domain(self) -> Domain:
+        """The domain of the network's inputs (columns: t first for space-time solutions)."""
+
+    @property
+    def outputs(self) -> int:
+        """Number of output channels of the network."""
+        return 1
+
+    @classmethod
+    def slice_time(cls, settings: Section) -> float | None:
+        """For solvers that learn x ↦ u(t*, x) at one time t*: that time; None for space-time."""
+        return None
 
 
 def check_form(problem: Problem, solver: type[Solver], solvers: dict[str, type[Solver]]) -> None:

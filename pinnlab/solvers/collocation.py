@@ -43,7 +43,14 @@ class CollocationSolver(Solver):
         self.time_dependent = isinstance(spec.domain, SpaceTime)
         self.hard = False
 
-    def wrap(self, net: nn.Module, hard_bc: bool) -> nn.Module:
+    def input_domain(self):
+        return self.spec.domain
+
+    @property
+    def outputs(self) -> int:
+        return self.spec.outputs
+
+    def wrap(self, net: nn.Module, hard_bc: bool, generator=None) -> nn.Module:
         if not hard_bc:
             if not self.settings.normalize_output:
                 return net

@@ -58,8 +58,8 @@ class PINN(CollocationSolver):
                 )
         return self.method
 
-    def wrap(self, net: nn.Module, hard_bc: bool) -> nn.Module:
-        model = super().wrap(net, hard_bc)
+    def wrap(self, net: nn.Module, hard_bc: bool, generator=None) -> nn.Module:
+        model = super().wrap(net, hard_bc, generator)
         self.method = None
         self._method(model)
         return model

@@ -1,0 +1,94 @@
+"""Feynman–Kac regression (Beck, Becker, Grohs, Jaafari & Jentzen, J. Sci. Comput. 88 (2021),
+arXiv:1806.00421; analysed by Berner, Grohs & Jentzen, SIAM J. Math. Data Sci. 2 (2020)).
+
+For a linear problem, u(t*, x) = E[Y | X_{t*} = x] with Y = e^{−r(T−t*)} g(X_T): the
+conditional expectation is the minimiser of E|N(ξ) − Y|² over functions N of the start ξ. So
+a network learns u(t*, ·) on the whole domain of interest by least squares on pairs
+(ξ, Y), ξ uniform in the region, X_T simulated from ξ, fresh pairs every step:
+
+    L = mean_i |N(ξ_i) − Ỹ_i|²,
+
+where Ỹ has the same conditional mean as Y and a smaller variance:
+
+- several paths per start (``paths``) and antithetic pairs (``antithetic``): Ỹ is the mean of
+  Y over the paths and their mirrors (ξ, −W);
+- a control variate (``control_variate``, where the form knows E[X_T | ξ]):
+  Ỹ = Y − e^{−r(T−t*)} ∇N(ξ)·(X_T − E[X_T | ξ]). Its conditional mean is zero for any
+  coefficient that depends on ξ only; ∇N (detached) approximates the best one, the delta,
+  by the martingale representation of Y. The loss keeps a floor (the variance of Ỹ): the
+  loss is not the error.
+"""
+
+from __future__ import annotations
+
+import torch
+from pydantic import Field
+from torch import Tensor, nn
+
+from .. import montecarlo
+from ..errors import FormError
+from ..networks import OutputAffine
+from .paths import PathSettings, PathSolver
+
+
+class FeynmanKacSettings(PathSettings):
+    n_samples: int = Field(8192, ge=1, description="starting points (regression pairs) per step")
+    euler_steps: int = Field(50, ge=1, description="Euler–Maruyama steps (sampler: euler)")
+    paths: int = Field(1, ge=1, description="paths (antithetic pairs) per starting point")
+    antithetic: bool = Field(True, description="pair each path with its mirror (ξ, −W)")
+    control_variate: bool = Field(
+        True, description="subtract ∇N·(X_T − E[X_T]) (where the form knows E[X_T])"
+    )
+
+
+class FeynmanKac(PathSolver):
+    name = "feynman-kac"
+    Settings = FeynmanKacSettings
+
+    def __init__(self, problem, settings: FeynmanKacSettings, *, dtype):
+        super().__init__(problem, settings, dtype=dtype)
+        if not self.sde.linear:
+            raise FormError(
+                f"method 'feynman-kac' needs a linear problem; {problem.id} has a nonlinearity "
+                "f(t, x, u, σᵀ∇u). Use method 'deep-bsde'."
+            )
+        self.control = settings.control_variate and self.sde.mean is not None
+
+    @property
+    def euler_steps(self) -> int:
+        return self.settings.euler_steps
+
+    def wrap(self, net: nn.Module, hard_bc: bool, generator=None) -> nn.Module:
+        return OutputAffine(net, *self.pilot())
+
+    def batch(self, generator: torch.Generator) -> dict[str, Tensor]:
+        """Starts x, the mean discounted payoff Y over their paths, and (with the control
+        variate) the mean of e^{−r(T−t*)}(X_T − E[X_T | x]) over the same paths."""
+        s, sde = self.settings, self.sde
+        x = self.starts(s.n_samples, generator)
+        n, copies = len(x), s.paths * (2 if s.antithetic else 1)
+        xt = montecarlo.terminal(
+            sde,
+            s.time,
+            x.repeat(s.paths, 1),
+            generator,
+            exact=self.exact,
+            steps=self.euler_steps,
+            antithetic=s.antithetic,
+        )
+        y = montecarlo.discounted_payoff(sde, s.time, xt)
+        out = {"x": x, "target": y.reshape(copies, n).mean(dim=0)}
+        if self.control:
+            shift = xt.reshape(copies, n, -1).mean(dim=0) - sde.mean(s.time, x, sde.horizon)
+            out["shift"] = self.discount() * shift
+        return out
+
+    def loss(self, net: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        x, y = batch["x"], batch["target"]
+        if self.control:
+            x = x.detach().requires_grad_(True)
+        u = net(x).reshape(len(x))
+        if self.control:
+            (grad,) = torch.autograd.grad(u.sum(), x, retain_graph=True)
+            y = y - (batch["shift"] * grad.detach()).sum(dim=1)
+        return {"regression": (u - y).square().mean()}
