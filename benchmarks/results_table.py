@@ -10,7 +10,16 @@ import argparse
 
 import pinnlab
 
-COLUMNS = ["rel_l2", "rel_l2_centered", "rel_h1_seminorm", "max_abs", "const_rel_l2"]
+COLUMNS = [
+    "rel_l2",
+    "rel_l2_centered",
+    "rel_h1_seminorm",
+    "max_abs",
+    "const_rel_l2",
+    "rel_error_x0",
+    "ref_rel_l1",
+    "ref_stderr_rel",
+]
 
 
 def main() -> None:
@@ -25,7 +34,7 @@ def main() -> None:
         print(
             f"| {s.problem.id} | {s.problem.dim} | {s.config.method} | {env.get('steps')} | "
             f"{env.get('wall_time', float('nan')):.0f} | {env.get('device')} | "
-            + " | ".join(f"{m[c]:.2e}" for c in COLUMNS)
+            + " | ".join(f"{m[c]:.2e}" if c in m else "—" for c in COLUMNS)
             + " |"
         )
 
