@@ -126,7 +126,7 @@ def reference_metrics(u: Tensor, value: Tensor, stderr: Tensor) -> dict[str, flo
     stderr = stderr.reshape(-1).double().cpu()
     e = u - value
     if len(value) == 1:
-        out = {"rel_error_x0": float(e.abs()[0] / value.abs()[0])}
+        out = point_metrics(u, value)
     else:
         out = {
             "ref_rel_l2": float(e.norm() / value.norm()),

@@ -207,9 +207,7 @@ def run(
     model = build_model(problem, config, device=device, solver=solver)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     solution = Solution(problem, model, config, environment=environment(device, config.seed))
-    has_truth = hasattr(problem, "exact") or (
-        hasattr(problem, "reference") and problem.reference() is not None
-    )
+    has_truth = hasattr(problem, "exact") or solution.reference() is not None
     if not has_truth and config.train.target_error is not None:
         raise ConfigError(
             f"train.target_error needs a problem with a known truth; {problem.id} has none."
@@ -217,11 +215,10 @@ def run(
 
     def evaluate() -> float:
         metrics = solution.evaluate()
-        if config.metric == "auto" and any(m in metrics for m in METRICS):
-            return metrics[default_metric(metrics)]
-        if config.metric not in metrics:
-            raise unknown_name("metric", config.metric, metrics)
-        return metrics[config.metric]
+        name = default_metric(metrics) if config.metric == "auto" else config.metric
+        if name not in metrics:
+            raise unknown_name("metric", name, metrics)
+        return metrics[name]
 
     checkpoint = Path(f"{out}.ckpt") if out is not None else None
     if resume and (checkpoint is None or not checkpoint.exists()):

@@ -10,6 +10,7 @@ File layout (format ``pinnlab-solution``, version 1; no pickled objects anywhere
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Mapping
@@ -58,6 +59,7 @@ class Solution:
         self.environment = dict(environment or {})
         self._metrics = dict(metrics) if metrics else None
         self._truth_cache = None
+        self._reference = None
         solver = SOLVERS[config.method]
         #: For solutions of x alone at a time t* (Feynman–Kac, deep BSDE): t*; else None.
         self.at_time = solver.slice_time(solver.Settings.model_validate(config.solver))
@@ -129,7 +131,7 @@ class Solution:
         by defining ``extra_metrics(solution) -> dict[str, float]``.
         """
         out = self.problem.extra_metrics(self) if hasattr(self.problem, "extra_metrics") else {}
-        ref = self.problem.reference() if hasattr(self.problem, "reference") else None
+        ref = self.reference()
         if ref is not None:
             out.update(self._reference_metrics(ref))
         if not hasattr(self.problem, "exact"):
@@ -141,22 +143,35 @@ class Solution:
             return {**out, **point_metrics(self._values(x), u_true)}
         p = self._param
         x, u_true, g_true = self._truth(p.dtype, p.device)
+        with self._evaluating():
+            g = torch.cat([self._grad(c) for c in x.split(CHUNK)])
+        return {**error_metrics(self._values(x), u_true, g, g_true), **out}
+
+    def reference(self) -> Reference | None:
+        """The problem's reference values (``problem.reference()``), computed once; None if
+        it has none."""
+        if not hasattr(self.problem, "reference"):
+            return None
+        if self._reference is None:
+            self._reference = (self.problem.reference(),)
+        return self._reference[0]
+
+    @contextlib.contextmanager
+    def _evaluating(self):
+        """The model in evaluation mode without autograd; its mode is restored after."""
         was_training = self.model.training
         self.model.eval()
-        with torch.no_grad():
-            g = torch.cat([self._grad(c) for c in x.split(CHUNK)])
-        self.model.train(was_training)
-        return {**error_metrics(self._values(x), u_true, g, g_true), **out}
+        try:
+            with torch.no_grad():
+                yield
+        finally:
+            self.model.train(was_training)
 
     def _values(self, x: Tensor) -> Tensor:
         """u at points x (in the model's dtype and device) in evaluation mode."""
         p = self._param
-        was_training = self.model.training
-        self.model.eval()
-        with torch.no_grad():
-            u = torch.cat([self.model(c.to(p)) for c in x.split(CHUNK)])
-        self.model.train(was_training)
-        return u
+        with self._evaluating():
+            return torch.cat([self.model(c.to(p)) for c in x.split(CHUNK)])
 
     def _inputs(self, x: Tensor) -> Tensor:
         """Space points x → the problem's input columns ((t*, x) for a solution at t*)."""

@@ -8,7 +8,6 @@ process is X = x + √2 W (generator Δ). Papers on the heat equation often run 
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 from typing import ClassVar
@@ -36,8 +35,8 @@ class _Brownian(pl.Problem):
     def terminal(self, x: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def nonlinearity(self, t, x, y, z):
-        return None
+    #: f(t, x, y, z) of a semilinear problem (a method in subclasses); None: linear.
+    nonlinearity = None
 
     def region(self) -> pl.Domain:
         raise NotImplementedError
@@ -47,7 +46,6 @@ class _Brownian(pl.Problem):
         return None
 
     def stochastic_form(self) -> pl.StochasticForm:
-        f = self.nonlinearity if type(self).nonlinearity is not _Brownian.nonlinearity else None
         return pl.StochasticForm(
             dim=self.dim,
             horizon=self.maturity,
@@ -55,7 +53,7 @@ class _Brownian(pl.Problem):
             diffusion=lambda t, x: SQRT2 * torch.eye(self.dim, dtype=x.dtype, device=x.device),
             terminal=self.terminal,
             region=self.region(),
-            nonlinearity=f,
+            nonlinearity=self.nonlinearity,
             x0=self.x0,
             transition=lambda t, x, s, xi: x + math.sqrt(2.0 * (s - t)) * xi,
             mean=lambda t, x, s: x,
@@ -122,19 +120,14 @@ class _HanJentzenE(_Brownian):
         raise NotImplementedError
 
     def reference(self) -> pl.Reference:
-        """u(0, x₀) computed here (see the class docstring), once per parameter set."""
-        return _point_reference(self)
-
-
-@functools.lru_cache(maxsize=16)
-def _point_reference(problem: _HanJentzenE) -> pl.Reference:
-    return pl.Reference(
-        t=0.0,
-        x=torch.zeros(1, problem.dim, dtype=torch.float64),
-        value=torch.tensor([problem.reference_value()], dtype=torch.float64),
-        stderr=torch.zeros(1, dtype=torch.float64),
-        source=problem.reference_source,
-    )
+        """u(0, x₀) computed here (see the class docstring; a Solution computes it once)."""
+        return pl.Reference(
+            t=0.0,
+            x=torch.zeros(1, self.dim, dtype=torch.float64),
+            value=torch.tensor([self.reference_value()], dtype=torch.float64),
+            stderr=torch.zeros(1, dtype=torch.float64),
+            source=self.reference_source,
+        )
 
 
 @dataclass(frozen=True)
@@ -209,12 +202,7 @@ class AllenCahn(_HanJentzenE):
         return _allen_cahn_radial(t, np.asarray(r, dtype=float), d=self.dim, T=self.maturity)
 
     def reference_value(self) -> float:
-        return _allen_cahn_origin(self.dim, self.maturity)
-
-
-@functools.lru_cache(maxsize=16)
-def _allen_cahn_origin(dim: int, maturity: float) -> float:
-    return float(_allen_cahn_radial(0.0, np.zeros(1), d=dim, T=maturity)[0])
+        return float(self.radial(0.0, np.zeros(1))[0])
 
 
 # --- numerics of the references ------------------------------------------------------------
