@@ -1,4 +1,4 @@
-"""The ``pinnlab`` command line: problems, solve, eval, info.
+"""The ``pinnlab`` command line: problems, solve, eval, info, study, report.
 
 Errors print as one line (``error: ...``) and exit with status 2; ``--debug`` shows the
 traceback instead.
@@ -133,6 +133,42 @@ def _cmd_info(args) -> int:
     return 0
 
 
+def _cmd_study(args) -> int:
+    from .studies import read_study, run_study
+    from .studies.store import load
+
+    study = read_study(args.config, sets=args.set)
+    print(f"study {study.name} -> {args.out} ({args.executor} executor)")
+    run_study(
+        study,
+        args.out,
+        executor=args.executor,
+        workers=args.workers,
+        address=args.address,
+        threads=args.threads,
+        resume=args.resume,
+        progress=not args.quiet,
+        problems_dirs=args.problems,
+    )
+    df = load(args.out)
+    counts = df["status"].value_counts().to_dict() if len(df) else {}
+    print(
+        f"done: {counts.get('done', 0)} runs finished, {counts.get('failed', 0)} failed; "
+        f"store in {args.out}; `pinnlab report {args.out}` writes the report"
+    )
+    for row in df[df["status"] == "failed"].itertuples():
+        print(f"  failed {row.id} (seed {row.seed}): {row.error}")
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from .studies.report import write_report
+
+    path = write_report(args.store, problems_dirs=args.problems)
+    print(f"wrote {path}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pinnlab", description="Solve PDEs with neural networks.")
     p.add_argument("--debug", action="store_true", help="show tracebacks of errors")
@@ -184,6 +220,28 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("solution")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=_cmd_info)
+
+    st = sub.add_parser("study", help="run a study: a grid of runs over configs and seeds")
+    st.add_argument("config", help="study YAML, or the name of a shipped study (configs/studies)")
+    st.add_argument("--out", required=True, help="the study's store directory")
+    st.add_argument("--executor", default="local", help="local (process pool, default) or ray")
+    st.add_argument("--address", help="Ray cluster address HOST:PORT (default: start Ray here)")
+    st.add_argument("--workers", type=int, help="runs at once (default: the CPU count)")
+    st.add_argument("--threads", type=int, help="torch threads per run (default: CPUs/workers)")
+    st.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a study key, e.g. base.train.steps=20 or seeds=[0]",
+    )
+    st.add_argument("--resume", action="store_true", help="continue the store in --out")
+    st.add_argument("--quiet", action="store_true", help="no progress bar")
+    st.set_defaults(func=_cmd_study)
+
+    r = sub.add_parser("report", help="write report.md and figures of a study store")
+    r.add_argument("store", help="the study's store directory")
+    r.set_defaults(func=_cmd_report)
     return p
 
 

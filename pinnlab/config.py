@@ -40,6 +40,7 @@ class NetSection(Section):
     width: int = Field(64, ge=1)
     depth: int = Field(4, ge=1)
     activation: str = "tanh"
+    init: str = Field("glorot-normal", description="weight initialisation (networks.INITS)")
     fourier_features: int = Field(0, ge=0, description="0 disables random Fourier features")
     fourier_scale: float = Field(1.0, gt=0)
     hard_bc: bool = Field(False, description="impose Dirichlet data exactly (needs a lift)")
@@ -120,8 +121,11 @@ def validate(model: type[BaseModel], data: Mapping[str, Any], prefix: str = ""):
         raise ConfigError(format_validation_error(e, model, prefix)) from None
 
 
-def read_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """A YAML mapping from ``path``; a ``base:`` key names a file it extends (relative path)."""
+def read_yaml(
+    path: str | Path, _seen: tuple[Path, ...] = (), *, extends: bool = True
+) -> dict[str, Any]:
+    """A YAML mapping from ``path``; with ``extends``, a ``base:`` key names a file it extends
+    (a path relative to ``path``)."""
     path = Path(path)
     if path.resolve() in _seen:
         chain = " -> ".join(str(p) for p in (*_seen, path.resolve()))
@@ -134,7 +138,7 @@ def read_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise ConfigError(f"config file '{path}' is not valid YAML: {e}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file '{path}' must hold a mapping, got {type(data).__name__}.")
-    base = data.pop("base", None)
+    base = data.pop("base", None) if extends else None
     if base is not None:
         data = merge(read_yaml(path.parent / base, (*_seen, path.resolve())), data)
     return data

@@ -136,3 +136,23 @@ def reference_metrics(u: Tensor, value: Tensor, stderr: Tensor) -> dict[str, flo
     if (stderr > 0).any():
         out["ref_max_z"] = float((e.abs() / stderr)[stderr > 0].max())
     return out
+
+
+def fit_baselines(
+    problem: Problem, n: int | None = None, at_time: float | None = None
+) -> dict[str, float]:
+    """rel_l2 of the best constant and of the best affine function a + b·x (least squares on
+    the test set) against the exact solution: what a network must beat before it has learned
+    anything that concentration of measure does not give for free. With ``at_time``, of
+    x ↦ u(at_time, x) on the region; space-time test points otherwise. Empty without ``exact``."""
+    if not hasattr(problem, "exact"):
+        return {}
+    x = test_points(problem, n=n, at_time=at_time)
+    inputs = x if at_time is None else torch.cat([torch.full_like(x[:, :1], at_time), x], dim=1)
+    u = problem.exact(inputs).reshape(len(x), -1)
+    affine = torch.cat([torch.ones_like(x[:, :1]), x], dim=1)
+    fit = affine @ torch.linalg.lstsq(affine, u).solution
+    return {
+        "const_rel_l2": float((u - u.mean(dim=0)).norm() / u.norm()),
+        "linear_rel_l2": float((u - fit).norm() / u.norm()),
+    }

@@ -63,6 +63,23 @@ ACTIVATIONS: dict[str, Callable[[Tensor], tuple[Tensor, Tensor, Tensor]]] = {
 }
 
 
+#: weight initialisation name -> in-place initialiser (biases start at zero). Glorot & Bengio
+#: (2010) keep activation variance for tanh-like units; He et al. (2015) for ReLU-like ones.
+INITS: dict[str, Callable[..., Tensor]] = {
+    "glorot-normal": nn.init.xavier_normal_,
+    "glorot-uniform": nn.init.xavier_uniform_,
+    "he-normal": nn.init.kaiming_normal_,
+}
+
+
+def _initialise(layers, init: str, generator) -> None:
+    if init not in INITS:
+        raise unknown_name("initialisation (net.init)", init, INITS)
+    for layer in layers:
+        INITS[init](layer.weight, generator=generator)
+        nn.init.zeros_(layer.bias)
+
+
 class Activation(nn.Module):
     """An elementwise activation with its first two derivatives in closed form."""
 
@@ -132,6 +149,7 @@ class MLP(nn.Module):
         *,
         generator=None,
         input_map: InputMap | None = None,
+        init: str = "glorot-normal",
     ):
         super().__init__()
         self.input_map = input_map
@@ -139,9 +157,7 @@ class MLP(nn.Module):
         self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
         self.act = Activation(activation)
         self.out = nn.Linear(dims[-1], out_dim)
-        for layer in [*self.hidden, self.out]:
-            nn.init.xavier_normal_(layer.weight, generator=generator)
-            nn.init.zeros_(layer.bias)
+        _initialise([*self.hidden, self.out], init, generator)
 
     def _layers(self):
         """(W, b) of each hidden layer, the input map folded into the first."""
@@ -173,6 +189,7 @@ class ResidualMLP(nn.Module):
         *,
         generator=None,
         input_map: InputMap | None = None,
+        init: str = "glorot-normal",
     ):
         super().__init__()
         self.input_map = input_map
@@ -180,9 +197,7 @@ class ResidualMLP(nn.Module):
         self.blocks = nn.ModuleList(nn.Linear(width, width) for _ in range(depth - 1))
         self.act = Activation(activation)
         self.out = nn.Linear(width, out_dim)
-        for layer in [self.inp, *self.blocks, self.out]:
-            nn.init.xavier_normal_(layer.weight, generator=generator)
-            nn.init.zeros_(layer.bias)
+        _initialise([self.inp, *self.blocks, self.out], init, generator)
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.act(F.linear(x, *_first(self.inp, self.input_map)))
@@ -303,12 +318,13 @@ def build_network(
     activation: str = "tanh",
     fourier_features: int = 0,
     fourier_scale: float = 1.0,
+    init: str = "glorot-normal",
     generator: torch.Generator,
     input_box: tuple[Tensor, Tensor] | None = None,
 ) -> nn.Module:
     """The network a run config describes: optional Fourier features, then an MLP body.
 
-    Weights are initialised (Glorot normal, zero biases) from ``generator`` only. With
+    Weights are initialised (``init``: one of INITS; zero biases) from ``generator`` only. With
     ``input_box`` = (low, high), inputs are first mapped from that box to [−1, 1]^D
     (:class:`InputMap`, folded into the first layer).
     """
@@ -319,8 +335,17 @@ def build_network(
         ff = FourierFeatures(
             in_dim, fourier_features, fourier_scale, generator=generator, input_map=input_map
         )
-        body = NETWORKS[kind](ff.out_dim, out_dim, width, depth, activation, generator=generator)
+        body = NETWORKS[kind](
+            ff.out_dim, out_dim, width, depth, activation, generator=generator, init=init
+        )
         return Chain(ff, body)
     return NETWORKS[kind](
-        in_dim, out_dim, width, depth, activation, generator=generator, input_map=input_map
+        in_dim,
+        out_dim,
+        width,
+        depth,
+        activation,
+        generator=generator,
+        input_map=input_map,
+        init=init,
     )

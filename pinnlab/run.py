@@ -23,7 +23,7 @@ from .config import ProblemSection, RunConfig, merge, parse_set, read_yaml, vali
 from .errors import ConfigError, PinnlabError, TrainingError, did_you_mean, unknown_name
 from .memory import reuse_freed_memory
 from .metrics import METRICS, default_metric
-from .networks import ACTIVATIONS, NETWORKS, build_network
+from .networks import ACTIVATIONS, INITS, NETWORKS, build_network
 from .problem import Problem
 from .registry import catalogue, shipped_dir
 from .solution import Solution
@@ -94,6 +94,8 @@ def make_config(
         raise unknown_name("network (net.kind)", cfg.net.kind, NETWORKS)
     if cfg.net.activation not in ACTIVATIONS:
         raise unknown_name("activation (net.activation)", cfg.net.activation, ACTIVATIONS)
+    if cfg.net.init not in INITS:
+        raise unknown_name("initialisation (net.init)", cfg.net.init, INITS)
     problem = build_problem(cfg, problems_dirs)
     _solver(problem, cfg, DTYPES[cfg.dtype])  # checks the form and the settings against it
     # Record every value, defaults included, so the config alone rebuilds the run later.
@@ -242,6 +244,7 @@ def run(
     solution.history = {k: np.asarray(v) for k, v in history.items()}
     solution.environment.update(
         steps=trainer.step,
+        samples=trainer.samples,
         wall_time=trainer.elapsed,
         stop_reason=trainer.stop_reason,
         nan_restarts=trainer.nan_restarts,

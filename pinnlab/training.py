@@ -96,6 +96,8 @@ class Trainer:
         self.weights = solver.weights()
         self.history: dict[str, list[float]] = defaultdict(list)
         self.step = 0
+        #: Training samples drawn so far (points, or simulated paths: ``Solver.samples``).
+        self.samples = 0
         self.elapsed = 0.0
         self.nan_restarts = 0
         self.stop_reason = "steps"
@@ -106,6 +108,7 @@ class Trainer:
         return {
             "fingerprint": self.fingerprint,
             "step": self.step,
+            "samples": self.samples,
             "elapsed": self.elapsed,
             "nan_restarts": self.nan_restarts,
             "model": self.model.state_dict(),
@@ -153,6 +156,7 @@ class Trainer:
         if state is not None:
             self.model.load_state_dict(state["model"])
             self.step, self.elapsed = state["step"], state["elapsed"]
+            self.samples = state.get("samples", 0)
             self.nan_restarts = state["nan_restarts"]
             self.generator.set_state(state["generator"])
             self.history = defaultdict(list, {k: list(v) for k, v in state["history"].items()})
@@ -256,9 +260,11 @@ class Trainer:
 
     def _draw(self, kind: str) -> dict:
         """A fresh batch; L-BFGS gets ``lbfgs_batches`` of them at once (one larger fixed sample)."""
-        if kind == "adam" or self.s.lbfgs_batches == 1:
-            return self.solver.batch(self.generator)
-        batches = [self.solver.batch(self.generator) for _ in range(self.s.lbfgs_batches)]
+        count = 1 if kind == "adam" else self.s.lbfgs_batches
+        batches = [self.solver.batch(self.generator) for _ in range(count)]
+        self.samples += sum(self.solver.samples(b) for b in batches)
+        if count == 1:
+            return batches[0]
         return {k: torch.cat([b[k] for b in batches]) for k in batches[0]}
 
     def _adam_step(self, optimizer, batch) -> dict:

@@ -145,3 +145,18 @@ def test_domain_bounds():
     assert low.tolist() == [-1.0, -1.0] and high.tolist() == [3.0, 3.0]
     low, high = pl.SpaceTime(pl.Box(2), t0=0.5, t1=2.0).bounds()
     assert low.tolist() == [0.5, 0.0, 0.0] and high.tolist() == [2.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("kind", list(NETWORKS))
+def test_initialisations(kind):
+    kw = dict(kind=kind, width=400, depth=2)
+    glorot = build_network(300, 1, generator=gen(1), **kw)
+    he = build_network(300, 1, generator=gen(1), init="he-normal", **kw)
+    first = lambda net: next(m for m in net.modules() if isinstance(m, nn.Linear)).weight  # noqa: E731
+    # Glorot normal: variance 2/(fan_in + fan_out); He normal: 2/fan_in.
+    assert first(glorot).std().item() == pytest.approx((2 / 700) ** 0.5, rel=0.02)
+    assert first(he).std().item() == pytest.approx((2 / 300) ** 0.5, rel=0.02)
+    with pytest.raises(pl.UnknownNameError, match="Did you mean 'he-normal'"):
+        build_network(3, 1, generator=gen(), init="he-norml")
+    with pytest.raises(pl.UnknownNameError, match=r"net\.init"):
+        pl.make_config("poisson-sine", sets=["net.init=xavier"])

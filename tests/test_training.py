@@ -368,3 +368,14 @@ def test_solve_api(tmp_path):
     assert again.problem.coef_seed == 4 and again.problem.dim == 2
     with pytest.raises(pl.ConfigError, match="neither a parameter of poisson-sine"):
         pl.solve("poisson-sine", trian={"steps": 2})
+
+
+def test_samples_seen_counts_every_batch_drawn():
+    cfg = tiny_config(
+        train={"steps": 6, "resample_every": 2, "optimizer": "adam+lbfgs", "lbfgs_steps": 2},
+        solver={"n_interior": 16, "n_boundary": 4},
+        sets=["train.lbfgs_batches=3"],
+    )
+    solution = pl.run(cfg)
+    # Adam: a batch at steps 1, 3, 5; L-BFGS: one draw of 3 batches; 16 + 4 points each.
+    assert solution.environment["samples"] == (3 + 3) * (16 + 4)

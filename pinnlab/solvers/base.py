@@ -38,6 +38,10 @@ class Solver(ABC):
     def loss(self, net: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """Named loss terms (scalars); the training loss is their weighted sum."""
 
+    def samples(self, batch: dict[str, Tensor]) -> int:
+        """How many training samples ``batch`` holds (here: the rows of all its point sets)."""
+        return sum(len(points) for points in batch.values())
+
     def weights(self) -> dict[str, float]:
         """Weight of each loss term (1 unless set)."""
         return {}

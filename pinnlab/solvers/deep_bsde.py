@@ -164,6 +164,10 @@ class DeepBSDE(PathSolver):
             z0 = nn.Parameter(torch.zeros(m))
         return BSDEModel(value, z0, grads)
 
+    def samples(self, batch: dict[str, Tensor]) -> int:
+        """Simulated paths."""
+        return len(batch["paths"])
+
     def batch(self, generator: torch.Generator) -> dict[str, Tensor]:
         """Paths (n, N+1, d) from the starts and their normalised increments ξ (n, N, m)."""
         s, sde = self.settings, self.sde

@@ -61,6 +61,10 @@ class FeynmanKac(PathSolver):
     def wrap(self, net: nn.Module, hard_bc: bool, generator=None) -> nn.Module:
         return OutputAffine(net, *self.pilot())
 
+    def samples(self, batch: dict[str, Tensor]) -> int:
+        """Simulated paths: ``paths`` (antithetic pairs count twice) per start."""
+        return len(batch["x"]) * self.settings.paths * (2 if self.settings.antithetic else 1)
+
     def batch(self, generator: torch.Generator) -> dict[str, Tensor]:
         """Starts x, the mean discounted payoff Y over their paths, and (with the control
         variate) the mean of e^{−r(T−t*)}(X_T − E[X_T | x]) over the same paths."""

@@ -1,0 +1,208 @@
+"""Where a study's runs execute: a local process pool, or Ray tasks (local or on a cluster).
+
+Every run goes through :func:`execute`, a pure function of the run's config: it trains the
+run in the worker and returns its solution file as bytes, or the error it failed with. The
+driver alone writes the store, so a worker needs no access to the driver's disk.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+import tempfile
+import traceback
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..errors import ConfigError
+
+EXECUTORS = ("local", "ray")
+#: Seconds to wait for a Ray cluster's address to accept a connection.
+CONNECT_TIMEOUT = 10.0
+
+
+@functools.cache
+def _warm_up() -> None:
+    """One tiny solve, once per worker process: lazy imports and first-call set-up (about 2 s)
+    would otherwise be charged to the wall time of the worker's first run."""
+    from ..run import make_config, run
+
+    tiny = {"net": {"width": 4, "depth": 1}, "train": {"steps": 1, "checkpoint_every": 0}}
+    run(make_config("poisson-sine", method="pinn", config={**tiny, "problem": {"dim": 1}}))
+
+
+def execute(config_json: str, threads: int, problems_dirs: Sequence[str] = ()) -> dict[str, Any]:
+    """Train one run; return {"status": "done", "file": bytes, "metrics", "environment"} or
+    {"status": "failed", "error": str, "traceback": str}. Never raises for a failing run."""
+    import torch
+
+    from ..config import RunConfig
+    from ..run import run
+
+    torch.set_num_threads(threads)
+    try:
+        _warm_up()
+        config = RunConfig.model_validate_json(config_json)
+        with tempfile.TemporaryDirectory(prefix="pinnlab-run-") as folder:
+            path = Path(folder) / "run.h5"
+            solution = run(config, out=path, problems_dirs=problems_dirs)
+            return {
+                "status": "done",
+                "file": path.read_bytes(),
+                "metrics": solution.metrics,
+                "environment": solution.environment,
+            }
+    except Exception as e:
+        return {
+            "status": "failed",
+            "error": f"{type(e).__name__}: {e}",
+            "traceback": traceback.format_exc(),
+        }
+
+
+class Executor(Protocol):
+    """Runs ``execute`` on many configs; yields (index, result) as runs finish."""
+
+    workers: int
+
+    def map_unordered(self, configs: Sequence[str]) -> Iterator[tuple[int, dict[str, Any]]]: ...
+
+    def close(self) -> None: ...
+
+
+def _threads(workers: int, threads: int | None) -> int:
+    return threads or max(1, (os.cpu_count() or 1) // workers)
+
+
+class LocalExecutor:
+    """A pool of ``workers`` processes (spawned, so CUDA and threads start clean)."""
+
+    def __init__(self, workers: int, threads: int | None = None, problems_dirs: Iterable = ()):
+        self.workers = workers
+        self.threads = _threads(workers, threads)
+        self.problems_dirs = [str(p) for p in problems_dirs]
+        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+
+    def map_unordered(self, configs: Sequence[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+        pending = {
+            self.pool.submit(execute, c, self.threads, self.problems_dirs): i
+            for i, c in enumerate(configs)
+        }
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                index = pending.pop(future)
+                try:
+                    result = future.result()
+                except Exception as e:  # the worker process died (killed, out of memory)
+                    result = {"status": "failed", "error": f"worker died: {e!r}"}
+                yield index, result
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Fail with a clear error unless ``host:port`` (optionally ``ray://host:port``) accepts a
+    TCP connection within ``timeout`` seconds."""
+    target = address.removeprefix("ray://")
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f"Ray address '{address}' is not HOST:PORT (e.g. 10.0.0.1:6379).")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as e:
+        raise ConfigError(
+            f"cannot reach the Ray cluster at '{address}' within {timeout:.0f} s ({e}); "
+            "is `ray start --head` running there, and is the port open?"
+        ) from None
+
+
+class RayExecutor:
+    """Each run a Ray task of ``threads`` CPUs, on a Ray instance started here (``address``
+    None) or on the cluster at ``address`` (``auto``: the one this machine belongs to)."""
+
+    def __init__(
+        self,
+        workers: int,
+        address: str | None = None,
+        threads: int | None = None,
+        problems_dirs: Iterable = (),
+    ):
+        try:
+            import ray
+        except ImportError:
+            raise ConfigError(
+                "the ray executor needs Ray: pip install 'pinnlab[ray]' (or pip install ray)."
+            ) from None
+        if address not in (None, "auto", "local"):
+            check_reachable(address)
+        self.ray = ray
+        self.workers = workers
+        self.threads = threads or 1
+        self.problems_dirs = [str(p) for p in problems_dirs]
+        self.started = not ray.is_initialized()
+        if self.started:
+            options: dict[str, Any] = {
+                "include_dashboard": False,
+                "log_to_driver": False,
+                "configure_logging": False,
+            }
+            if address is None:
+                options["num_cpus"] = workers * self.threads
+            else:
+                options["address"] = address
+            try:
+                ray.init(**options)
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                where = f"the Ray cluster at '{address}'" if address else "a local Ray instance"
+                raise ConfigError(f"cannot start or reach {where}: {e}") from None
+        self.remote = ray.remote(num_cpus=self.threads, max_retries=0)(execute)
+
+    def map_unordered(self, configs: Sequence[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+        ray = self.ray
+        pending = {
+            self.remote.remote(c, self.threads, self.problems_dirs): i
+            for i, c in enumerate(configs)
+        }
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                index = pending.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except Exception as e:  # worker crashed, node lost
+                    result = {"status": "failed", "error": f"Ray task failed: {e!r}"}
+                yield index, result
+
+    def close(self) -> None:
+        if self.started:
+            self.ray.shutdown()
+
+
+def make_executor(
+    kind: str,
+    *,
+    workers: int | None = None,
+    address: str | None = None,
+    threads: int | None = None,
+    problems_dirs: Iterable = (),
+) -> Executor:
+    """The executor ``kind`` ('local' or 'ray') with ``workers`` runs at once."""
+    if kind not in EXECUTORS:
+        from ..errors import unknown_name
+
+        raise unknown_name("executor", kind, EXECUTORS)
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers must be ≥ 1, got {workers}.")
+    if kind == "local":
+        if address is not None:
+            raise ConfigError("--address is for --executor ray; the local executor has none.")
+        workers = workers or os.cpu_count() or 1
+        return LocalExecutor(workers, threads, problems_dirs)
+    return RayExecutor(workers or os.cpu_count() or 1, address, threads, problems_dirs)

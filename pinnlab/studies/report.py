@@ -1,0 +1,487 @@
+"""``pinnlab report DIR``: tables and figures of a study, written to DIR/report.md.
+
+A study whose grid varies ``problem.dim`` gets the dimension-scaling analysis: error and cost
+per dimension over seeds, power-law fits of cost and error against d, the errors of the best
+constant and best affine fit as reference lines (concentration of measure), and the cost a
+finite-difference grid would need for the same error. Any other study gets the factor
+analysis: main effects and two-way interactions on log10 error and on time with bootstrap
+confidence intervals over seeds, and a type-II ANOVA ranking the factors.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..files import atomic_write
+from . import stats
+from .design import StudyConfig, aliases, resolution, two_level_signs
+from .store import load
+
+DIM = "problem.dim"
+#: Finite-difference grid sizes (points per axis) solved for the classical comparison.
+GRID_SIZES = {1: (16, 32, 64, 128), 2: (16, 32, 64, 128), 3: (8, 16, 24, 32)}
+ERROR_COLUMNS = ("rel_l2_centered", "rel_h1_seminorm")
+
+
+def write_report(root: str | os.PathLike, *, problems_dirs: Iterable = ()) -> Path:
+    """Analyse the store in ``root``; write report.md and figures/ (PNG and PDF) there."""
+    root = Path(root)
+    df = load(root)
+    study = StudyConfig.model_validate(df.attrs["study"])
+    figures = root / "figures"
+    figures.mkdir(exist_ok=True)
+    lines = _header(study, df, root)
+    done = df[df["status"] == "done"] if len(df) else df
+    if len(done) == 0:
+        lines.append("No run has finished yet.\n")
+    elif DIM in study.grid:
+        lines += _dimension_sections(study, done, root, list(problems_dirs))
+    else:
+        lines += _factor_sections(study, done, figures)
+    lines += _failures(df)
+    path = root / "report.md"
+    with atomic_write(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# --- common ----------------------------------------------------------------------------
+def _header(study: StudyConfig, df: pd.DataFrame, root: Path) -> list[str]:
+    status = df["status"].value_counts().to_dict() if len(df) else {}
+    grid = "; ".join(f"`{k}` ∈ {v}" for k, v in study.grid.items())
+    lines = [f"# Study `{study.name}`", ""]
+    if study.description:
+        lines += [study.description.strip(), ""]
+    lines += [
+        f"- design: {study.design}"
+        + (f" ({study.runs} points)" if study.runs else "")
+        + f"; grid: {grid}; seeds: {study.seeds}",
+        f"- runs: {status.get('done', 0)} finished, {status.get('failed', 0)} failed "
+        f"(store: `{root}`)",
+    ]
+    if "device_name" in df and len(df):
+        devices = ", ".join(sorted({str(d) for d in df["device_name"].dropna()}))
+        lines.append(f"- hardware: {devices}; wall times are per run, as measured in the worker")
+    lines += [f"- reproduce: `pinnlab study <this study's config> --out {root}`", ""]
+    if study.design == "fractional":
+        sets = aliases(study)
+        lines += [
+            f"Aliases of this fraction (resolution {resolution(two_level_signs(study))}): each set below "
+            "is one estimate, reported under its first name.",
+            "",
+            *[f"- {' = '.join(names)}" for names in sets],
+            "",
+        ]
+    return lines
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, folder: Path, name: str) -> str:
+    for ext in ("png", "pdf"):
+        with atomic_write(folder / f"{name}.{ext}", suffix=f".{ext}") as tmp:
+            fig.savefig(tmp, format=ext, dpi=130, bbox_inches="tight")
+    _plt().close(fig)
+    return f"![{name}](figures/{name}.png)"
+
+
+def _fmt(x: Any) -> str:
+    if isinstance(x, float | np.floating):
+        return "–" if not math.isfinite(x) else f"{x:.3g}"
+    return str(x)
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    return [*out, ""]
+
+
+def _response_name(df: pd.DataFrame) -> str:
+    names = sorted(set(df["metric"]))
+    return names[0] if len(names) == 1 else "error"
+
+
+def _failures(df: pd.DataFrame) -> list[str]:
+    failed = df[df["status"] == "failed"] if len(df) else df
+    if len(failed) == 0:
+        return []
+    lines = ["## Failed runs", ""]
+    rows = [
+        (r["id"], r["seed"], str(r["error"]).replace("|", "/")[:200]) for _, r in failed.iterrows()
+    ]
+    return lines + _table(("run", "seed", "error"), rows)
+
+
+# --- dimension scaling ---------------------------------------------------------------------
+def _groups(study: StudyConfig, df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """The study split by every factor but the dimension (one scaling curve each)."""
+    others = [f for f in study.grid if f != DIM and df[f].nunique() > 1]
+    if not others:
+        return [(str(df["problem.id"].iloc[0]), df)]
+    out = []
+    for key, part in df.groupby(others, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        out.append((", ".join(f"{f}={v}" for f, v in zip(others, key, strict=True)), part))
+    return out
+
+
+def _dimension_sections(
+    study: StudyConfig, df: pd.DataFrame, root: Path, problems_dirs: list
+) -> list[str]:
+    from ..metrics import fit_baselines
+    from ..registry import catalogue
+
+    figures = root / "figures"
+
+    lines = ["## Error and cost versus dimension", ""]
+    response = _response_name(df)
+    for label, part in _groups(study, df):
+        slug = "".join(c if c.isalnum() else "-" for c in label).strip("-")
+        problem_id = str(part["problem.id"].iloc[0])
+        dims = sorted(int(d) for d in part[DIM].unique())
+        params = {
+            k.removeprefix("problem."): v
+            for k, v in part.iloc[0].items()
+            if k.startswith("problem.") and k not in ("problem.id", DIM)
+        }
+        problems = {d: catalogue(problems_dirs).problem(problem_id, **params, dim=d) for d in dims}
+        at_time = _at_time(root, part["id"].iloc[0])
+        baselines = {d: fit_baselines(p, at_time=at_time) for d, p in problems.items()}
+        lines += [f"### {label}", ""]
+        lines += _dimension_table(part, dims, baselines, response)
+        fits, fit_lines = _fits(part, response)
+        lines += fit_lines
+        grid = _grid_comparison(problems, part, dims, response)
+        lines += grid[0]
+        lines.append(_error_figure(part, dims, baselines, response, figures, f"error-{slug}"))
+        lines.append("")
+        lines.append(_cost_figure(part, dims, fits, grid[1], figures, f"cost-{slug}"))
+        lines.append("")
+    return lines
+
+
+def _at_time(root: Path, run_id: str) -> float | None:
+    """t* of a run whose solution is x ↦ u(t*, x) (Feynman–Kac, deep BSDE), else None."""
+    import h5py
+
+    from ..config import RunConfig
+    from ..solvers import SOLVERS
+
+    with h5py.File(root / "runs" / f"{run_id}.h5", "r") as f:
+        config = RunConfig.model_validate_json(f.attrs["config"])
+    solver = SOLVERS[config.method]
+    return solver.slice_time(solver.Settings.model_validate(config.solver))
+
+
+def _dimension_table(
+    part: pd.DataFrame, dims: list[int], baselines: dict, response: str
+) -> list[str]:
+    header = [
+        "d",
+        f"{response} mean ± std",
+        "min – max",
+        *[c for c in ERROR_COLUMNS if c in part],
+        "best constant",
+        "best affine",
+        "wall time [s]",
+        "steps",
+        "parameters",
+        "samples seen",
+        "seeds",
+    ]
+    rows = []
+    for d in dims:
+        at = part[part[DIM] == d]
+        e = at["error_value"]
+        rows.append(
+            (
+                d,
+                f"{e.mean():.3g} ± {e.std():.2g}" if len(e) > 1 else f"{e.mean():.3g}",
+                f"{e.min():.3g} – {e.max():.3g}",
+                *[at[c].mean() for c in ERROR_COLUMNS if c in part],
+                baselines[d].get("const_rel_l2", float("nan")),
+                baselines[d].get("linear_rel_l2", float("nan")),
+                at["wall_time"].mean(),
+                int(at["steps"].mean()),
+                int(at["parameters"].mean()),
+                f"{at['samples'].mean():.3g}",
+                len(at),
+            )
+        )
+    return _table(header, rows)
+
+
+def _fits(part: pd.DataFrame, response: str) -> tuple[dict[str, stats.PowerLaw], list[str]]:
+    """Power laws of wall time, samples and error against d (every run a point)."""
+    fits: dict[str, stats.PowerLaw] = {}
+    rows = []
+    for column, name in (
+        ("wall_time", "wall time"),
+        ("samples", "samples seen"),
+        ("error_value", response),
+    ):
+        y = part[column].to_numpy(float)
+        x = part[DIM].to_numpy(float)
+        try:
+            fit = stats.power_law(x, y)
+        except ValueError as e:
+            rows.append((name, f"no fit: {e}", "", ""))
+            continue
+        fits[column] = fit
+        lo, hi = fit.exponent_ci
+        rows.append(
+            (name, f"{fit.prefactor:.3g} · d^{fit.exponent:.3f}", f"[{lo:.3f}, {hi:.3f}]", fit.r2)
+        )
+    lines = ["Least-squares power laws y ≈ c · d^k over all runs (95 % interval of k):", ""]
+    return fits, lines + _table(("quantity", "fit", "k 95 % CI", "R² (log–log)"), rows)
+
+
+def _grid_comparison(problems: dict, part: pd.DataFrame, dims: list[int], response: str):
+    """Finite-difference solves at d = 1…3 and the grid each d would need for the network's
+    error; (report lines, {d: (log10 points, log10 seconds)})."""
+    from ..errors import PinnlabError
+    from .grid import convergence, fit_grid
+
+    first = next(iter(problems.values()))
+    models, reason = {}, ""
+    for d, sizes in GRID_SIZES.items():
+        try:
+            solves = convergence(type(first).from_params({**first.params(), "dim": d}), sizes)
+        except PinnlabError as e:
+            reason = str(e)
+            continue
+        models[d] = (fit_grid(solves), solves[-1])
+    if not models:
+        return [f"No finite-difference baseline for {first.id}: {reason}", ""], {}
+    lines = [
+        "Finite differences (second-order, scipy.sparse; real solves, error rel_l2 at the nodes):",
+        "",
+    ]
+    lines += _table(
+        (
+            "d",
+            "order p",
+            "error ≈ C·n^−p: C",
+            "finest n",
+            "its unknowns",
+            "its error",
+            "its time [s]",
+        ),
+        [
+            (d, m.order, m.constant, s.n, s.unknowns, s.rel_l2, s.seconds)
+            for d, (m, s) in models.items()
+        ],
+    )
+    model = models[max(models)][0]
+    extrapolated = {}
+    rows = []
+    for d in dims:
+        error = float(part[part[DIM] == d]["error_value"].mean())
+        per_axis = max(1.0, (model.constant / error) ** (1 / model.order))
+        log_points = d * math.log10(per_axis)
+        log_seconds = math.log10(model.seconds_per_unknown) + model.time_exponent * log_points
+        extrapolated[d] = (log_points, log_seconds)
+        network = float(part[part[DIM] == d]["wall_time"].mean())
+        rows.append((d, error, per_axis, f"10^{log_points:.1f}", f"10^{log_seconds:.1f}", network))
+    lines += [
+        f"A grid reaching the network's mean {response} at each d, with the d = {max(models)} "
+        "constant and order (an optimistic extrapolation: the constant grows with d for most "
+        "problems) and the measured cost per unknown:",
+        "",
+    ]
+    lines += _table(
+        (
+            "d",
+            f"network {response}",
+            "grid n per axis",
+            "grid points n^d",
+            "grid time [s]",
+            "network time [s]",
+        ),
+        rows,
+    )
+    return lines, extrapolated
+
+
+def _error_figure(part, dims, baselines, response, figures: Path, name: str) -> str:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    summary = stats.summarize(part, DIM, "error_value")
+    ax.errorbar(
+        summary.index,
+        summary["mean"],
+        yerr=[summary["mean"] - summary["min"], summary["max"] - summary["mean"]],
+        marker="o",
+        capsize=3,
+        label=f"network {response} (mean, min–max)",
+    )
+    for column, style in zip(ERROR_COLUMNS, ("s--", "^--"), strict=True):
+        if column in part:
+            means = part.groupby(DIM)[column].mean()
+            ax.plot(means.index, means.values, style, label=f"network {column}")
+    for key, style, label in (
+        ("const_rel_l2", "k:", "best constant"),
+        ("linear_rel_l2", "k-.", "best affine function"),
+    ):
+        values = [baselines[d].get(key, np.nan) for d in dims]
+        if np.isfinite(values).any():
+            ax.plot(dims, values, style, label=label)
+    ax.set(xscale="log", yscale="log", xlabel="dimension d", ylabel="relative error")
+    ax.legend(fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
+    return _save(fig, figures, name)
+
+
+def _cost_figure(part, dims, fits, grid, figures: Path, name: str) -> str:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    times = part.groupby(DIM)["wall_time"].mean()
+    ax.plot(times.index, np.log10(times.values), "o-", label="network: wall time (measured)")
+    if "wall_time" in fits:
+        fit = fits["wall_time"]
+        d = np.geomspace(min(dims), max(dims), 50)
+        ax.plot(d, np.log10(fit(d)), "C0--", label=f"fit ∝ d^{fit.exponent:.2f}")
+    samples = part.groupby(DIM)["samples"].mean()
+    ax.plot(
+        samples.index, np.log10(samples.values), "s-", color="C2", label="network: samples seen"
+    )
+    if grid:
+        ds = sorted(grid)
+        ax.plot(
+            ds, [grid[d][1] for d in ds], "x-", color="C3", label="grid: time for the same error"
+        )
+        ax.plot(ds, [grid[d][0] for d in ds], "+--", color="C1", label="grid: points n^d")
+    ax.set(xscale="log", xlabel="dimension d", ylabel="log10 (seconds or points)")
+    ax.legend(fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
+    return _save(fig, figures, name)
+
+
+# --- factors --------------------------------------------------------------------------------
+def _factor_sections(study: StudyConfig, df: pd.DataFrame, figures: Path) -> list[str]:
+    factors = [f for f in study.grid if df[f].nunique() > 1]
+    # Aliased interactions are one estimate: report it once, under the first name of its set.
+    hidden = {name for names in aliases(study) for name in names[1:]}
+    df = df.assign(log10_error=np.log10(df["error_value"].astype(float)))
+    response = _response_name(df)
+    lines = [
+        "## Which factors matter",
+        "",
+        f"Responses: log10 {response} (an effect of −0.3 halves the error) and wall time [s]. "
+        "Effects are differences of means against the baseline level (the first listed), over "
+        "the design; intervals are 95 % percentile bootstraps resampling seeds within each "
+        "design cell. Interactions (two-level factors) are half the difference of the simple "
+        "effects.",
+        "",
+        "Summary per level:",
+        "",
+    ]
+    rows = []
+    for f in factors:
+        s = stats.summarize(df, f, "error_value")
+        t = df.groupby(f, sort=False)["wall_time"].mean()
+        for level, row in s.iterrows():
+            rows.append(
+                (
+                    f,
+                    level,
+                    row.get("gmean", row["mean"]),
+                    row["min"],
+                    row["max"],
+                    t.get(level, np.nan),
+                    int(row["count"]),
+                )
+            )
+    lines += _table(
+        ("factor", "level", f"{response} geometric mean", "min", "max", "mean time [s]", "runs"),
+        rows,
+    )
+    for column, title in (("log10_error", f"log10 {response}"), ("wall_time", "wall time [s]")):
+        main = stats.main_effects(df, factors, column)
+        inter = [e for e in stats.interactions(df, factors, column) if e.factor not in hidden]
+        lines += [f"### Effects on {title}", ""]
+        lines += _table(
+            ("factor", "contrast", "effect", "95 % CI", "beyond noise"),
+            [_effect_row(e) for e in sorted(main + inter, key=lambda e: -abs(e.estimate))],
+        )
+        table = stats.anova(df, factors, column)
+        lines += [f"ANOVA ({table.attrs.get('model', '')}, type II):", ""]
+        lines += _table(
+            ("term", "share of variance", "sum sq", "df", "F", "p"),
+            [
+                (
+                    term,
+                    f"{r['share']:.1%}" if np.isfinite(r["share"]) else "–",
+                    r["sum_sq"],
+                    r["df"],
+                    r["F"],
+                    r["p_value"],
+                )
+                for term, r in table.iterrows()
+            ],
+        )
+        slug = "error" if column == "log10_error" else "time"
+        lines.append(_effects_figure(main, inter, title, figures, f"effects-{slug}"))
+        lines.append("")
+    lines.append(_interaction_figure(df, factors, figures))
+    lines.append("")
+    return lines
+
+
+def _effect_row(e: stats.Effect) -> tuple:
+    lo, hi = e.ci
+    beyond = "yes" if (lo > 0 or hi < 0) else "no"
+    return (e.factor, e.contrast, e.estimate, f"[{lo:.3g}, {hi:.3g}]", beyond)
+
+
+def _effects_figure(main, inter, title: str, figures: Path, name: str) -> str:
+    plt = _plt()
+    effects = main + inter
+    fig, ax = plt.subplots(figsize=(6, 0.35 * len(effects) + 1))
+    y = np.arange(len(effects))
+    est = np.array([e.estimate for e in effects])
+    lo = est - np.array([e.ci[0] for e in effects])
+    hi = np.array([e.ci[1] for e in effects]) - est
+    colors = ["C0" if e in main else "C1" for e in effects]
+    ax.barh(y, est, xerr=[lo, hi], color=colors, capsize=2)
+    ax.set_yticks(y, [f"{e.factor}: {e.contrast}" for e in effects], fontsize=7)
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set(xlabel=f"effect on {title} (95 % bootstrap CI)")
+    ax.invert_yaxis()
+    return _save(fig, figures, name)
+
+
+def _interaction_figure(df: pd.DataFrame, factors: list[str], figures: Path) -> str:
+    """Cell means of log10 error for each pair of factors (one panel per pair, at most 6)."""
+    plt = _plt()
+    pairs = [(a, b) for i, a in enumerate(factors) for b in factors[i + 1 :]][:6]
+    if not pairs:
+        return ""
+    cols = min(3, len(pairs))
+    rows = math.ceil(len(pairs) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
+    for ax, (a, b) in zip(axes.flat, pairs, strict=False):
+        table = stats.interaction_table(df, a, b, "log10_error")
+        for level in table.columns:
+            ax.plot([str(i) for i in table.index], table[level], "o-", label=f"{b}={level}")
+        ax.set(xlabel=a, ylabel="log10 error")
+        ax.legend(fontsize=6)
+    for ax in list(axes.flat)[len(pairs) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    return _save(fig, figures, "interactions")
