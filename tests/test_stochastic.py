@@ -177,8 +177,11 @@ def fk_config(problem_id="bs-geometric-basket", steps=300, **params):
 
 
 def test_feynman_kac_learns_the_geometric_basket_price(tmp_path):
-    sol = pl.run(fk_config(), out=tmp_path / "fk.h5")
+    cfg = fk_config()
+    sol = pl.run(cfg, out=tmp_path / "fk.h5")
     assert sol.at_time == 0.0 and not sol.time_dependent and sol.in_dim == 2
+    paths = cfg.solver["n_samples"] * cfg.solver["paths"] * 2  # antithetic pairs
+    assert sol.environment["samples"] == 300 * paths
     assert sol.metrics["rel_l2"] < 3e-2, sol.metrics
     loaded = pl.load(tmp_path / "fk.h5")
     x = np.array([[95.0, 105.0], [100.0, 100.0]])
@@ -235,6 +238,7 @@ def bsde_config(problem_id="bs-geometric-basket", steps=300, solver=None, **para
 def test_deep_bsde_at_one_point(tmp_path):
     sol = pl.run(bsde_config(), out=tmp_path / "bsde.h5")
     assert sol.metrics["rel_error_x0"] < 1e-2, sol.metrics
+    assert sol.environment["samples"] == 300 * 128  # paths
     loaded = pl.load(tmp_path / "bsde.h5")
     x0 = np.array([[100.0, 100.0]])
     assert np.allclose(loaded(x0), sol(x0)) and loaded(x0).shape == (1,)

@@ -136,7 +136,7 @@ def test_unknown_study_name_and_executor(tmp_path):
 
 def test_stores_that_cannot_be_used(tmp_path, tiny_store):
     study = read_study(TINY)
-    other = read_study(tiny(seeds=[0]))
+    other = read_study(tiny(name="other"))
     with pytest.raises(StoreError, match="another study"):
         Store.open(tiny_store, other)
     newer = tmp_path / "newer"
@@ -188,6 +188,22 @@ def test_local_study_store_and_rerun(tiny_store, monkeypatch):
     monkeypatch.setattr(runner, "make_executor", lambda *a, **k: pytest.fail("ran again"))
     run_study(read_study(TINY), tiny_store, progress=False)
     run_study(read_study(TINY), tiny_store, resume=True, progress=False)
+
+
+def test_a_changed_study_reuses_its_finished_runs(tmp_path, tiny_store, monkeypatch):
+    import shutil
+
+    import pinnlab.studies.runner as runner
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_store, copy)
+    # Fewer seeds and dimensions: every run is already in the store; nothing runs.
+    smaller = read_study(TINY, sets=["seeds=[1]", "grid.problem.dim=[2, 3]"])
+    monkeypatch.setattr(runner, "make_executor", lambda *a, **k: pytest.fail("ran again"))
+    run_study(smaller, copy, progress=False)
+    df = load(copy)
+    assert len(df) == 4 and set(df["seed"]) == {1} and set(df["problem.dim"]) == {2, 3}
+    assert len(list((copy / "runs").glob("*.h5"))) == 12  # the others stay on disk
 
 
 def test_a_failing_run_is_recorded_and_the_study_goes_on(tmp_path):
@@ -314,9 +330,12 @@ def test_ray_executor_gives_the_same_store(tmp_path, tiny_store):
 
 
 # --- reports ----------------------------------------------------------------------------------
-def test_dimension_report_renders(tiny_store):
-    path = write_report(tiny_store)
-    text = path.read_text()
+def test_dimension_report_renders(tiny_store, capsys):
+    from pinnlab.cli import main
+
+    assert main(["report", str(tiny_store)]) == 0
+    assert "report.md" in capsys.readouterr().out
+    text = (tiny_store / "report.md").read_text()
     assert "## Error and cost versus dimension" in text and "### net.activation=tanh" in text
     assert "best affine" in text and "Finite differences" in text and "d^" in text
     for name in ("error-net-activation-tanh", "cost-net-activation-sin"):

@@ -118,3 +118,15 @@ def test_user_problems_with_the_installed_script(venv, tmp_path):
     missing = run([pinnlab, "info", out], tmp_path, env, check=False)
     assert missing.returncode == 2
     assert missing.stderr.startswith("error: unknown problem 'test-heat'")
+
+
+def test_a_shipped_study_from_the_installed_script(venv, tmp_path):
+    root, env = venv
+    pinnlab = root / "bin" / "pinnlab"
+    out = tmp_path / "study"
+    sets = ["base.train.steps=2", "grid.problem.dim=[1]", "seeds=[0]"]
+    cmd = [pinnlab, "study", "dimension-black-scholes", "--out", out, "--workers", "1", "--quiet"]
+    result = run([*cmd, *[f"--set={s}" for s in sets]], tmp_path, env)
+    assert "done: 1 runs finished, 0 failed" in result.stdout
+    assert "wrote" in run([pinnlab, "report", out], tmp_path, env).stdout
+    assert "No finite-difference baseline" in (out / "report.md").read_text()

@@ -37,7 +37,7 @@ def write_report(root: str | os.PathLike, *, problems_dirs: Iterable = ()) -> Pa
     study = StudyConfig.model_validate(df.attrs["study"])
     figures = root / "figures"
     figures.mkdir(exist_ok=True)
-    lines = _header(study, df, root)
+    lines = _header(study, df)
     done = df[df["status"] == "done"] if len(df) else df
     if len(done) == 0:
         lines.append("No run has finished yet.\n")
@@ -53,7 +53,7 @@ def write_report(root: str | os.PathLike, *, problems_dirs: Iterable = ()) -> Pa
 
 
 # --- common ----------------------------------------------------------------------------
-def _header(study: StudyConfig, df: pd.DataFrame, root: Path) -> list[str]:
+def _header(study: StudyConfig, df: pd.DataFrame) -> list[str]:
     status = df["status"].value_counts().to_dict() if len(df) else {}
     grid = "; ".join(f"`{k}` ∈ {v}" for k, v in study.grid.items())
     lines = [f"# Study `{study.name}`", ""]
@@ -63,13 +63,16 @@ def _header(study: StudyConfig, df: pd.DataFrame, root: Path) -> list[str]:
         f"- design: {study.design}"
         + (f" ({study.runs} points)" if study.runs else "")
         + f"; grid: {grid}; seeds: {study.seeds}",
-        f"- runs: {status.get('done', 0)} finished, {status.get('failed', 0)} failed "
-        f"(store: `{root}`)",
+        f"- runs: {status.get('done', 0)} finished, {status.get('failed', 0)} failed",
     ]
     if "device_name" in df and len(df):
         devices = ", ".join(sorted({str(d) for d in df["device_name"].dropna()}))
         lines.append(f"- hardware: {devices}; wall times are per run, as measured in the worker")
-    lines += [f"- reproduce: `pinnlab study <this study's config> --out {root}`", ""]
+    lines += [
+        f"- reproduce: `pinnlab study {study.name} --out DIR` (a shipped study; else its YAML "
+        "file), then `pinnlab report DIR`",
+        "",
+    ]
     if study.design == "fractional":
         sets = aliases(study)
         lines += [

@@ -51,10 +51,13 @@ class Store:
     ) -> Store:
         """Open the store of ``study`` in ``root``, creating it when ``root`` has none.
 
-        Refuses a directory that holds another study's store, or a store of a newer format.
-        Solution files of ``runs`` that have no record yet are recovered.
+        A store of the same study with another grid, base or seeds is updated to this one:
+        runs it holds keep counting (a run's id is the hash of its config), the others are
+        kept on disk but left out of :func:`load`. Refuses a directory that holds a study of
+        another name, or a store of a newer format. Solution files of ``runs`` that have no
+        record yet are recovered.
         """
-        root = Path(root)
+        root, runs = Path(root), list(runs)
         header = read_header(root)
         store = cls(root, study)
         if header is None:
@@ -63,6 +66,13 @@ class Store:
                     f"'{root}' is not empty and holds no study store; choose an empty or new "
                     "directory for --out."
                 )
+        elif header["name"] != study.name:
+            raise StoreError(
+                f"'{root}' holds the store of another study ('{header['name']}', created "
+                f"{header.get('created', '?')}); use another --out directory for "
+                f"'{study.name}'."
+            )
+        if header is None or header["key"] != study.key():
             with atomic_write(root / "study.json") as tmp:
                 tmp.write_text(
                     json.dumps(
@@ -71,18 +81,14 @@ class Store:
                             "format_version": FORMAT_VERSION,
                             "name": study.name,
                             "key": study.key(),
-                            "created": _now(),
+                            "created": header["created"] if header else _now(),
+                            "updated": _now(),
                             "study": study.model_dump(),
+                            "runs": [r.id for r in runs] or None,
                         },
                         indent=2,
                     )
                 )
-        elif header["key"] != study.key():
-            raise StoreError(
-                f"'{root}' holds the store of another study ('{header['name']}', created "
-                f"{header.get('created', '?')}) or of this study with other settings; "
-                "use another --out directory (a changed grid, seeds or base config is a new study)."
-            )
         _drop_partial_line(root / "index.jsonl")
         store.records = read_index(root)
         store._recover(runs)
@@ -211,7 +217,8 @@ def _read_solution_attrs(path: Path) -> tuple[dict[str, float], dict[str, Any]]:
 
 
 def load(root: str | os.PathLike):
-    """A study store as a pandas DataFrame: one row per finished run.
+    """A study store as a pandas DataFrame: one row per finished run of the study's current
+    version.
 
     Columns: ``id``, ``status``, ``error``, ``seed``, one column per grid factor (and, for
     joined factors, one per key), ``problem.<param>`` and ``method``, the run's ``metric`` name and ``error_value`` (that metric),
@@ -225,8 +232,11 @@ def load(root: str | os.PathLike):
     if header is None:
         raise StoreError(f"'{root}' holds no study store (no study.json).")
     study = StudyConfig.model_validate(header["study"])
+    current = set(header.get("runs") or ())
     rows = []
     for record in read_index(root).values():
+        if current and record["id"] not in current:
+            continue  # a run of an earlier version of the study
         row: dict[str, Any] = {
             "id": record["id"],
             "status": record["status"],
