@@ -75,7 +75,15 @@ def test_conjugate_gradients_above_the_direct_limit():
 
 def test_model_from_synthetic_solves():
     solves = [
-        GridSolve(dim=2, n=n, unknowns=n**2, rel_l2=3.0 * n**-2.0, max_abs=0.0, seconds=1e-6 * n**3)
+        GridSolve(
+            dim=2,
+            n=n,
+            unknowns=n**2,
+            rel_l2=3.0 * n**-2.0,
+            rel_l2_centered=0.0,
+            max_abs=0.0,
+            seconds=1e-6 * n**3,
+        )
         for n in (8, 16, 32, 64)
     ]
     model = fit_grid(solves)
@@ -91,11 +99,13 @@ def test_model_from_synthetic_solves():
 
 
 def test_fit_needs_one_dimension_and_two_sizes():
-    one = GridSolve(dim=2, n=8, unknowns=64, rel_l2=1e-3, max_abs=1e-3, seconds=1e-3)
+    one = GridSolve(
+        dim=2, n=8, unknowns=64, rel_l2=1e-3, rel_l2_centered=1e-3, max_abs=1e-3, seconds=1e-3
+    )
     with pytest.raises(pl.ConfigError, match="two distinct"):
         fit_grid([one, one])
     with pytest.raises(pl.ConfigError, match="one dimension"):
-        fit_grid([one, GridSolve(3, 8, 512, 1e-3, 1e-3, 1e-3)])
+        fit_grid([one, GridSolve(3, 8, 512, 1e-3, 1e-3, 1e-3, 1e-3)])
 
 
 @pytest.mark.parametrize(

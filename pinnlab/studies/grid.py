@@ -42,6 +42,7 @@ class GridSolve:
     n: int  # grid points per axis (interior nodes of the bounding box per axis)
     unknowns: int  # number of unknowns actually solved for (nodes inside the domain)
     rel_l2: float  # ‖u_h − u‖₂ / ‖u‖₂ over the unknown nodes (discrete l2)
+    rel_l2_centered: float  # ‖e − ē‖₂ / ‖u − ū‖₂: not fooled by a large mean of u
     max_abs: float  # max |u_h − u| over the unknown nodes
     seconds: float  # wall time of assembly + solve
 
@@ -191,6 +192,9 @@ def solve_grid(problem: object, n: int) -> GridSolve:
         n=int(n),
         unknowns=len(unknown),
         rel_l2=float(np.linalg.norm(error) / norm) if norm > 0 else math.inf,
+        rel_l2_centered=float(
+            np.linalg.norm(error - error.mean()) / np.linalg.norm(truth - truth.mean())
+        ),
         max_abs=float(np.abs(error).max()),
         seconds=seconds,
     )
@@ -232,14 +236,14 @@ def _loglog(x: np.ndarray, y: np.ndarray, what: str) -> tuple[float, float]:
     return float(intercept), float(slope)
 
 
-def fit_grid(solves: Sequence[GridSolve]) -> GridModel:
-    """Least squares in log–log on solves at one dimension: log rel_l2 = log C − order · log n
-    and log seconds = log k + q · log unknowns."""
+def fit_grid(solves: Sequence[GridSolve], metric: str = "rel_l2") -> GridModel:
+    """Least squares in log–log on solves at one dimension: log error = log C − order · log n
+    (error: ``metric``, rel_l2 or rel_l2_centered) and log seconds = log k + q · log unknowns."""
     dims = {s.dim for s in solves}
     if len(dims) != 1:
         raise ConfigError(f"fit_grid needs solves at one dimension, got {sorted(dims) or 'none'}.")
     n = np.array([s.n for s in solves], dtype=np.float64)
-    error = np.array([s.rel_l2 for s in solves])
+    error = np.array([getattr(s, metric) for s in solves])
     unknowns = np.array([s.unknowns for s in solves], dtype=np.float64)
     seconds = np.array([s.seconds for s in solves])
     log_c, slope = _loglog(n, error, "the error")
