@@ -10,6 +10,7 @@ confidence intervals over seeds, and a type-II ANOVA ranking the factors.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Iterable, Sequence
@@ -23,7 +24,7 @@ from ..config import RunConfig
 from ..files import atomic_write
 from ..solvers import SOLVERS
 from . import stats
-from .design import StudyConfig, aliases, resolution, two_level_signs
+from .design import StudyConfig, aliases, factor_keys, resolution, two_level_signs
 from .store import load
 
 DIM = "problem.dim"
@@ -385,18 +386,29 @@ def _cost_figure(part, dims, fits, grid, figures: Path, name: str) -> str:
 # --- factors --------------------------------------------------------------------------------
 def _factor_sections(study: StudyConfig, df: pd.DataFrame, figures: Path) -> list[str]:
     factors = [f for f in study.grid if df[f].nunique() > 1]
-    # Aliased interactions are one estimate: report it once, under the first name of its set.
+    # The baseline of each factor is its first level in the grid (as the DataFrame labels it).
+    baseline = {f: _level_label(f, study.grid[f][0]) for f in factors}
+    # Aliased interactions are one estimate: reported once, under every name of its set.
+    sets = {names[0]: " = ".join(names) for names in aliases(study)}
     hidden = {name for names in aliases(study) for name in names[1:]}
     df = df.assign(log10_error=np.log10(df["error_value"].astype(float)))
     response = _response_name(df)
+    seeds = len(study.seeds)
     lines = [
         "## Which factors matter",
         "",
         f"Responses: log10 {response} (an effect of −0.3 halves the error) and wall time [s]. "
-        "Effects are differences of means against the baseline level (the first listed), over "
-        "the design; intervals are 95 % percentile bootstraps resampling seeds within each "
-        "design cell. Interactions (two-level factors) are half the difference of the simple "
-        "effects.",
+        "Effects are differences of means against the baseline level (the first listed in the "
+        "grid), over the design; intervals are 95 % percentile bootstraps resampling seeds "
+        "within each design cell. Interactions (two-level factors) are half the difference of "
+        "the simple effects."
+        + (
+            f" With {seeds} seeds per cell the bootstrap sees little of the seed noise and its "
+            "intervals are narrow: trust an effect that the ANOVA (whose residual holds "
+            "everything the model leaves out) also finds."
+            if seeds < 4
+            else ""
+        ),
         "",
         "Summary per level:",
         "",
@@ -422,8 +434,12 @@ def _factor_sections(study: StudyConfig, df: pd.DataFrame, figures: Path) -> lis
         rows,
     )
     for column, title in (("log10_error", f"log10 {response}"), ("wall_time", "wall time [s]")):
-        main = stats.main_effects(df, factors, column)
-        inter = [e for e in stats.interactions(df, factors, column) if e.factor not in hidden]
+        main = stats.main_effects(df, factors, column, baseline=baseline)
+        inter = [
+            dataclasses.replace(e, factor=sets.get(e.factor, e.factor))
+            for e in stats.interactions(df, factors, column, baseline=baseline)
+            if e.factor not in hidden
+        ]
         lines += [f"### Effects on {title}", ""]
         lines += _table(
             ("factor", "contrast", "effect", "95 % CI", "beyond noise"),
@@ -451,6 +467,11 @@ def _factor_sections(study: StudyConfig, df: pd.DataFrame, figures: Path) -> lis
     lines.append(_interaction_figure(df, factors, figures))
     lines.append("")
     return lines
+
+
+def _level_label(factor: str, level: Any) -> Any:
+    """A level as :func:`pinnlab.studies.load` labels it (joined factors: 'a, b')."""
+    return ", ".join(str(v) for v in level) if len(factor_keys(factor)) > 1 else level
 
 
 def _effect_row(e: stats.Effect) -> tuple:
