@@ -358,3 +358,20 @@ def test_factor_report_renders(tmp_path):
     assert "| net.depth × net.width |" in text and "| net.activation × train.lr |" not in text
     assert (out / "figures" / "effects-error.png").exists()
     assert (out / "figures" / "interactions.png").exists()
+
+
+def test_ablation_report_compares_with_the_baseline_point(tmp_path):
+    grid = {"net.activation": ["tanh", "sin", "softplus"], "net.width": [8, 4]}
+    study = read_study(tiny(grid=grid, design="one-at-a-time", seeds=[0, 1]))
+    out = tmp_path / "ablation"
+    run_study(study, out, workers=2, threads=1, progress=False)
+    df = load(out)
+    assert len(df) == 4 * 2
+    text = write_report(out).read_text()
+    log = np.log10(df["rel_l2"])
+    base = log[(df["net.activation"] == "tanh") & (df["net.width"] == 8)].mean()
+    sin = log[df["net.activation"] == "sin"].mean() - base
+    assert f"| net.activation | sin vs tanh | {sin:.3g} |" in text
+    narrow = log[df["net.width"] == 4].mean() - base
+    assert f"| net.width | 4 vs 8 | {narrow:.3g} |" in text
+    assert "interaction" not in text.split("## Which factors matter")[1]

@@ -399,7 +399,8 @@ def _factor_sections(study: StudyConfig, df: pd.DataFrame, figures: Path) -> lis
         "",
         f"Responses: log10 {response} (an effect of −0.3 halves the error) and wall time [s]. "
         "Effects are differences of means against the baseline level (the first listed in the "
-        "grid), over the design; intervals are 95 % percentile bootstraps resampling seeds "
+        "grid), over the design (one-at-a-time: against the baseline point, the other factors "
+        "held at baseline); intervals are 95 % percentile bootstraps resampling seeds "
         "within each design cell. Interactions (two-level factors) are half the difference of "
         "the simple effects."
         + (
@@ -433,19 +434,30 @@ def _factor_sections(study: StudyConfig, df: pd.DataFrame, figures: Path) -> lis
         ("factor", "level", f"{response} geometric mean", "min", "max", "mean time [s]", "runs"),
         rows,
     )
+    ablation = study.design == "one-at-a-time"
     for column, title in (("log10_error", f"log10 {response}"), ("wall_time", "wall time [s]")):
-        main = stats.main_effects(df, factors, column, baseline=baseline)
-        inter = [
-            dataclasses.replace(e, factor=sets.get(e.factor, e.factor))
-            for e in stats.interactions(df, factors, column, baseline=baseline)
-            if e.factor not in hidden
-        ]
+        if ablation:  # each level against the baseline point itself, the rest held there
+            main = [
+                e
+                for f in factors
+                for e in stats.main_effects(
+                    _at_baseline(df, baseline, f), [f], column, baseline=baseline
+                )
+            ]
+            inter = []
+        else:
+            main = stats.main_effects(df, factors, column, baseline=baseline)
+            inter = [
+                dataclasses.replace(e, factor=sets.get(e.factor, e.factor))
+                for e in stats.interactions(df, factors, column, baseline=baseline)
+                if e.factor not in hidden
+            ]
         lines += [f"### Effects on {title}", ""]
         lines += _table(
             ("factor", "contrast", "effect", "95 % CI", "beyond noise"),
             [_effect_row(e) for e in sorted(main + inter, key=lambda e: -abs(e.estimate))],
         )
-        table = stats.anova(df, factors, column)
+        table = stats.anova(df, factors, column, interactions=not ablation)
         lines += [f"ANOVA ({table.attrs.get('model', '')}, type II):", ""]
         lines += _table(
             ("term", "share of variance", "sum sq", "df", "F", "p"),
@@ -464,9 +476,19 @@ def _factor_sections(study: StudyConfig, df: pd.DataFrame, figures: Path) -> lis
         slug = "error" if column == "log10_error" else "time"
         lines.append(_effects_figure(main, inter, title, figures, f"effects-{slug}"))
         lines.append("")
-    lines.append(_interaction_figure(df, factors, figures))
-    lines.append("")
+    if not ablation:
+        lines.append(_interaction_figure(df, factors, figures))
+        lines.append("")
     return lines
+
+
+def _at_baseline(df: pd.DataFrame, baseline: dict, factor: str) -> pd.DataFrame:
+    """The runs whose factors other than ``factor`` are at their baseline levels."""
+    keep = np.ones(len(df), dtype=bool)
+    for f, level in baseline.items():
+        if f != factor:
+            keep &= (df[f] == level).to_numpy()
+    return df[keep]
 
 
 def _level_label(factor: str, level: Any) -> Any:
