@@ -355,7 +355,9 @@ def test_factor_report_renders(tmp_path):
     run_study(study, out, workers=2, threads=1, progress=False)
     text = write_report(out).read_text()
     assert "## Which factors matter" in text and "ANOVA" in text and "Aliases" in text
-    assert "| net.depth × net.width |" in text and "| net.activation × train.lr |" not in text
+    # An aliased pair is one estimate, reported once under both its names.
+    assert "| net.depth × net.width = net.activation × train.lr | interaction |" in text
+    assert "| net.activation × train.lr |" not in text
     assert (out / "figures" / "effects-error.png").exists()
     assert (out / "figures" / "interactions.png").exists()
 
