@@ -8,6 +8,7 @@ Public API (everything a catalogue problem file or a user script needs)::
     sol.metrics; sol.save("run.h5"); pl.load("run.h5")(points)
 """
 
+from . import schrodinger
 from .config import RunConfig
 from .derivatives import Derivatives, Jet
 from .domains import Ball, Box, Domain, Slit, SpaceTime
@@ -25,7 +26,9 @@ from .problem import (
     FORMS,
     Dirichlet,
     EnergyForm,
+    HamiltonianForm,
     Neumann,
+    Periodic,
     Problem,
     Reference,
     StochasticForm,
@@ -48,9 +51,11 @@ __all__ = [
     "Domain",
     "EnergyForm",
     "FormError",
+    "HamiltonianForm",
     "Jet",
     "Neumann",
     "ParameterError",
+    "Periodic",
     "PinnlabError",
     "Problem",
     "Reference",
@@ -70,5 +75,6 @@ __all__ = [
     "make_config",
     "problem",
     "run",
+    "schrodinger",
     "solve",
 ]

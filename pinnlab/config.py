@@ -44,13 +44,19 @@ class NetSection(Section):
     fourier_features: int = Field(0, ge=0, description="0 disables random Fourier features")
     fourier_scale: float = Field(1.0, gt=0)
     hard_bc: bool = Field(False, description="impose Dirichlet data exactly (needs a lift)")
+    periodic: int = Field(
+        0, ge=0, description="K ≥ 1: Periodic conditions exact by a K-harmonic Fourier embedding"
+    )
     normalize_input: bool = Field(
         True, description="map the domain's bounding box to [-1, 1]^D before the first layer"
     )
 
 
 class TrainSection(Section):
-    optimizer: Literal["adam", "lbfgs", "adam+lbfgs"] = "adam"
+    optimizer: Literal["adam", "sgd", "lbfgs", "adam+lbfgs"] = Field(
+        "adam",
+        description="sgd: plain steps, for preconditioned gradients (vmc's natural gradient)",
+    )
     steps: int = Field(2000, ge=0, description="Adam steps (L-BFGS iterations for 'lbfgs')")
     lbfgs_steps: int = Field(0, ge=0, description="L-BFGS iterations after Adam ('adam+lbfgs')")
     lr: float = Field(1e-3, gt=0)

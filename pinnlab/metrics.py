@@ -36,14 +36,17 @@ METRICS = (
     "ref_rel_l1",
     "ref_max_z",
     "ref_stderr_rel",
+    "energy_rel_error",
     "auto",
 )
 
 
-def default_metric(available) -> str:
-    """What ``metric: auto`` measures: rel_l2 where the truth is known on a region, else the
-    error at x₀, else the error against a reference."""
-    for name in ("rel_l2", "rel_error_x0", "ref_rel_l2"):
+def default_metric(available, preferred=()) -> str:
+    """What ``metric: auto`` measures: the problem's own first extra metric (``preferred``,
+    its ``extra_metric_names``) where it has one, else rel_l2 where the truth is known on a
+    region, else the error at x₀, else the error against a reference, else a ground state's
+    energy error."""
+    for name in (*preferred[:1], "rel_l2", "rel_error_x0", "ref_rel_l2", "energy_rel_error"):
         if name in available:
             return name
     raise KeyError("no error metric is available")

@@ -13,6 +13,7 @@ import itertools
 import json
 import math
 import os
+import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -114,10 +115,10 @@ def cached(key: Mapping, compute: Callable[[], Mapping[str, np.ndarray]]) -> dic
     path = cache_dir() / "references" / (hashlib.sha256(blob.encode()).hexdigest()[:24] + ".npz")
     if path.exists():
         try:
-            with np.load(path) as f:
+            with open(path, "rb") as fh, np.load(fh) as f:  # closed even when np.load fails
                 return {k: f[k] for k in f.files}
-        except (OSError, ValueError):
-            pass
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+            pass  # damaged (e.g. truncated): recompute
     arrays = {k: np.asarray(v) for k, v in compute().items()}
     with atomic_write(path, suffix=".npz") as tmp:
         np.savez(tmp, **arrays)

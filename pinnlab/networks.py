@@ -247,6 +247,63 @@ class FourierFeatures(nn.Module):
         return z.elementwise(c, -s, -c).cat(z.elementwise(s, c, -s))
 
 
+class PeriodicEmbedding(nn.Module):
+    """Exact periodicity in one input column: x ↦ (x without column a, cos kω(x_a − low),
+    sin kω(x_a − low), k = 1 … K), ω = 2π/(high − low).
+
+    Any network of the embedded input is periodic in x_a with all its derivatives (the Fourier
+    embedding of Dong & Ni, J. Comput. Phys. 435, 2021; DeepXDE's periodic feature transform).
+    The other columns go through ``input_map`` (if given), unchanged otherwise. Both parts are
+    affine maps of x followed by elementwise functions, so jets propagate exactly
+    (``forward_jet``); the first-layer reduction does not apply (two affine maps of x meet).
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        column: int,
+        low: float,
+        high: float,
+        modes: int,
+        *,
+        input_map: InputMap | None = None,
+    ):
+        super().__init__()
+        if not 0 <= column < in_dim or modes < 1:
+            raise ValueError(f"PeriodicEmbedding: column {column} of {in_dim}, modes {modes}.")
+        keep = torch.eye(in_dim)[[i for i in range(in_dim) if i != column]]
+        shift = torch.zeros(in_dim - 1)
+        if input_map is not None:
+            keep, shift = input_map.fold(keep, None)
+        self.register_buffer("keep", keep)
+        self.register_buffer("shift", shift)
+        self.column, self.low, self.omega, self.modes = (
+            column,
+            low,
+            2 * math.pi / (high - low),
+            modes,
+        )
+        self.out_dim = in_dim - 1 + 2 * modes
+
+    def _phase(self, like: Tensor) -> tuple[Tensor, Tensor]:
+        """(W, b) with W x + b = kω(x_a − low), k = 1 … K, made in the input's dtype (buffers
+        rounded to float32 would break periodicity at the 1e-7 level in float64)."""
+        k = self.omega * torch.arange(1, self.modes + 1, dtype=like.dtype, device=like.device)
+        weight = torch.zeros(self.modes, self.keep.shape[1], dtype=like.dtype, device=like.device)
+        weight[:, self.column] = k
+        return weight, -k * self.low
+
+    def forward(self, x: Tensor) -> Tensor:
+        z = F.linear(x, *self._phase(x))
+        return torch.cat([F.linear(x, self.keep, self.shift), torch.cos(z), torch.sin(z)], dim=1)
+
+    def forward_jet(self, jet: Jet) -> Jet:
+        z = jet.linear(*self._phase(jet.value))
+        c, s = torch.cos(z.value), torch.sin(z.value)
+        kept = jet.linear(self.keep, self.shift)
+        return kept.cat(z.elementwise(c, -s, -c)).cat(z.elementwise(s, c, -s))
+
+
 class Chain(nn.Sequential):
     """Modules applied in order; jets are propagated through each."""
 
@@ -321,16 +378,34 @@ def build_network(
     init: str = "glorot-normal",
     generator: torch.Generator,
     input_box: tuple[Tensor, Tensor] | None = None,
+    periodic: tuple[int, float, float, int] | None = None,
 ) -> nn.Module:
     """The network a run config describes: optional Fourier features, then an MLP body.
 
     Weights are initialised (``init``: one of INITS; zero biases) from ``generator`` only. With
     ``input_box`` = (low, high), inputs are first mapped from that box to [−1, 1]^D
-    (:class:`InputMap`, folded into the first layer).
+    (:class:`InputMap`, folded into the first layer). With ``periodic`` = (column, low, high,
+    K), the network is exactly periodic in that input column (:class:`PeriodicEmbedding`).
     """
     if kind not in NETWORKS:
         raise unknown_name("network", kind, NETWORKS)
     input_map = InputMap.of(input_box)
+    if periodic is not None:
+        column, low, high, modes = periodic
+        embed = PeriodicEmbedding(in_dim, column, low, high, modes, input_map=input_map)
+        body = build_network(
+            embed.out_dim,
+            out_dim,
+            kind=kind,
+            width=width,
+            depth=depth,
+            activation=activation,
+            fourier_features=fourier_features,
+            fourier_scale=fourier_scale,
+            init=init,
+            generator=generator,
+        )
+        return Chain(embed, body)
     if fourier_features:
         ff = FourierFeatures(
             in_dim, fourier_features, fourier_scale, generator=generator, input_map=input_map

@@ -75,7 +75,38 @@ class Neumann:
     on: Literal["boundary"] = "boundary"
 
 
-Condition = Dirichlet | Neumann
+@dataclass(frozen=True)
+class Periodic:
+    """u is periodic in one spatial coordinate x_a with period high − low: u and its first
+    ``derivatives`` derivatives in x_a agree at x_a = low and x_a = high, for every t and every
+    other coordinate (``derivatives`` = 1: the value and ∂u/∂x_a, what a second-order equation
+    needs).
+
+    ``axis`` counts spatial coordinates from 0 (time is not one). A collocation solver imposes
+    it softly (mean squared mismatch at points drawn on the two ends), or exactly with
+    ``net.periodic`` = K ≥ 1: the network then sees x_a only through cos(2πk(x_a − low)/P),
+    sin(2πk(x_a − low)/P), k = 1 … K (P = high − low), and the soft terms are dropped.
+    """
+
+    low: float
+    high: float
+    axis: int = 0
+    derivatives: int = 1
+    on: Literal["boundary"] = "boundary"
+
+    def __post_init__(self):
+        if not self.high > self.low:
+            raise ParameterError(
+                f"Periodic needs high > low, got low={self.low}, high={self.high}."
+            )
+        if self.axis < 0 or self.derivatives not in (0, 1):
+            raise ParameterError(
+                f"Periodic(axis={self.axis}, derivatives={self.derivatives}): axis must be ≥ 0 "
+                "and derivatives 0 (value only) or 1 (value and first derivative)."
+            )
+
+
+Condition = Dirichlet | Neumann | Periodic
 
 #: Batch keys the solvers use themselves; a condition may not be named so.
 RESERVED = ("residual", "probes", "interior")
@@ -94,6 +125,12 @@ def _check_conditions(conditions: Mapping[str, Any], domain) -> None:
             raise ParameterError(
                 f"condition '{name}' is on the {c.on} slice, which only a SpaceTime domain has; "
                 f"this form's domain is {type(domain).__name__}."
+            )
+        space = domain.space.dim if isinstance(domain, SpaceTime) else domain.dim
+        if isinstance(c, Periodic) and c.axis >= space:
+            raise ParameterError(
+                f"condition '{name}': Periodic axis {c.axis} does not exist; the space has "
+                f"{space} coordinate(s) (axes 0 … {space - 1})."
             )
 
 
@@ -228,6 +265,39 @@ class StochasticForm:
         )
 
 
+@dataclass(frozen=True)
+class HamiltonianForm:
+    """A Hamiltonian H = −½Δ + V on R^d (``domain`` None) or on a box with hard walls
+    (``domain`` a :class:`~pinnlab.domains.Box`: ψ = 0 on its boundary); its ground state ψ₀
+    minimises the Rayleigh quotient E[ψ] = ⟨ψ|H|ψ⟩ / ⟨ψ|ψ⟩ = E_{|ψ|²}[E_L], with the local
+    energy E_L = Hψ/ψ = −½(Δ log|ψ| + |∇ log|ψ||²) + V (atomic units: ħ = m = 1, hartree).
+
+    ``potential(x)`` → V, (n,), may be infinite at a singularity (e.g. a nucleus);
+    ``ground_energy`` E₀ where it is known exactly; ``length`` the size of the ground state
+    (walkers start from N(0, length²) on R^d).
+    """
+
+    dim: int
+    potential: Callable[[Tensor], Tensor]
+    domain: Domain | None = None
+    ground_energy: float | None = None
+    length: float = 1.0
+
+    def __post_init__(self):
+        from .domains import Box
+
+        if self.domain is not None and not isinstance(self.domain, Box):
+            raise ParameterError(
+                f"HamiltonianForm: hard walls are supported on a Box, got {type(self.domain).__name__}."
+            )
+        if self.domain is not None and self.domain.dim != self.dim:
+            raise ParameterError(
+                f"HamiltonianForm: domain has dimension {self.domain.dim}, dim is {self.dim}."
+            )
+        if not self.length > 0:
+            raise ParameterError(f"HamiltonianForm: length must be > 0, got {self.length}.")
+
+
 def _sigma_t_grad(sigma: Tensor, grad: Tensor) -> Tensor:
     """σᵀ∇u for σ of shape (d, m) or (n, d, m) and ∇u of shape (n, d)."""
     return grad @ sigma if sigma.dim() == 2 else torch.einsum("ndm,nd->nm", sigma, grad)
@@ -261,6 +331,9 @@ class Problem:
     dims: ClassVar[str] = "d ≥ 1"
     #: "exact" (closed form), "reference" (computed, cited) or "none".
     truth: ClassVar[str] = "none"
+    #: Names of the metrics ``extra_metrics(solution)`` returns, if the problem defines it; the
+    #: first is what a run's ``metric: auto`` tracks (before the generic choice).
+    extra_metric_names: ClassVar[tuple[str, ...]] = ()
 
     dim: int = 2
 

@@ -87,8 +87,9 @@ def make_config(
     cfg = validate(RunConfig, data)
     if cfg.method not in SOLVERS:
         raise unknown_name("method", cfg.method, SOLVERS)
-    if cfg.metric not in METRICS:
-        raise unknown_name("metric", cfg.metric, METRICS)
+    extra = catalogue(problems_dirs)[cfg.problem.id].extra_metric_names
+    if cfg.metric not in METRICS and cfg.metric not in extra:
+        raise unknown_name("metric", cfg.metric, (*METRICS, *extra))
     settings = validate(SOLVERS[cfg.method].Settings, cfg.solver, prefix="solver")
     if cfg.net.kind not in NETWORKS:
         raise unknown_name("network (net.kind)", cfg.net.kind, NETWORKS)
@@ -131,12 +132,21 @@ def build_model(
     solver = solver or _solver(problem, config, dtype)
     init = torch.Generator().manual_seed(config.seed)
     domain = solver.input_domain()
+    periodic = None
+    if config.net.periodic:
+        if not hasattr(solver, "periodic_column"):
+            raise ConfigError(
+                f"net.periodic: method '{config.method}' imposes no Periodic conditions; "
+                "set net.periodic=0."
+            )
+        periodic = (*solver.periodic_column(), config.net.periodic)
     net = build_network(
         domain.dim,
         solver.outputs,
         generator=init,
         input_box=domain.bounds() if config.net.normalize_input else None,
-        **config.net.model_dump(exclude={"hard_bc", "normalize_input"}),
+        periodic=periodic,
+        **config.net.model_dump(exclude={"hard_bc", "normalize_input", "periodic"}),
     )
     return solver.wrap(net, config.net.hard_bc, init).to(device=device, dtype=dtype)
 
@@ -209,7 +219,7 @@ def run(
     model = build_model(problem, config, device=device, solver=solver)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     solution = Solution(problem, model, config, environment=environment(device, config.seed))
-    has_truth = hasattr(problem, "exact") or solution.reference() is not None
+    has_truth = solver.has_truth or hasattr(problem, "exact") or solution.reference() is not None
     if not has_truth and config.train.target_error is not None:
         raise ConfigError(
             f"train.target_error needs a problem with a known truth; {problem.id} has none."
@@ -217,7 +227,8 @@ def run(
 
     def evaluate() -> float:
         metrics = solution.evaluate()
-        name = default_metric(metrics) if config.metric == "auto" else config.metric
+        auto = config.metric == "auto"
+        name = default_metric(metrics, problem.extra_metric_names) if auto else config.metric
         if name not in metrics:
             raise unknown_name("metric", name, metrics)
         return metrics[name]

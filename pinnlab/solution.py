@@ -27,7 +27,7 @@ from .errors import ShapeError, SolutionFileError
 from .files import atomic_write
 from .metrics import error_metrics, exact_with_grad, point_metrics, reference_metrics, test_points
 from .problem import Problem, Reference
-from .solvers import SOLVERS
+from .solvers import SOLVERS, Solver
 
 FORMAT = "pinnlab-solution"
 FORMAT_VERSION = 1
@@ -131,6 +131,8 @@ class Solution:
         by defining ``extra_metrics(solution) -> dict[str, float]``.
         """
         out = self.problem.extra_metrics(self) if hasattr(self.problem, "extra_metrics") else {}
+        if SOLVERS[self.config.method].metrics is not Solver.metrics:
+            out.update(self.solver().metrics(self.model))
         ref = self.reference()
         if ref is not None:
             out.update(self._reference_metrics(ref))
@@ -146,6 +148,12 @@ class Solution:
         with self._evaluating():
             g = torch.cat([self._grad(c) for c in x.split(CHUNK)])
         return {**error_metrics(self._values(x), u_true, g, g_true), **out}
+
+    def solver(self) -> Solver:
+        """The solver of this solution's config (for what only its method can measure)."""
+        cls = SOLVERS[self.config.method]
+        settings = cls.Settings.model_validate(self.config.solver)
+        return cls(self.problem, settings, dtype=self._param.dtype)
 
     def reference(self) -> Reference | None:
         """The problem's reference values (``problem.reference()``), computed once; None if

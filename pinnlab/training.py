@@ -32,8 +32,8 @@ class Interrupted(TrainingError):
 
 
 def _phases(s: TrainSection) -> list[tuple[str, int]]:
-    if s.optimizer == "adam":
-        return [("adam", s.steps)]
+    if s.optimizer in ("adam", "sgd"):
+        return [(s.optimizer, s.steps)]
     if s.optimizer == "lbfgs":
         return [("lbfgs", s.steps)]
     return [("adam", s.steps), ("lbfgs", s.lbfgs_steps)]
@@ -42,6 +42,8 @@ def _phases(s: TrainSection) -> list[tuple[str, int]]:
 def _optimizer(kind: str, params, s: TrainSection, lr: float):
     if kind == "adam":
         return torch.optim.Adam(params, lr=lr)
+    if kind == "sgd":  # plain steps θ −= lr·g: for gradients that are already preconditioned
+        return torch.optim.SGD(params, lr=lr)
     # One iteration per step (so checkpoints, NaN checks and Ctrl-C act between iterations);
     # max_eval bounds the line search of that iteration: torch's default (5/4 · max_iter = 1)
     # would leave the strong-Wolfe search no evaluations at all and stall the optimizer.
@@ -174,7 +176,7 @@ class Trainer:
                     continue
                 lr = s.lr * 0.5**self.nan_restarts
                 optimizer = _optimizer(kind, self.model.parameters(), s, lr)
-                scheduler = _scheduler(optimizer, s, n) if kind == "adam" else None
+                scheduler = _scheduler(optimizer, s, n) if kind != "lbfgs" else None
                 batch, fresh = None, True
                 if state is not None:
                     optimizer.load_state_dict(state["optimizer"])
@@ -200,13 +202,13 @@ class Trainer:
         good = self._snapshot(optimizer, scheduler)
         pending: list[tuple[int, dict, float]] = []
         while self.step < end:
-            resample = kind == "adam" and s.resample_every and self.step % s.resample_every == 0
+            resample = kind != "lbfgs" and s.resample_every and self.step % s.resample_every == 0
             if resample and not fresh:
                 batch = self._draw(kind)
             fresh = False
             terms = (
-                self._adam_step(optimizer, batch)
-                if kind == "adam"
+                self._first_order_step(optimizer, batch)
+                if kind != "lbfgs"
                 else self._lbfgs_step(optimizer, batch)
             )
             if scheduler is not None:
@@ -260,14 +262,14 @@ class Trainer:
 
     def _draw(self, kind: str) -> dict:
         """A fresh batch; L-BFGS gets ``lbfgs_batches`` of them at once (one larger fixed sample)."""
-        count = 1 if kind == "adam" else self.s.lbfgs_batches
+        count = 1 if kind != "lbfgs" else self.s.lbfgs_batches
         batches = [self.solver.batch(self.generator) for _ in range(count)]
         self.samples += sum(self.solver.samples(b) for b in batches)
         if count == 1:
             return batches[0]
         return {k: torch.cat([b[k] for b in batches]) for k in batches[0]}
 
-    def _adam_step(self, optimizer, batch) -> dict:
+    def _first_order_step(self, optimizer, batch) -> dict:
         optimizer.zero_grad(set_to_none=True)
         total, terms = self._loss(batch)
         total.backward()

@@ -53,8 +53,8 @@ def test_layers_later_ones_win():
         ("train.lr=-1", "'train.lr': Input should be greater than 0; got -1"),
         ("train.gamma=2", "'train.gamma': Input should be less than or equal to 1"),
         (
-            "train.optimizer=sgd",
-            "'train.optimizer': Input should be 'adam', 'lbfgs' or 'adam+lbfgs'",
+            "train.optimizer=rmsprop",
+            "'train.optimizer': Input should be 'adam', 'sgd', 'lbfgs' or 'adam+lbfgs'",
         ),
         ("solver.n_interior=0", "'solver.n_interior': Input should be greater than or equal to 1"),
         ("solver.sampling=halton", "'solver.sampling'"),

@@ -22,14 +22,19 @@ def shrunk(path) -> pl.RunConfig:
     """The recipe with two optimisation steps (Adam then L-BFGS where it has both) and at most
     32 points per batch; problem, network and everything else as the recipe says."""
     cfg = pl.make_config(config=path)
-    steps = {"adam": ["train.steps=2"], "lbfgs": ["train.steps=2"]}.get(
+    steps = {"adam": ["train.steps=2"], "sgd": ["train.steps=2"], "lbfgs": ["train.steps=2"]}.get(
         cfg.train.optimizer, ["train.steps=1", "train.lbfgs_steps=1"]
     )
     settings = SOLVERS[cfg.method].Settings.model_validate(cfg.solver)
     points = [
         f"solver.{name}={min(value, 32)}"
         for name, value in settings.model_dump().items()
-        if name.startswith("n_") and isinstance(value, int)
+        if (name.startswith("n_") or name == "walkers") and isinstance(value, int)
+    ]
+    # Markov chains (vmc): a short burn-in and a short measurement.
+    points += [f"solver.{k}={v}" for k, v in (("burn_in", 10), ("eval_measurements", 16))]
+    points = [
+        p for p in points if p.split("=")[0].removeprefix("solver.") in type(settings).model_fields
     ]
     stops = ["train.target_error=null", "train.time_budget=null"]
     return pl.make_config(config=path, sets=[*steps, *points, *stops, "device=cpu"])
@@ -54,6 +59,8 @@ def test_recipe_runs_two_steps(path, monkeypatch):
     module = sys.modules[pl.catalogue()[cfg.problem.id].__module__]
     if hasattr(module, "REFERENCE_PATHS"):  # a Monte Carlo reference: a cheap one here
         monkeypatch.setattr(module, "REFERENCE_PATHS", 2**10)
+    if hasattr(module, "REFERENCE_GRID"):  # a finite-difference reference: a coarse one here
+        monkeypatch.setattr(module, "REFERENCE_GRID", 64)
     solution = pl.run(cfg)
     assert solution.environment["steps"] == 2
     assert solution.environment["stop_reason"] == "steps"

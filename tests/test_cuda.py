@@ -88,7 +88,7 @@ def test_resume_on_cuda(monkeypatch, tmp_path):
     train = {"steps": 8, "log_every": 3, "resample_every": 2, "schedule": "cosine"}
     cfg = tiny_config(device="cuda", train=train)
     reference = pl.run(cfg)
-    original = Trainer._adam_step
+    original = Trainer._first_order_step
 
     def adam_step(self, optimizer, batch):
         out = original(self, optimizer, batch)
@@ -97,7 +97,7 @@ def test_resume_on_cuda(monkeypatch, tmp_path):
         return out
 
     with monkeypatch.context() as m:
-        m.setattr(Trainer, "_adam_step", adam_step)
+        m.setattr(Trainer, "_first_order_step", adam_step)
         with pytest.raises(Interrupted):
             pl.run(cfg, out=tmp_path / "r.h5")
     resumed = pl.run(cfg, out=tmp_path / "r.h5", resume=True)

@@ -70,7 +70,8 @@ def check_residual(problem: pl.Problem, n: int = 64) -> None:
     for name, r in residuals.items():
         assert r.shape[0] == n, f"{problem}: residual '{name}' has shape {tuple(r.shape)}"
         assert torch.isfinite(r).all()
-        assert _max(r) <= 1e-8 * scale, (
+        # A computed truth states its own accuracy (nls: limited by its data's kink).
+        assert _max(r) <= getattr(problem, "truth_tolerance", 1e-8) * scale, (
             f"{problem}: residual '{name}' of the exact solution is {_max(r):.3e} "
             f"(scale {scale:.3e})"
         )
@@ -99,12 +100,15 @@ def check_conditions(problem: pl.Problem, n: int = 64) -> None:
     """Every Dirichlet condition agrees with the exact solution on its part of the boundary."""
     form = problem.strong_form()
     for name, condition in form.conditions.items():
+        if not isinstance(condition, pl.Dirichlet):  # Periodic: checked in test_nls.py
+            continue
         y = condition_points(form.domain, condition, n)
         exact = as_columns(problem.exact)(y)
         value = condition.value(y).reshape(exact.shape)
         scale = max(1.0, _max(exact))
         err = _max(value - exact)
-        assert err <= 1e-8 * scale, f"{problem}: condition '{name}' is off by {err:.3e}"
+        tolerance = getattr(problem, "truth_tolerance", 1e-8)
+        assert err <= tolerance * scale, f"{problem}: condition '{name}' is off by {err:.3e}"
         if condition.lift is not None:
             lift = condition.lift(y).reshape(exact.shape)
             assert _max(lift - value) <= 1e-8 * scale, f"{problem}: lift of '{name}' ≠ data"
@@ -132,8 +136,8 @@ def test_exact_solution_satisfies_dirichlet_conditions(problem_id):
 def test_truth_is_declared_honestly(problem_id):
     cls = CATALOGUE[problem_id]
     assert cls.truth in ("exact", "reference", "none")
-    if cls.truth == "exact":
-        assert hasattr(cls, "exact")
+    if cls.truth == "exact":  # a closed-form solution, or a ground state and its energy
+        assert hasattr(cls, "exact") or hasattr(cls, "ground_state")
     if cls.truth == "reference":
         assert hasattr(cls, "reference") and not hasattr(cls, "exact")
 

@@ -32,7 +32,7 @@ def assert_same_history(a: pl.Solution, b: pl.Solution) -> None:
 
 def stop_at(monkeypatch, step: int, action) -> None:
     """Run ``action(trainer)`` right after Adam/L-BFGS step number ``step`` (1-based)."""
-    for name in ("_adam_step", "_lbfgs_step"):
+    for name in ("_first_order_step", "_lbfgs_step"):
         original = getattr(Trainer, name)
 
         def wrapped(self, optimizer, batch, _original=original):

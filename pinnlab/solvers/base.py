@@ -55,6 +55,16 @@ class Solver(ABC):
         modules of its own (initialised from ``generator``)."""
         return net
 
+    def metrics(self, model: nn.Module) -> dict[str, float]:
+        """Metrics only this method can measure for a trained ``model`` (e.g. an energy by
+        Monte Carlo); the problem's truth gives the others."""
+        return {}
+
+    @property
+    def has_truth(self) -> bool:
+        """True when :meth:`metrics` measures an error against a known truth."""
+        return False
+
     @abstractmethod
     def input_domain(self) -> Domain:
         """The domain of the network's inputs (columns: t first for space-time solutions)."""

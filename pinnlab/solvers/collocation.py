@@ -2,7 +2,9 @@
 
 A collocation solver reads a form with a ``domain`` and named ``conditions``; each step it
 draws interior points and points on every condition's part of the boundary, and turns
-Dirichlet conditions into mean squared misfits (or imposes them exactly with ``net.hard_bc``).
+Dirichlet conditions into mean squared misfits (or imposes them exactly with ``net.hard_bc``)
+and Periodic conditions into mean squared mismatches between the two ends (or imposes them
+exactly with ``net.periodic``: a Fourier embedding of the periodic coordinate).
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from torch import Tensor, nn
 from ..config import Section
 from ..domains import SpaceTime
 from ..errors import ConfigError, unknown_name
-from ..networks import DirichletTransform, OutputAffine
-from ..problem import Dirichlet
+from ..networks import DirichletTransform, OutputAffine, PeriodicEmbedding
+from ..problem import Dirichlet, Periodic
 from .base import Solver
 
 
@@ -42,6 +44,7 @@ class CollocationSolver(Solver):
         self.spec = spec
         self.time_dependent = isinstance(spec.domain, SpaceTime)
         self.hard = False
+        self.exact_periodic = False
 
     def input_domain(self):
         return self.spec.domain
@@ -51,6 +54,7 @@ class CollocationSolver(Solver):
         return self.spec.outputs
 
     def wrap(self, net: nn.Module, hard_bc: bool, generator=None) -> nn.Module:
+        self.exact_periodic = any(isinstance(m, PeriodicEmbedding) for m in net.modules())
         if not hard_bc:
             if not self.settings.normalize_output:
                 return net
@@ -63,6 +67,20 @@ class CollocationSolver(Solver):
             )
         self.hard = True
         return DirichletTransform(net, self.spec.domain.distance, conditions[0].lift)
+
+    def periodic(self) -> dict[str, Periodic]:
+        return {k: c for k, c in self.spec.conditions.items() if isinstance(c, Periodic)}
+
+    def periodic_column(self) -> tuple[int, float, float]:
+        """(input column, low, high) of the form's one Periodic condition, for an embedding."""
+        conditions = list(self.periodic().values())
+        if len(conditions) != 1:
+            raise ConfigError(
+                f"net.periodic: {self.problem.id} has {len(conditions)} Periodic conditions; "
+                "the embedding needs exactly one. Set net.periodic=0."
+            )
+        c = conditions[0]
+        return c.axis + int(self.time_dependent), c.low, c.high
 
     def dirichlet(self) -> dict[str, Dirichlet]:
         return {k: c for k, c in self.spec.conditions.items() if isinstance(c, Dirichlet)}
@@ -93,6 +111,8 @@ class CollocationSolver(Solver):
     def condition_points(self, condition, n: int, **kw) -> Tensor:
         """n points on the part of the domain where ``condition`` holds."""
         domain = self.spec.domain
+        if isinstance(condition, Periodic):  # the periodic coordinate is set in periodic_terms
+            return domain.sample_interior(n, **kw)
         if condition.on == "boundary":
             return domain.sample_boundary(n, **kw)
         t = domain.t0 if condition.on == "initial" else domain.t1
@@ -103,7 +123,8 @@ class CollocationSolver(Solver):
         kw = dict(generator=generator, dtype=self.dtype, sampling=s.sampling)
         out = {self.interior: self.spec.domain.sample_interior(s.n_interior, **kw)}
         for name, c in self.spec.conditions.items():
-            if not (self.hard and isinstance(c, Dirichlet) and c.on == "boundary"):
+            hard = self.hard and isinstance(c, Dirichlet) and c.on == "boundary"
+            if not (hard or (self.exact_periodic and isinstance(c, Periodic))):
                 out[name] = self.condition_points(c, s.n_boundary, **kw)
         return out
 
@@ -115,6 +136,35 @@ class CollocationSolver(Solver):
                 y = batch[name]
                 u = net(y)
                 terms[name] = (u - c.value(y).reshape(u.shape)).square().mean()
+        return terms
+
+    def periodic_terms(self, net: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Mean squared mismatch of u (term ``<name>``) and of ∂u/∂x_a (``<name>_dx``) between
+        x_a = low and x_a = high, at the batch's points for each Periodic condition."""
+        terms = {}
+        for name, c in self.periodic().items():
+            if name not in batch:
+                continue
+            column = c.axis + int(self.time_dependent)
+            ends = batch[name].repeat(2, 1)
+            n = len(batch[name])
+            ends[:n, column], ends[n:, column] = c.low, c.high
+            if c.derivatives:
+                ends.requires_grad_(True)
+            with torch.enable_grad():
+                u = net(ends)
+                terms[name] = (u[:n] - u[n:]).square().mean()
+                if c.derivatives:
+                    ux = torch.stack(
+                        [
+                            torch.autograd.grad(u[:, j].sum(), ends, create_graph=True)[0][
+                                :, column
+                            ]
+                            for j in range(u.shape[1])
+                        ],
+                        dim=1,
+                    )
+                    terms[f"{name}_dx"] = (ux[:n] - ux[n:]).square().mean()
         return terms
 
     def check_weights(self, terms: dict[str, Tensor]) -> None:

@@ -3,7 +3,10 @@
 Minimises the mean squared strong-form residual at interior collocation points plus the mean
 squared misfit of each condition at points on its part of the boundary:
 
-    L = w_r · mean |R[u](x_i)|² + Σ_c w_c · mean |u(y_j) − g_c(y_j)|².
+    L = w_r · mean |R[u](x_i)|² + Σ_c w_c · mean |u(y_j) − g_c(y_j)|²
+
+(Dirichlet conditions), plus for a Periodic condition in x_a the mismatches
+mean |u(y|x_a=low) − u(y|x_a=high)|² and the same for ∂u/∂x_a.
 """
 
 from __future__ import annotations
@@ -105,5 +108,6 @@ class PINN(CollocationSolver):
             else {"residual": r.square().mean()}
         )
         terms.update(self.dirichlet_terms(net, batch))
+        terms.update(self.periodic_terms(net, batch))
         self.check_weights(terms)
         return terms
