@@ -252,6 +252,56 @@ def test_a_failing_run_is_recorded_and_the_study_goes_on(tmp_path):
     assert df.loc[False, "status"] == "done"
 
 
+@pytest.mark.slow
+def test_a_killed_worker_fails_only_its_own_run(tmp_path, monkeypatch):
+    """A worker killed by a signal (as by the out-of-memory killer) breaks the process pool;
+    the runs caught with it are run again, and only the killer's run is recorded as failed."""
+    problems = tmp_path / "problems"
+    problems.mkdir()
+    (problems / "killer.py").write_text(
+        textwrap.dedent(
+            """
+            import os, signal
+            from dataclasses import dataclass
+            import pinnlab as pl
+
+            @dataclass(frozen=True)
+            class Killer(pl.Problem):
+                "Its worker process is killed (SIGKILL) when dim = 3."
+                id = "killer"
+                dim: int = 1
+
+                def exact(self, x):
+                    return x.sum(dim=1)
+
+                def strong_form(self):
+                    def residual(d):
+                        if self.dim == 3 and os.environ["DRIVER_PID"] != str(os.getpid()):
+                            os.kill(os.getpid(), signal.SIGKILL)
+                        return d.laplacian
+                    return pl.StrongForm(
+                        domain=pl.Box(self.dim, 0.0, 1.0),
+                        residual=residual,
+                        conditions={"boundary": pl.Dirichlet(self.exact)},
+                    )
+            """
+        )
+    )
+    monkeypatch.setenv("DRIVER_PID", str(os.getpid()))
+    study = read_study(
+        tiny(
+            base={**TINY["base"], "problem": {"id": "killer"}},
+            grid={"problem.dim": [1, 2, 3, 4]},
+            seeds=[0],
+        )
+    )
+    out = tmp_path / "s"
+    run_study(study, out, workers=2, threads=1, progress=False, problems_dirs=[problems])
+    df = load(out).set_index("problem.dim")
+    assert df.loc[3, "status"] == "failed" and "out-of-memory" in df.loc[3, "error"]
+    assert (df.drop(index=3)["status"] == "done").all()
+
+
 def test_kill_minus_nine_then_resume_loses_nothing_finished(tmp_path):
     study = tiny(
         base={**TINY["base"], "train": {"steps": 150, "eval_every": 150, "checkpoint_every": 0}},

@@ -14,6 +14,7 @@ import tempfile
 import traceback
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Protocol
@@ -79,31 +80,80 @@ def _threads(workers: int, threads: int | None) -> int:
 
 
 class LocalExecutor:
-    """A pool of ``workers`` processes (spawned, so CUDA and threads start clean)."""
+    """A pool of ``workers`` processes (spawned, so CUDA and threads start clean).
+
+    A worker killed by a signal (most often the out-of-memory killer) breaks the whole pool:
+    every run in it fails with it, innocent or not. The runs caught in a break are therefore
+    submitted again to a fresh pool; a run caught in a second break is run alone, and only a
+    run whose worker dies while it runs alone is recorded as failed.
+    """
 
     def __init__(self, workers: int, threads: int | None = None, problems_dirs: Iterable = ()):
         self.workers = workers
         self.threads = _threads(workers, threads)
         self.problems_dirs = [str(p) for p in problems_dirs]
-        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+        self.pool = self._pool(workers)
+        self.alone: ProcessPoolExecutor | None = None
+
+    @staticmethod
+    def _pool(workers: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+
+    def _submit(self, pool: ProcessPoolExecutor, config: str):
+        return pool.submit(execute, config, self.threads, self.problems_dirs)
 
     def map_unordered(self, configs: Sequence[str]) -> Iterator[tuple[int, dict[str, Any]]]:
-        pending = {
-            self.pool.submit(execute, c, self.threads, self.problems_dirs): i
-            for i, c in enumerate(configs)
-        }
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+        pending = {self._submit(self.pool, c): i for i, c in enumerate(configs)}
+        breaks = dict.fromkeys(range(len(configs)), 0)
+        suspects: list[int] = []  # runs caught in two breaks, to run one at a time
+        alone: dict = {}  # the one future running alone, if any
+        while pending or alone or suspects:
+            if not alone and suspects:
+                self.alone = self.alone or self._pool(1)
+                index = suspects.pop(0)
+                alone = {self._submit(self.alone, configs[index]): index}
+            done, _ = wait([*pending, *alone], return_when=FIRST_COMPLETED)
+            broken = []
             for future in done:
-                index = pending.pop(future)
+                by_itself = future in alone
+                index = (alone if by_itself else pending).pop(future)
                 try:
                     result = future.result()
-                except Exception as e:  # the worker process died (killed, out of memory)
-                    result = {"status": "failed", "error": f"worker died: {e!r}"}
+                except BrokenProcessPool as e:
+                    if not by_itself:
+                        broken.append(index)
+                        continue
+                    self.alone = None
+                    result = {"status": "failed", "error": _killed(e)}
                 yield index, result
+            if broken:  # the pool is gone, and every run still in it with it
+                for future, index in pending.items():
+                    if future.done() and future.exception() is None:
+                        yield index, future.result()  # finished just before the break
+                    else:
+                        broken.append(index)
+                pending.clear()
+                self.pool.shutdown(wait=False, cancel_futures=True)
+                self.pool = self._pool(self.workers)
+                for index in broken:
+                    breaks[index] += 1
+                    if breaks[index] >= 2:
+                        suspects.append(index)
+                    else:
+                        pending[self._submit(self.pool, configs[index])] = index
 
     def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        for pool in (self.pool, self.alone):
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _killed(e: BaseException) -> str:
+    return (
+        f"worker died while this run ran alone ({e!r}): killed by a signal, most often the "
+        "kernel's out-of-memory killer; give the run less to hold (points, width, d) or more "
+        "memory"
+    )
 
 
 def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
