@@ -42,12 +42,23 @@ class Metropolis:
     ):
         self.log_prob = log_prob
         self.walkers = walkers
-        self.step = float(step)
+        # Tensors on the walkers' device: adapting the step and counting acceptances need
+        # no host synchronisation inside the chains' loop.
+        self._step = torch.as_tensor(float(step), dtype=walkers.dtype, device=walkers.device)
         self.target = target_acceptance
         self.inside = inside
         self._current = None
-        #: Acceptance rate of the last call to :meth:`run`.
-        self.acceptance = float("nan")
+        self._accepted, self._steps = None, 0
+
+    @property
+    def step(self) -> float:
+        """The current proposal step s."""
+        return float(self._step)
+
+    @property
+    def acceptance(self) -> float:
+        """Acceptance rate of the last call to :meth:`run` (NaN before any)."""
+        return float(self._accepted) / self._steps if self._steps else float("nan")
 
     def refresh(self) -> None:
         """Forget the cached log-densities (call after the density changed, e.g. a training step)."""
@@ -63,7 +74,7 @@ class Metropolis:
         accepted = torch.zeros((), device=x.device)
         for _ in range(steps):
             noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-            proposal = x + self.step * noise
+            proposal = x + self._step * noise
             logp_new = torch.full_like(logp, -math.inf)
             ok = self.inside(proposal) if self.inside is not None else None
             if ok is None:
@@ -76,18 +87,19 @@ class Metropolis:
             logp = torch.where(accept, logp_new, logp)
             rate = accept.to(x.dtype).mean()
             accepted = accepted + rate
-            if adapt:  # one sync per step: the step size is a Python float
-                self.step *= math.exp(0.5 * (float(rate) - self.target))
+            if adapt:
+                self._step = self._step * torch.exp(0.5 * (rate - self.target))
         self.walkers, self._current = x, logp
         if steps:
-            self.acceptance = float(accepted) / steps
+            self._accepted, self._steps = accepted, steps
         return x
 
-    def check(self, where: str) -> None:
-        """Warn when the last run's acceptance collapsed."""
-        if self.acceptance < COLLAPSED_ACCEPTANCE:
+    def check(self, where: str, acceptance: float | None = None) -> None:
+        """Warn when the acceptance (default: the last run's) collapsed."""
+        acceptance = self.acceptance if acceptance is None else acceptance
+        if acceptance < COLLAPSED_ACCEPTANCE:
             warnings.warn(
-                f"Metropolis acceptance collapsed to {self.acceptance:.3f} {where} (proposal "
+                f"Metropolis acceptance collapsed to {acceptance:.3f} {where} (proposal "
                 f"step {self.step:.3g}): the chains barely move, so energies and gradients "
                 "come from stale, correlated samples. Lower train.lr (the wavefunction may "
                 "have become very sharp), raise solver.burn_in, or set solver.step_size.",

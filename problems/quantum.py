@@ -16,6 +16,10 @@ from torch import Tensor
 import pinnlab as pl
 
 
+def _positive(value: float) -> bool:
+    return math.isfinite(value) and value > 0
+
+
 @dataclass(frozen=True)
 class HarmonicOscillator(pl.Problem):
     """V = ½ ω² |x|² on R^d: ψ₀ = exp(−ω|x|²/2), E₀ = d ω / 2 (any textbook, e.g. Griffiths,
@@ -28,9 +32,7 @@ class HarmonicOscillator(pl.Problem):
     omega: float = 1.0
 
     def check(self):
-        self.require(
-            math.isfinite(self.omega) and self.omega > 0, f"omega must be > 0, got {self.omega}"
-        )
+        self.require(_positive(self.omega), f"omega must be > 0, got {self.omega}")
 
     def hamiltonian_form(self) -> pl.HamiltonianForm:
         return pl.HamiltonianForm(
@@ -56,9 +58,7 @@ class InfiniteWell(pl.Problem):
     length: float = 1.0
 
     def check(self):
-        self.require(
-            math.isfinite(self.length) and self.length > 0, f"length must be > 0, got {self.length}"
-        )
+        self.require(_positive(self.length), f"length must be > 0, got {self.length}")
 
     def hamiltonian_form(self) -> pl.HamiltonianForm:
         return pl.HamiltonianForm(
@@ -87,9 +87,7 @@ class Hydrogen(pl.Problem):
 
     def check(self):
         self.require(self.dim == 3, f"dim must be 3, got {self.dim}")
-        self.require(
-            math.isfinite(self.charge) and self.charge > 0, f"charge must be > 0, got {self.charge}"
-        )
+        self.require(_positive(self.charge), f"charge must be > 0, got {self.charge}")
 
     def hamiltonian_form(self) -> pl.HamiltonianForm:
         return pl.HamiltonianForm(

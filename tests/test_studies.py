@@ -156,9 +156,21 @@ def test_stores_that_cannot_be_used(tmp_path, tiny_store):
         run_study(study, tmp_path / "nothing", resume=True, progress=False)
 
 
-def test_unreachable_ray_address_fails_fast(tmp_path):
+def test_unreachable_ray_address_fails_fast(tmp_path, monkeypatch):
+    """A clear error, from one TCP connection attempt bounded by a timeout (no hang)."""
     pytest.importorskip("ray")
-    start = time.perf_counter()
+    import socket
+
+    import pinnlab.studies.executors as executors
+
+    attempts = []
+    connect = socket.create_connection
+
+    def bounded(address, timeout=None, **kw):
+        attempts.append(timeout)
+        return connect(address, timeout=timeout, **kw)
+
+    monkeypatch.setattr(executors.socket, "create_connection", bounded)
     with pytest.raises(ConfigError, match="cannot reach the Ray cluster"):
         run_study(
             read_study(tiny(seeds=[0])),
@@ -167,7 +179,7 @@ def test_unreachable_ray_address_fails_fast(tmp_path):
             address="127.0.0.1:1",
             progress=False,
         )
-    assert time.perf_counter() - start < 30
+    assert attempts == [executors.CONNECT_TIMEOUT] and 0 < executors.CONNECT_TIMEOUT <= 30
 
 
 # --- running, the store ------------------------------------------------------------------------

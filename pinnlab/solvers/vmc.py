@@ -26,7 +26,6 @@ preconditioning.
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import numpy as np
@@ -95,31 +94,28 @@ class LogPsi(nn.Module):
         a, b = F.softplus(self.decay)
         return a, b
 
-    def envelope(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """e, ∇e and Δe at x, in closed form."""
+    def envelope_value(self, x: Tensor) -> Tensor:
+        """e at x, (n,)."""
         if self.box is not None:
             low, high = self.box.low, self.box.high
-            left, right = x - low, high - x
-            e = torch.log(4 * left * right / (high - low) ** 2).sum(dim=1)
-            grad = 1 / left - 1 / right
-            lap = -(left.pow(-2) + right.pow(-2)).sum(dim=1)
-            return e, grad, lap
+            return torch.log(4 * (x - low) * (high - x) / (high - low) ** 2).sum(dim=1)
         a, b = self.rates()
         r = x.norm(dim=1)
-        e = -a * r - b * r * r
+        return -a * r - b * r * r
+
+    def envelope(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """e, ∇e and Δe at x, in closed form."""
+        e = self.envelope_value(x)
+        if self.box is not None:
+            left, right = x - self.box.low, self.box.high - x
+            return e, 1 / left - 1 / right, -(left.pow(-2) + right.pow(-2)).sum(dim=1)
+        a, b = self.rates()
+        r = x.norm(dim=1)
         grad = -(a / r + 2 * b)[:, None] * x
-        lap = -a * (x.shape[1] - 1) / r - 2 * b * x.shape[1]
-        return e, grad, lap
+        return e, grad, -a * (x.shape[1] - 1) / r - 2 * b * x.shape[1]
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.box is not None:
-            e = torch.log(4 * (x - self.box.low) * (self.box.high - x)).sum(dim=1)
-            e = e - 2 * x.shape[1] * math.log(self.box.high - self.box.low)
-        else:
-            a, b = self.rates()
-            r = x.norm(dim=1)
-            e = -a * r - b * r * r
-        return self.net(x) + e[:, None]
+        return self.net(x) + self.envelope_value(x)[:, None]
 
 
 class VMC(Solver):
@@ -182,9 +178,7 @@ class VMC(Solver):
             self.sampler = self._sampler(self.model, self._start(generator, self.dtype))
             steps += self.settings.burn_in
         self.sampler.refresh()  # the density changed with the last training step
-        walkers = self.sampler.run(steps, generator, adapt=True)
-        self.sampler.check("during training")
-        return {"walkers": walkers}
+        return {"walkers": self.sampler.run(steps, generator, adapt=True)}
 
     # --- energies ----------------------------------------------------------------------
     def _derivative_method(self, net: nn.Module, x: Tensor):
@@ -209,7 +203,7 @@ class VMC(Solver):
         x = batch["walkers"]
         e_local, log_psi = self.local_energy(net, x)
         finite = torch.isfinite(e_local).detach()
-        self.nonfinite += int((~finite).sum())  # one sync: the count is reported
+        self.nonfinite = self.nonfinite + (~finite).sum()  # a device tensor: no sync here
         e_local, log_psi = e_local[finite], log_psi[finite]
         energy = e_local.mean().detach()
         clipped = e_local.detach()
@@ -256,6 +250,8 @@ class VMC(Solver):
 
     def diagnostics(self, net: nn.Module, batch: dict[str, Tensor]) -> dict[str, float]:
         sampler = self.sampler
+        if sampler is not None:
+            sampler.check("during training")
         return {
             "acceptance": sampler.acceptance if sampler else float("nan"),
             "step_size": sampler.step if sampler else float("nan"),
@@ -283,15 +279,14 @@ class VMC(Solver):
             bad += int((~finite).sum())
             series.append(float(e_local[finite].mean()))
             squares.append(float(e_local[finite].square().mean()))
-        sampler.acceptance = float(np.mean(acceptance))
-        sampler.check("while measuring the energy")
+        sampler.check("while measuring the energy", float(np.mean(acceptance)))
         est = blocking(series)
         out = {
             "energy": est.mean,
             "energy_stderr": est.stderr,
             "energy_variance": float(np.mean(squares)) - est.mean**2,
             "energy_nonfinite": float(bad),
-            "acceptance": sampler.acceptance,
+            "acceptance": float(np.mean(acceptance)),
         }
         e0 = self.spec.ground_energy
         if e0 is not None:
