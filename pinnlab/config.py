@@ -66,6 +66,13 @@ class TrainSection(Section):
     gamma: float = Field(0.5, gt=0, le=1, description="'step' schedule factor")
     resample_every: int = Field(1, ge=0, description="fresh points every k Adam steps; 0 never")
     clip_grad: float | None = Field(None, gt=0, description="max global gradient norm")
+    ema: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="decay of an exponential moving average of the weights over the Adam/SGD "
+        "steps (0: off); evaluations and the result use the average",
+    )
     lbfgs_history: int = Field(50, ge=1)
     lbfgs_batches: int = Field(
         1, ge=1, description="L-BFGS trains on this many batches drawn at once (fixed sample)"

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from .derivatives.jets import Jet, propagate
+from .domains import Domain
 from .errors import unknown_name
 
 
@@ -316,29 +317,30 @@ class Chain(nn.Sequential):
 class DirichletTransform(nn.Module):
     """u(x) = g(x) + φ(x) N(x): imposes u = g exactly where φ = 0 (the domain's boundary).
 
-    φ is the domain's ``distance`` function (a smooth function vanishing on boundaries of boxes
-    and balls), g the boundary data extended inside (Lagaris et al., IEEE TNN 9 (1998);
-    Sukumar & Srivastava, CMAME 389 (2022)).
+    φ is the domain's ``distance`` function (smooth, vanishing on the boundary), g the boundary
+    data extended inside (``lift``: a function, or a constant such as 0) (Lagaris et al., IEEE
+    TNN 9 (1998); Sukumar & Srivastava, CMAME 389 (2022)). Jets go through N reduced where it
+    admits the first-layer reduction, φ and g along the input axes, and meet at the output by
+    the product rule Δ(φN) = NΔφ + 2∇φ·∇N + φΔN.
     """
 
-    def __init__(self, net: nn.Module, distance: Callable[[Tensor], Tensor], lift: Callable):
+    def __init__(self, net: nn.Module, domain: Domain, lift: Callable[[Tensor], Tensor] | float):
         super().__init__()
         self.net = net
-        self.distance = distance
+        self.domain = domain
         self.lift = lift
-
-    def _phi(self, x: Tensor) -> Tensor:
-        return self.distance(x).unsqueeze(1)
 
     def _g(self, x: Tensor) -> Tensor:
         g = self.lift(x)
         return g.unsqueeze(1) if g.dim() == 1 else g
 
     def forward(self, x: Tensor) -> Tensor:
-        return self._g(x) + self._phi(x) * self.net(x)
+        u = self.domain.distance(x).unsqueeze(1) * self.net(x)
+        return u + (self._g(x) if callable(self.lift) else self.lift)
 
     def forward_jet(self, jet: Jet) -> Jet:
-        return propagate(self._g, jet) + propagate(self._phi, jet) * propagate(self.net, jet)
+        u = self.domain.distance_jet(jet) * propagate(self.net, jet)
+        return u + (propagate(self._g, jet) if callable(self.lift) else self.lift)
 
 
 class OutputAffine(nn.Module):

@@ -51,13 +51,14 @@ class Dirichlet:
     ``on`` is "boundary" (the spatial boundary; lateral for space-time domains), "initial"
     (t = t0) or "final" (t = t1). ``value`` maps points (n, dim) to (n,) or (n, k).
     ``lift`` is an extension of the data into the domain, known without solving the problem,
-    for hard-constraint transforms u = lift + φ·N; leave it None when the only extension at
+    for hard-constraint transforms u = lift + φ·N (a function, or a constant such as 0.0 for
+    zero data); leave it None when the only extension at
     hand is the exact solution itself (a transform would then start at the answer).
     """
 
     value: Callable[[Tensor], Tensor]
     on: Literal["boundary", "initial", "final"] = "boundary"
-    lift: Callable[[Tensor], Tensor] | None = None
+    lift: Callable[[Tensor], Tensor] | float | None = None
 
     def __post_init__(self):
         if self.on not in PARTS:

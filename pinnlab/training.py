@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .config import TrainSection
 from .errors import TrainingError
@@ -55,6 +56,17 @@ def _optimizer(kind: str, params, s: TrainSection, lr: float):
         history_size=s.lbfgs_history,
         line_search_fn="strong_wolfe",
     )
+
+
+def _average(model: nn.Module, decay: float) -> AveragedModel | None:
+    """An exponential moving average of ``model``'s weights (Polyak averaging; torch's
+    ``AveragedModel``), or None for decay 0. With a noisy gradient, such as deep Ritz's
+    Monte Carlo energy whose per-sample gradients do not vanish at the minimiser, the
+    iterates jitter around the minimiser at a scale set by the learning rate; their average
+    sits closer to it (Polyak & Juditsky, SIAM J. Control Optim. 30 (1992))."""
+    if not decay:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def _scheduler(optimizer, s: TrainSection, steps: int):
@@ -104,6 +116,8 @@ class Trainer:
         self.nan_restarts = 0
         self.stop_reason = "steps"
         self._interrupted = False
+        #: The moving average of the weights (``train.ema``), during a first-order phase.
+        self.ema: AveragedModel | None = None
 
     # --- state -----------------------------------------------------------------------
     def _state(self, optimizer, scheduler, batch) -> dict:
@@ -119,6 +133,7 @@ class Trainer:
             "generator": self.generator.get_state(),
             "batch": batch,
             "history": dict(self.history),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
         }
 
     def save_checkpoint(self, optimizer, scheduler, batch) -> None:
@@ -177,16 +192,23 @@ class Trainer:
                 lr = s.lr * 0.5**self.nan_restarts
                 optimizer = _optimizer(kind, self.model.parameters(), s, lr)
                 scheduler = _scheduler(optimizer, s, n) if kind != "lbfgs" else None
+                self.ema = _average(self.model, s.ema) if kind != "lbfgs" else None
                 batch, fresh = None, True
                 if state is not None:
                     optimizer.load_state_dict(state["optimizer"])
                     if scheduler is not None and state["scheduler"] is not None:
                         scheduler.load_state_dict(state["scheduler"])
+                    if self.ema is not None and state.get("ema") is not None:
+                        self.ema.load_state_dict(state["ema"])
                     batch = {k: v.to(device) for k, v in state["batch"].items()}
                     state, fresh = None, False
                 if batch is None:
                     batch = self._draw(kind)
-                if self._train_phase(kind, optimizer, scheduler, batch, fresh, end, bar, start):
+                stop = self._train_phase(kind, optimizer, scheduler, batch, fresh, end, bar, start)
+                if self.ema is not None:  # the phase ends with the averaged weights
+                    self.model.load_state_dict(self.ema.module.state_dict())
+                    self.ema = None
+                if stop:
                     break
                 begin = end
         finally:
@@ -276,6 +298,8 @@ class Trainer:
         if self.s.clip_grad is not None:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.s.clip_grad)
         optimizer.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
         return {"loss": total.detach(), **{k: v.detach() for k, v in terms.items()}}
 
     def _lbfgs_step(self, optimizer, batch) -> dict:
@@ -316,7 +340,18 @@ class Trainer:
         return {"err": f"{self.history['error'][-1]:.2e}"} if self.history.get("error") else {}
 
     def _eval(self, bar, start, batch) -> bool:
-        """Record the error and the solver's diagnostics; True if the target error is met."""
+        """Record the error and the solver's diagnostics (of the averaged weights, with
+        ``train.ema``); True if the target error is met."""
+        if self.ema is None:
+            return self._eval_model(bar, start, batch)
+        current = copy.deepcopy(self.model.state_dict())
+        self.model.load_state_dict(self.ema.module.state_dict())
+        try:
+            return self._eval_model(bar, start, batch)
+        finally:
+            self.model.load_state_dict(current)
+
+    def _eval_model(self, bar, start, batch) -> bool:
         diagnostics = self.solver.diagnostics(self.model, batch)
         if self.evaluate is None and not diagnostics:
             return False
@@ -345,6 +380,7 @@ class Trainer:
                 "model": self.model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict() if scheduler else None,
+                "ema": self.ema.state_dict() if self.ema is not None else None,
             }
         )
 
@@ -360,6 +396,8 @@ class Trainer:
         optimizer.load_state_dict(good["optimizer"])
         if scheduler is not None:
             scheduler.load_state_dict(good["scheduler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(good["ema"])
         for group in optimizer.param_groups:
             group["lr"] *= 0.5
         if scheduler is not None:

@@ -31,18 +31,22 @@ class _BoxPoisson(pl.Problem):
     def exact(self, x: Tensor) -> Tensor:
         raise NotImplementedError
 
+    def _data(self) -> pl.Dirichlet:
+        """u = exact on the faces; the lift blends the data of the faces (``Box.extension``)."""
+        return pl.Dirichlet(self.exact, lift=pl.Box(self.dim).extension(self.exact))
+
     def strong_form(self) -> pl.StrongForm:
         return pl.StrongForm(
             domain=pl.Box(self.dim, 0.0, 1.0),
             residual=lambda d: -d.laplacian - self.source(d.x),
-            conditions={"boundary": pl.Dirichlet(self.exact)},
+            conditions={"boundary": self._data()},
         )
 
     def energy_form(self) -> pl.EnergyForm:
         return pl.EnergyForm(
             domain=pl.Box(self.dim, 0.0, 1.0),
             source=self.source,
-            conditions={"boundary": pl.Dirichlet(self.exact)},
+            conditions={"boundary": self._data()},
         )
 
 
@@ -161,14 +165,14 @@ class PoissonBall(pl.Problem):
         return pl.StrongForm(
             domain=pl.Ball(self.dim),
             residual=lambda d: -d.laplacian - self.source(d.x),
-            conditions={"boundary": pl.Dirichlet(_zero, lift=_zero)},
+            conditions={"boundary": pl.Dirichlet(_zero, lift=0.0)},
         )
 
     def energy_form(self) -> pl.EnergyForm:
         return pl.EnergyForm(
             domain=pl.Ball(self.dim),
             source=self.source,
-            conditions={"boundary": pl.Dirichlet(_zero, lift=_zero)},
+            conditions={"boundary": pl.Dirichlet(_zero, lift=0.0)},
         )
 
 
@@ -198,6 +202,14 @@ class PoissonSlit(pl.Problem):
         theta = torch.remainder(torch.atan2(x[:, 1], x[:, 0]), 2 * math.pi)
         return r.sqrt() * torch.sin(theta / 2)
 
+    def lift(self, x):
+        """r sin(θ/2): the data (sin(θ/2) on the circle, 0 on the slit) extended linearly in r
+        — not the solution, whose r^{1/2} the slit's distance function supplies (Slit.distance:
+        u = lift + φN then has N = 1/((1 + r^{1/2})(1 + r)), bounded)."""
+        r = torch.linalg.vector_norm(x[:, :2], dim=1)
+        theta = torch.remainder(torch.atan2(x[:, 1], x[:, 0]), 2 * math.pi)
+        return r * torch.sin(theta / 2)
+
     def _domain(self) -> pl.Slit:
         return pl.Slit(pl.Ball(2))
 
@@ -205,14 +217,14 @@ class PoissonSlit(pl.Problem):
         return pl.StrongForm(
             domain=self._domain(),
             residual=lambda d: -d.laplacian,
-            conditions={"boundary": pl.Dirichlet(self.exact)},
+            conditions={"boundary": pl.Dirichlet(self.exact, lift=self.lift)},
         )
 
     def energy_form(self) -> pl.EnergyForm:
         return pl.EnergyForm(
             domain=self._domain(),
             source=_zero,
-            conditions={"boundary": pl.Dirichlet(self.exact)},
+            conditions={"boundary": pl.Dirichlet(self.exact, lift=self.lift)},
         )
 
 
@@ -280,14 +292,14 @@ class PoissonSlitSquare(pl.Problem):
         return pl.StrongForm(
             domain=self._domain(),
             residual=lambda d: -d.laplacian - 1.0,
-            conditions={"boundary": pl.Dirichlet(_zero, lift=_zero)},
+            conditions={"boundary": pl.Dirichlet(_zero, lift=0.0)},
         )
 
     def energy_form(self) -> pl.EnergyForm:
         return pl.EnergyForm(
             domain=self._domain(),
             source=self._source,
-            conditions={"boundary": pl.Dirichlet(_zero, lift=_zero)},
+            conditions={"boundary": pl.Dirichlet(_zero, lift=0.0)},
         )
 
     def reference(self) -> pl.Reference:

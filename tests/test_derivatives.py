@@ -55,15 +55,17 @@ def make_net(kind: str, in_dim: int, out_dim: int) -> nn.Module:
     elif kind == "dirichlet-box":
         net = DirichletTransform(
             MLP(in_dim, out_dim, **small),
-            pl.Box(in_dim).distance,
+            pl.Box(in_dim),
             lambda x: torch.sin(x).sum(dim=1) + x[:, 0] ** 3,
         )
     elif kind == "dirichlet-ball":
         net = DirichletTransform(
             ResidualMLP(in_dim, out_dim, **small),
-            pl.Ball(in_dim, radius=2.0).distance,
+            pl.Ball(in_dim, radius=2.0),
             lambda x: torch.cos(x[:, :1]) * x[:, -1:] ** 2,  # (n, 1) lift
         )
+    elif kind == "dirichlet-ball-zero":  # φ's closed-form jet, a constant lift
+        net = DirichletTransform(MLP(in_dim, out_dim, **small), pl.Ball(in_dim, center=0.5), 0.0)
     elif kind == "output-affine":
         shift = torch.linspace(1.0, 2.0, out_dim, dtype=torch.float64)
         net = OutputAffine(MLP(in_dim, out_dim, **small), shift, 3.0 + shift)
@@ -83,6 +85,7 @@ NETS = [
     "fourier-resmlp",
     "dirichlet-box",
     "dirichlet-ball",
+    "dirichlet-ball-zero",
     "output-affine",
     "custom",
     "sequential",
@@ -232,6 +235,7 @@ WIDE = 12  # > width 8 of the test networks: the reduction replaces 12 direction
 REDUCIBLE = {"resmlp", "fourier-mlp", "fourier-resmlp", "output-affine", "sequential"} | {
     f"mlp-{a}" for a in ACTIVATIONS
 }
+REDUCIBLE |= {k for k in NETS if k.startswith("dirichlet")}  # N reduced, φ and g along the axes
 
 
 @pytest.mark.parametrize("kind", NETS)
@@ -248,11 +252,7 @@ def test_reduced_matches_dense_derivatives_when_d_exceeds_width(kind, out_dim, t
     u, jac, hess = dense(net, x)
     hs = hess[..., s:, s:]
     d = pl.Derivatives(net, x, method="reduced", time_dependent=time_dependent)
-    if kind.startswith("dirichlet"):  # the reduction cannot apply: one warning, exact values
-        with pytest.warns(UserWarning, match="first-layer reduction does not apply"):
-            lap = d.laplacian
-    else:
-        lap = d.laplacian
+    lap = d.laplacian
     torch.testing.assert_close(lap, squeeze(hs.diagonal(dim1=-2, dim2=-1).sum(-1)), **TOL)
     torch.testing.assert_close(d.u, squeeze(u), **TOL)
     grad = jac[:, :, s:]
@@ -268,7 +268,9 @@ def test_reduced_matches_dense_derivatives_when_d_exceeds_width(kind, out_dim, t
     torch.testing.assert_close(d.trace(b_point), squeeze(expected), **TOL)
 
 
-@pytest.mark.parametrize("kind", ["mlp-tanh", "resmlp", "fourier-mlp", "output-affine"])
+@pytest.mark.parametrize(
+    "kind", ["mlp-tanh", "resmlp", "fourier-mlp", "output-affine", "dirichlet-ball-zero"]
+)
 def test_reduced_parameter_gradients_match_reverse_when_d_exceeds_width(kind, time_dependent):
     """What training differentiates, through the QR factorisation of the first layer."""
     s = int(time_dependent)

@@ -79,7 +79,7 @@ def test_dirichlet_transform_imposes_the_data_exactly(domain):
     def lift(x):
         return torch.sin(x).sum(dim=1) + 1.0
 
-    model = DirichletTransform(net, domain.distance, lift)
+    model = DirichletTransform(net, domain, lift)
     y = domain.sample_boundary(50, generator=gen(), dtype=torch.float64)
     torch.testing.assert_close(model(y)[:, 0], lift(y), rtol=0, atol=1e-12)
     x = domain.sample_interior(50, generator=gen(), dtype=torch.float64)

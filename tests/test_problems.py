@@ -110,7 +110,8 @@ def check_conditions(problem: pl.Problem, n: int = 64) -> None:
         tolerance = getattr(problem, "truth_tolerance", 1e-8)
         assert err <= tolerance * scale, f"{problem}: condition '{name}' is off by {err:.3e}"
         if condition.lift is not None:
-            lift = condition.lift(y).reshape(exact.shape)
+            lift = condition.lift
+            lift = lift(y).reshape(exact.shape) if callable(lift) else torch.full_like(exact, lift)
             assert _max(lift - value) <= 1e-8 * scale, f"{problem}: lift of '{name}' ≠ data"
 
 

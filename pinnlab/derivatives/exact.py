@@ -95,7 +95,7 @@ def reducible(net, dim: int, *, dtype: torch.dtype, device) -> bool:
             out = propagate(net, Jet.seed(x, v, None, 2, reduce=2))
         except MixedBasis:
             return False
-    return out.basis is not None
+    return out.reduced
 
 
 class ReverseMode:

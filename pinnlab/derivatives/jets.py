@@ -29,7 +29,7 @@ from torch.nn import functional as F
 
 
 class MixedBasis(Exception):
-    """Two jets in different direction bases met: the reduction does not apply to this network."""
+    """Two jets in different reduced bases met: the reduction does not apply to this network."""
 
 
 @dataclass
@@ -42,7 +42,13 @@ class Jet:
     After a first-layer reduction, ``basis`` (r, m) or (n, r, m) maps J along the r reduced
     directions to J along the m seed directions. ``reduce`` marks a seed that may be reduced at
     its first affine map (see ``seed``); its first ``pinned`` directions have weight 0 and are
-    kept as they are (∂ₜ of a space-time problem).
+    kept as they are (∂ₜ of a space-time problem). ``reduced`` records that a reduction
+    happened on the way here.
+
+    A reduced jet meeting one in the seed basis (``basis`` None: say the distance function
+    φ(x) of u = g + φ N, which never passes the network's first layer) is mapped back to the
+    seed directions first (``unreduced``): exact, at n·m·k numbers for k features, which is
+    cheap at a network's output.
     """
 
     value: Tensor
@@ -53,6 +59,7 @@ class Jet:
     basis: Tensor | None = None
     reduce: int = 0
     pinned: int = 0
+    reduced: bool = False
 
     @classmethod
     def seed(
@@ -91,11 +98,24 @@ class Jet:
         return torch.einsum("nmw,m,nmw->nw", a, self.weights, b)
 
     def _with(self, value, jac, lap) -> Jet:
-        return Jet(value, jac, lap, self.weights, self.order, self.basis)
+        return Jet(value, jac, lap, self.weights, self.order, self.basis, reduced=self.reduced)
 
-    def _check(self, other: Jet) -> None:
-        if self.basis is not other.basis:
-            raise MixedBasis
+    def unreduced(self, weights: Tensor | None) -> Jet:
+        """This jet along the seed directions (whose weights are ``weights``)."""
+        if self.basis is None:
+            return self
+        jac = self.basis.transpose(1, 2) @ self.J  # (s, m, r) @ (n, r, k) -> (n, m, k)
+        return Jet(self.value, jac, self.lap, weights, self.order, reduced=True)
+
+    def _align(self, other: Jet) -> tuple[Jet, Jet]:
+        """Both jets in one direction basis (see the class docstring)."""
+        if self.basis is other.basis:
+            return self, other
+        if self.basis is None:
+            return self, other.unreduced(self.weights)
+        if other.basis is None:
+            return self.unreduced(other.weights), other
+        raise MixedBasis
 
     def linear(self, weight: Tensor, bias: Tensor | None = None) -> Jet:
         """Jet of z = W h + b (reduced when this is a reducible seed with m > width)."""
@@ -107,6 +127,7 @@ class Jet:
         saves = jac.shape[1] - self.pinned > weight.shape[0]
         if self.order >= 2 and (self.reduce == 2 or (self.reduce == 1 and saves)):
             out.jac, out.weights, out.basis = _reduce(jac, self.weights, self.pinned)
+            out.reduced = True
         return out
 
     def elementwise(self, f0: Tensor, f1: Tensor, f2: Tensor | None) -> Jet:
@@ -124,15 +145,9 @@ class Jet:
     def __add__(self, other: Jet | Tensor | float) -> Jet:
         if not isinstance(other, Jet):
             return self._with(self.value + other, self.jac, self.lap)
-        self._check(other)
-        lap = (
-            self.lap
-            if other.lap is None
-            else other.lap
-            if self.lap is None
-            else self.lap + other.lap
-        )
-        return self._with(self.value + other.value, self.J + other.J, lap)
+        a, b = self._align(other)
+        lap = a.lap if b.lap is None else b.lap if a.lap is None else a.lap + b.lap
+        return a._merged(b, a.value + b.value, a.J + b.J, lap)
 
     __radd__ = __add__
 
@@ -142,24 +157,54 @@ class Jet:
             c = other.unsqueeze(1) if isinstance(other, Tensor) and other.dim() == 2 else other
             lap = None if self.lap is None else self.lap * other
             return self._with(self.value * other, self.J * c, lap)
-        self._check(other)
-        a, b = self, other
+        a, b = self._align(other)
         aj, bj = a.J, b.J
         jac = a.value.unsqueeze(1) * bj + b.value.unsqueeze(1) * aj
         lap = None
         if self.order >= 2:
-            lap = 2 * self._weighted(aj, bj)
+            lap = 2 * a._weighted(aj, bj)
             if a.lap is not None:
                 lap = lap + a.lap * b.value
             if b.lap is not None:
                 lap = lap + a.value * b.lap
-        return self._with(a.value * b.value, jac, lap)
+        return a._merged(b, a.value * b.value, jac, lap)
 
     __rmul__ = __mul__
 
+    def _merged(self, other: Jet, value, jac, lap) -> Jet:
+        out = self._with(value, jac, lap)
+        out.reduced = self.reduced or other.reduced
+        return out
+
+    def sum_of_squares(self) -> Jet:
+        """Jet of q = Σᵢ hᵢ² over the features: J_k = 2 hᵀ J_k, S = 2 Σ_k w_k |J_k|² + 2 hᵀS.
+
+        Costs n·m·w, and n·w for the identity seed (no m × w matrix is formed).
+        """
+        h = self.value
+        if self.jac is None:
+            jac = 2 * h
+        elif self.jac.shape[0] == 1:
+            jac = 2 * h @ self.jac[0].T
+        else:
+            jac = 2 * torch.einsum("nmw,nw->nm", self.jac, h)
+        lap = None
+        if self.order >= 2:
+            if self.jac is None:
+                total = h.shape[1] if self.weights is None else self.weights.sum()
+                lap = torch.full_like(h[:, :1], 2.0) * total
+            else:
+                lap = 2 * self._weighted(self.jac, self.jac).sum(dim=1, keepdim=True)
+                lap = lap.expand(h.shape[0], 1)
+            if self.lap is not None:
+                lap = lap + 2 * (h * self.lap).sum(dim=1, keepdim=True)
+        q = h.square().sum(dim=1, keepdim=True)
+        return self._with(q, jac.unsqueeze(2), lap)
+
     def cat(self, other: Jet) -> Jet:
         """Concatenate two jets along the feature axis."""
-        self._check(other)
+        if self.basis is not other.basis:
+            raise MixedBasis  # (mid-network: mapping back would cost as much as no reduction)
         aj, bj = self.J, other.J
         n = max(aj.shape[0], bj.shape[0])
         jac = torch.cat([aj.expand(n, -1, -1), bj.expand(n, -1, -1)], dim=2)

@@ -66,7 +66,7 @@ class CollocationSolver(Solver):
                 "(an extension that is not the exact solution itself); set net.hard_bc=false."
             )
         self.hard = True
-        return DirichletTransform(net, self.spec.domain.distance, conditions[0].lift)
+        return DirichletTransform(net, self.spec.domain, conditions[0].lift)
 
     def periodic(self) -> dict[str, Periodic]:
         return {k: c for k, c in self.spec.conditions.items() if isinstance(c, Periodic)}
