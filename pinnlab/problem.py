@@ -160,6 +160,11 @@ class EnergyForm:
 
     ``source`` is f; ``diffusion`` a and ``reaction`` c are numbers or functions of x;
     ``conditions`` maps names to :class:`Dirichlet` or :class:`Neumann` conditions.
+
+    With ``eigenvalue=True`` it is the form of the lowest eigenvalue instead: λ₀ of
+    −∇·(a∇u) + c u = λ u with zero Dirichlet data is the minimum of the Rayleigh quotient
+    R[u] = ∫ (a|∇u|² + c u²) dx / ∫ u² dx, attained at the ground state (f is unused; for
+    H = −½Δ + V, a = ½ and c = V). ``exact_eigenvalue`` is λ₀ where it is known.
     """
 
     domain: Domain
@@ -168,6 +173,8 @@ class EnergyForm:
     reaction: float | Callable[[Tensor], Tensor] = 0.0
     conditions: Mapping[str, Condition] = field(default_factory=dict)
     outputs: int = 1
+    eigenvalue: bool = False
+    exact_eigenvalue: float | None = None
 
     def __post_init__(self):
         from .domains import SpaceTime

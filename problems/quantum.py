@@ -69,6 +69,19 @@ class InfiniteWell(pl.Problem):
             length=self.length,
         )
 
+    def energy_form(self) -> pl.EnergyForm:
+        """E₀ as the minimum of ∫ ½|∇ψ|² / ∫ ψ² with ψ = 0 on the walls (deep Ritz)."""
+        zero = 0.0
+        return pl.EnergyForm(
+            domain=pl.Box(self.dim, 0.0, self.length),
+            source=lambda x: torch.zeros_like(x[:, 0]),
+            diffusion=0.5,
+            reaction=zero,
+            conditions={"boundary": pl.Dirichlet(lambda x: torch.zeros_like(x[:, 0]), lift=zero)},
+            eigenvalue=True,
+            exact_eigenvalue=self.dim * math.pi**2 / (2 * self.length**2),
+        )
+
     def ground_state(self, x: Tensor) -> Tensor:
         return torch.log(torch.sin(math.pi * x / self.length)).sum(dim=1)
 

@@ -118,3 +118,41 @@ def test_slit_domain_samples_its_outer_boundary_and_the_slit():
     assert ((square[:, 1] == 0) & (square[:, 0] >= 0)).float().mean() > 0.05
     with pytest.raises(pl.ParameterError, match="2-d Box or Ball"):
         pl.Slit(pl.Box(3))
+
+
+class _Product(torch.nn.Module):
+    """ψ = Πᵢ sin(π xᵢ) · (1 + ε b(x)): the well's ground state, perturbed for ε ≠ 0."""
+
+    def __init__(self, eps: float):
+        super().__init__()
+        self.eps = torch.nn.Parameter(torch.tensor(eps, dtype=torch.float64))
+
+    def forward(self, x):
+        psi = torch.sin(math.pi * x).prod(dim=1)
+        return (psi * (1 + self.eps * torch.cos(3 * x.sum(dim=1))))[:, None]
+
+
+def test_the_rayleigh_quotient_of_the_ground_state_is_its_energy():
+    """Eigenvalue form: the quotient of ψ₀ on the fixed sample is E₀ within 4 (delta-method)
+    standard errors; perturbed states lie higher."""
+    problem = pl.problem("infinite-well", dim=3)
+    solver = DeepRitz(problem, validate(DeepRitzSettings, {}), dtype=torch.float64)
+    exact = solver.metrics(_Product(0.0))
+    e0 = 3 * math.pi**2 / 2
+    assert solver.has_truth and exact["energy_stderr"] > 0
+    assert abs(exact["energy"] - e0) < 4 * exact["energy_stderr"]
+    assert exact["energy_rel_error"] < 1e-2
+    for eps in EPSILONS:  # the same fixed points for every ε
+        assert solver.metrics(_Product(eps))["energy"] > exact["energy"]
+
+
+def test_deep_ritz_eigenvalue_form_trains_and_needs_the_exact_transform():
+    cfg = dict(method="deep-ritz", dim=2, net={"width": 16, "depth": 2, "hard_bc": True})
+    solution = pl.run(tiny_config("infinite-well", train={"steps": 200, "lr": 1e-2}, **cfg))
+    assert set(solution.metrics) >= {"energy", "energy_stderr", "energy_rel_error"}
+    assert "loss.boundary" not in solution.history
+    h = solution.history["loss.energy"]
+    assert np.mean(h[-20:]) < np.mean(h[:20])  # the quotient falls towards E₀ = π²
+    assert solution.metrics["energy"] > math.pi**2 - 4 * solution.metrics["energy_stderr"]
+    with pytest.raises(pl.ConfigError, match="penalty would shrink u to zero"):
+        pl.run(tiny_config("infinite-well", method="deep-ritz", dim=2))

@@ -8,18 +8,28 @@ keeps the loss finite in any dimension):
         + β · Σ_c mean_j |u(y_j) − h_c(y_j)|²                                    [Dirichlet parts]
 
 The Dirichlet data enter by the penalty β (``penalty``, E & Yu use 500) or exactly with
-``net.hard_bc``. The loss is an energy, not a residual: its minimum is negative and unknown,
+``net.hard_bc``. For an eigenvalue form (a ground state in a bounded domain) the loss is the
+Rayleigh quotient mean(a|∇u|² + c u²) / mean(u²) of the same samples, which needs the zero
+data imposed exactly (E & Yu 2018, §3.3). The loss is an energy, not a residual: its minimum is negative and unknown,
 and only its decrease means progress. Only first derivatives are needed (one reverse pass).
 """
 
 from __future__ import annotations
 
+import math
+
+import torch
 from pydantic import Field
 from torch import Tensor, nn
 
 from ..derivatives import Derivatives
+from ..errors import ConfigError
 from ..problem import Neumann
 from .collocation import CollocationSolver, PointSettings
+
+#: Points and seed of the fixed sample on which an eigenvalue form's quotient is measured.
+EIGEN_POINTS = 65536
+EIGEN_SEED = 20261128
 
 
 class DeepRitzSettings(PointSettings):
@@ -49,14 +59,56 @@ class DeepRitz(CollocationSolver):
         d = Derivatives(net, x, method="reverse")
         grad, u = d.grad, d.u  # one reverse pass gives both
         a, c = _coefficient(spec.diffusion, x), _coefficient(spec.reaction, x)
-        density = 0.5 * a * grad.square().sum(dim=-1) + 0.5 * c * u.square() - spec.source(x) * u
-        energy = density.mean()
+        density = 0.5 * a * grad.square().sum(dim=-1) + 0.5 * c * u.square()
+        if spec.eigenvalue:
+            return density.mean() / (0.5 * u.square().mean())
+        energy = (density - spec.source(x) * u).mean()
         for name, cond in spec.conditions.items():
             if isinstance(cond, Neumann):
                 y = batch[name]
                 flux = (cond.flux(y) * net(y).reshape(len(y))).mean()
                 energy = energy - spec.domain.surface_to_volume * flux
         return energy
+
+    def wrap(self, net: nn.Module, hard_bc: bool, generator=None) -> nn.Module:
+        if self.spec.eigenvalue and not hard_bc:
+            raise ConfigError(
+                f"{self.problem.id}: the Rayleigh quotient of an eigenvalue form is scale-free, "
+                "and a boundary penalty would shrink u to zero; set net.hard_bc=true."
+            )
+        return super().wrap(net, hard_bc, generator)
+
+    @property
+    def has_truth(self) -> bool:
+        return self.spec.exact_eigenvalue is not None
+
+    def metrics(self, model: nn.Module) -> dict[str, float]:
+        """For an eigenvalue form: the Rayleigh quotient on ``EIGEN_POINTS`` fixed uniform
+        points (``energy``), its standard error by the delta method for a ratio of means, and
+        the error against the exact eigenvalue where known."""
+        spec = self.spec
+        if not spec.eigenvalue:
+            return {}
+        param = next(model.parameters())
+        g = torch.Generator(device=param.device).manual_seed(EIGEN_SEED)
+        x = spec.domain.sample_interior(EIGEN_POINTS, generator=g, dtype=param.dtype)
+        num, den = [], []
+        for chunk in x.split(4096):
+            d = Derivatives(model, chunk, method="reverse")
+            a, c = _coefficient(spec.diffusion, chunk), _coefficient(spec.reaction, chunk)
+            u = d.u.detach()
+            num.append((a * d.grad.detach().square().sum(dim=-1) + c * u.square()).double())
+            den.append(u.square().double())
+        num, den = torch.cat(num), torch.cat(den)
+        energy = float(num.mean() / den.mean())
+        stderr = float((num - energy * den).std() / den.mean() / math.sqrt(len(x)))
+        out = {"energy": energy, "energy_stderr": stderr}
+        if spec.exact_eigenvalue is not None:
+            e0 = spec.exact_eigenvalue
+            out["energy_rel_error"] = abs(energy - e0) / abs(e0)
+            if stderr > 0:
+                out["energy_z"] = (energy - e0) / stderr
+        return out
 
     def loss(self, net: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         terms = {"energy": self.energy(net, batch), **self.dirichlet_terms(net, batch)}
