@@ -116,6 +116,17 @@ def point_metrics(u: Tensor, u_true: Tensor) -> dict[str, float]:
     return {"rel_error_x0": float((u - u_true).abs()[0] / u_true.abs()[0])}
 
 
+def energy_metrics(energy: float, stderr: float, exact: float | None) -> dict[str, float]:
+    """An energy estimate with its standard error, and where E₀ is known its relative error and
+    its z-score (E − E₀)/SE (vmc's variational energy, deep Ritz's Rayleigh quotient)."""
+    out = {"energy": energy, "energy_stderr": stderr}
+    if exact is not None:
+        out["energy_rel_error"] = abs(energy - exact) / abs(exact)
+        if stderr > 0:
+            out["energy_z"] = (energy - exact) / stderr
+    return out
+
+
 def reference_metrics(u: Tensor, value: Tensor, stderr: Tensor) -> dict[str, float]:
     """Errors against reference values with standard errors (Monte Carlo references).
 

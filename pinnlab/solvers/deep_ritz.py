@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from ..derivatives import Derivatives
 from ..errors import ConfigError
+from ..metrics import energy_metrics
 from ..problem import Neumann
 from .collocation import CollocationSolver, PointSettings
 
@@ -102,13 +103,7 @@ class DeepRitz(CollocationSolver):
         num, den = torch.cat(num), torch.cat(den)
         energy = float(num.mean() / den.mean())
         stderr = float((num - energy * den).std() / den.mean() / math.sqrt(len(x)))
-        out = {"energy": energy, "energy_stderr": stderr}
-        if spec.exact_eigenvalue is not None:
-            e0 = spec.exact_eigenvalue
-            out["energy_rel_error"] = abs(energy - e0) / abs(e0)
-            if stderr > 0:
-                out["energy_z"] = (energy - e0) / stderr
-        return out
+        return energy_metrics(energy, stderr, spec.exact_eigenvalue)
 
     def loss(self, net: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         terms = {"energy": self.energy(net, batch), **self.dirichlet_terms(net, batch)}

@@ -39,6 +39,7 @@ from ..derivatives import Derivatives, get_method
 from ..derivatives.exact import reducible
 from ..domains import Box
 from ..mcmc import Metropolis, blocking
+from ..metrics import energy_metrics
 from ..problem import HamiltonianForm
 from .base import Solver
 
@@ -281,16 +282,9 @@ class VMC(Solver):
             squares.append(float(e_local[finite].square().mean()))
         sampler.check("while measuring the energy", float(np.mean(acceptance)))
         est = blocking(series)
-        out = {
-            "energy": est.mean,
-            "energy_stderr": est.stderr,
+        return {
+            **energy_metrics(est.mean, est.stderr, self.spec.ground_energy),
             "energy_variance": float(np.mean(squares)) - est.mean**2,
             "energy_nonfinite": float(bad),
             "acceptance": float(np.mean(acceptance)),
         }
-        e0 = self.spec.ground_energy
-        if e0 is not None:
-            out["energy_rel_error"] = abs(est.mean - e0) / abs(e0)
-            if est.stderr > 0:
-                out["energy_z"] = (est.mean - e0) / est.stderr
-        return out
