@@ -146,6 +146,7 @@ def _cmd_study(args) -> int:
         workers=args.workers,
         address=args.address,
         threads=args.threads,
+        gpus=args.gpus,
         resume=args.resume,
         progress=not args.quiet,
         problems_dirs=args.problems,
@@ -228,6 +229,11 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("--address", help="Ray cluster address HOST:PORT (default: start Ray here)")
     st.add_argument("--workers", type=int, help="runs at once (default: the CPU count)")
     st.add_argument("--threads", type=int, help="torch threads per run (default: CPUs/workers)")
+    st.add_argument(
+        "--gpus",
+        type=float,
+        help="GPUs per run on Ray; a fraction shares one (default: 1 for device cuda, else 0)",
+    )
     st.add_argument(
         "--set",
         action="append",

@@ -322,6 +322,10 @@ class DirichletTransform(nn.Module):
     TNN 9 (1998); Sukumar & Srivastava, CMAME 389 (2022)). Jets go through N reduced where it
     admits the first-layer reduction, φ and g along the input axes, and meet at the output by
     the product rule Δ(φN) = NΔφ + 2∇φ·∇N + φΔN.
+
+    ``shift`` (a buffer, 0 unless a solver sets it) is a constant added to N: u = g + φ(c + N).
+    In high dimension u/φ can be far from the unit scale N starts at: ≈ 10² on poisson-ball at
+    d = 10,000, which Adam would reach one learning rate per step.
     """
 
     def __init__(self, net: nn.Module, domain: Domain, lift: Callable[[Tensor], Tensor] | float):
@@ -329,17 +333,23 @@ class DirichletTransform(nn.Module):
         self.net = net
         self.domain = domain
         self.lift = lift
+        self.register_buffer("shift", torch.zeros(1))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Solutions written before the shift existed had none: it was 0.
+        state_dict.setdefault(prefix + "shift", torch.zeros_like(self.shift))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _g(self, x: Tensor) -> Tensor:
         g = self.lift(x)
         return g.unsqueeze(1) if g.dim() == 1 else g
 
     def forward(self, x: Tensor) -> Tensor:
-        u = self.domain.distance(x).unsqueeze(1) * self.net(x)
+        u = self.domain.distance(x).unsqueeze(1) * (self.net(x) + self.shift)
         return u + (self._g(x) if callable(self.lift) else self.lift)
 
     def forward_jet(self, jet: Jet) -> Jet:
-        u = self.domain.distance_jet(jet) * propagate(self.net, jet)
+        u = self.domain.distance_jet(jet) * (propagate(self.net, jet) + self.shift)
         return u + (propagate(self._g, jet) if callable(self.lift) else self.lift)
 
 

@@ -109,8 +109,20 @@ def make_config(
 
 
 def fingerprint(config: RunConfig) -> str:
-    """A hash of everything that determines a run's result."""
-    data = config.model_dump(exclude={"train": {"time_budget", "checkpoint_every"}})
+    """A hash of everything that determines a run's result.
+
+    Only values that differ from their defaults enter it (the problem's parameters always do),
+    so a setting added in a later version, whose default keeps the old behaviour, leaves the
+    ids of existing runs unchanged: a study resumed after an upgrade keeps its finished runs.
+    """
+    data = config.model_dump(
+        exclude_defaults=True, exclude={"train": {"time_budget", "checkpoint_every"}}
+    )
+    defaults = SOLVERS[config.method].Settings().model_dump()
+    data["solver"] = {
+        k: v for k, v in config.solver.items() if k not in defaults or v != defaults[k]
+    }
+    data.update(problem=config.problem.model_dump(), method=config.method)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -152,6 +152,19 @@ def test_the_shipped_recipe_is_the_default_layer():
     )
 
 
+def test_fingerprint_ignores_values_at_their_defaults():
+    """A setting added in a later version, at a default that keeps the old behaviour, leaves
+    the ids of runs made before it (and so a study's finished runs) unchanged."""
+    cfg = tiny_config()
+    older = cfg.model_copy(
+        update={"solver": {k: v for k, v in cfg.solver.items() if k != "probes"}}
+    )
+    assert fingerprint(older) == fingerprint(cfg)
+    assert fingerprint(tiny_config(train={"ema": 0.0})) == fingerprint(cfg)
+    assert fingerprint(tiny_config(train={"ema": 0.5})) != fingerprint(cfg)
+    assert fingerprint(tiny_config(solver={"probes": 3})) != fingerprint(cfg)
+
+
 def test_fingerprint_identifies_a_run():
     cfg = tiny_config()
     same = tiny_config(train={"time_budget": 100.0, "checkpoint_every": 7})

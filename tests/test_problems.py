@@ -244,3 +244,20 @@ def test_poisson_ridge_does_not_concentrate():
     assert error_metrics(u, u, g, g)["const_rel_l2"] < 0.02
     with pytest.raises(pl.ParameterError, match="frequency must be > 0"):
         pl.problem("poisson-ridge", dim=3, frequency=0.0)
+
+
+def test_exact_gradient_in_chunks_is_the_same(monkeypatch):
+    """The truth's values and gradients do not depend on the chunking that bounds memory."""
+    import pinnlab.metrics as metrics
+
+    for problem in (pl.problem("poisson-ball", dim=7), pl.problem("nls")):
+        x = metrics.test_points(problem, n=50)
+        whole = metrics.exact_with_grad(problem, x, problem.time_dependent)
+        monkeypatch.setattr(metrics, "GRAPH_NUMBERS", 3 * x.shape[1])  # chunks of 3 points
+        chunked = metrics.exact_with_grad(problem, x, problem.time_dependent)
+        monkeypatch.undo()
+        # nls sums 512 Fourier modes, whose rounding depends on the batch: not bit-identical
+        tol = {"rtol": 1e-5, "atol": 1e-8} if problem.time_dependent else {"rtol": 0, "atol": 0}
+        for a, b in zip(whole, chunked, strict=True):
+            assert a.shape == b.shape
+            torch.testing.assert_close(a, b, **tol)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from pinnlab.errors import ConfigError, PinnlabError, UnknownNameError
@@ -182,6 +183,24 @@ def test_unreachable_ray_address_fails_fast(tmp_path, monkeypatch):
     assert attempts == [executors.CONNECT_TIMEOUT] and 0 < executors.CONNECT_TIMEOUT <= 30
 
 
+def test_gpu_shares_are_checked_before_any_run(tmp_path):
+    """Ray hides GPUs from tasks that request none: runs on cuda ask for one each by default,
+    and a cluster without enough GPUs is an error at once, not a study that hangs."""
+    from pinnlab.studies.executors import make_executor
+
+    with pytest.raises(ConfigError, match="--gpus is for --executor ray"):
+        make_executor("local", gpus=1)
+    with pytest.raises(ConfigError, match="--gpus must be a number ≥ 0"):
+        make_executor("ray", gpus=-1)
+    study = read_study(tiny(base={**TINY["base"], "device": "cuda"}, seeds=[0]))
+    with pytest.raises(ConfigError, match="Ray hides the GPUs"):
+        run_study(study, tmp_path / "zero", executor="ray", gpus=0, progress=False)
+    pytest.importorskip("ray")
+    if not torch.cuda.is_available():  # a local Ray instance then has no GPU to give
+        with pytest.raises(ConfigError, match="asks for 1 GPU"):
+            run_study(study, tmp_path / "none", executor="ray", workers=1, progress=False)
+
+
 # --- running, the store ------------------------------------------------------------------------
 def test_local_study_store_and_rerun(tiny_store, monkeypatch):
     df = load(tiny_store)
@@ -340,7 +359,7 @@ def test_kill_minus_nine_then_resume_loses_nothing_finished(tmp_path):
         stderr=subprocess.DEVNULL,
     )
     index = out / "index.jsonl"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 600  # generous: a loaded machine is slow, the loop ends early
     while time.monotonic() < deadline:
         if index.exists() and index.read_text().count("\n") >= 3:
             break

@@ -29,7 +29,9 @@ class PointSettings(Section):
     sampling: Literal["uniform", "sobol"] = "uniform"
     weights: dict[str, float] = Field(default_factory=dict, description="loss term -> weight")
     normalize_output: bool = Field(
-        True, description="u = mean + std · N with the mean and std of the Dirichlet data"
+        True,
+        description="u = mean + std · N with the mean and std of the Dirichlet data; with "
+        "net.hard_bc, u = g + φ(c + N) with c the best constant (PINN)",
     )
 
 
@@ -66,7 +68,16 @@ class CollocationSolver(Solver):
                 "(an extension that is not the exact solution itself); set net.hard_bc=false."
             )
         self.hard = True
-        return DirichletTransform(net, self.spec.domain, conditions[0].lift)
+        model = DirichletTransform(net, self.spec.domain, conditions[0].lift)
+        if self.settings.normalize_output:
+            with torch.no_grad():
+                model.shift = self.transform_shift(model).reshape(-1).to(model.shift)
+        return model
+
+    def transform_shift(self, model: DirichletTransform) -> Tensor:
+        """The constant c that N starts from in u = g + φ(c + N) (``normalize_output``): none
+        here; solvers that can measure how well a constant fits override this."""
+        return model.shift
 
     def periodic(self) -> dict[str, Periodic]:
         return {k: c for k, c in self.spec.conditions.items() if isinstance(c, Periodic)}

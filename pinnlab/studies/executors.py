@@ -8,6 +8,7 @@ driver alone writes the store, so a worker needs no access to the driver's disk.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import socket
 import tempfile
@@ -174,8 +175,10 @@ def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
 
 
 class RayExecutor:
-    """Each run a Ray task of ``threads`` CPUs, on a Ray instance started here (``address``
-    None) or on the cluster at ``address`` (``auto``: the one this machine belongs to)."""
+    """Each run a Ray task of ``threads`` CPUs and ``gpus`` GPUs (a fraction shares one), on a
+    Ray instance started here (``address`` None) or on the cluster at ``address`` (``auto``:
+    the one this machine belongs to). Ray hides the GPUs from a task that requests none
+    (CUDA_VISIBLE_DEVICES is empty there), so runs on ``cuda`` need ``gpus`` > 0."""
 
     def __init__(
         self,
@@ -183,6 +186,7 @@ class RayExecutor:
         address: str | None = None,
         threads: int | None = None,
         problems_dirs: Iterable = (),
+        gpus: float = 0.0,
     ):
         try:
             import ray
@@ -212,7 +216,15 @@ class RayExecutor:
             except (ConnectionError, RuntimeError, ValueError) as e:
                 where = f"the Ray cluster at '{address}'" if address else "a local Ray instance"
                 raise ConfigError(f"cannot start or reach {where}: {e}") from None
-        self.remote = ray.remote(num_cpus=self.threads, max_retries=0)(execute)
+        available = ray.cluster_resources().get("GPU", 0.0)
+        if gpus > available:
+            self.close()
+            raise ConfigError(
+                f"each run asks for {gpus:g} GPU(s) and the Ray cluster has {available:g}: "
+                "start its nodes with `ray start --num-gpus N`, or run on the CPU "
+                "(device: cpu, --gpus 0)."
+            )
+        self.remote = ray.remote(num_cpus=self.threads, num_gpus=gpus, max_retries=0)(execute)
 
     def map_unordered(self, configs: Sequence[str]) -> Iterator[tuple[int, dict[str, Any]]]:
         ray = self.ray
@@ -242,17 +254,22 @@ def make_executor(
     address: str | None = None,
     threads: int | None = None,
     problems_dirs: Iterable = (),
+    gpus: float | None = None,
 ) -> Executor:
-    """The executor ``kind`` ('local' or 'ray') with ``workers`` runs at once."""
+    """The executor ``kind`` ('local' or 'ray') with ``workers`` runs at once and, on Ray,
+    ``gpus`` GPUs per run (None: 0; local runs see every GPU of this machine)."""
     if kind not in EXECUTORS:
         from ..errors import unknown_name
 
         raise unknown_name("executor", kind, EXECUTORS)
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be ≥ 1, got {workers}.")
+    if gpus is not None and not (math.isfinite(gpus) and gpus >= 0):
+        raise ConfigError(f"--gpus must be a number ≥ 0 (GPUs per run), got {gpus}.")
     if kind == "local":
-        if address is not None:
-            raise ConfigError("--address is for --executor ray; the local executor has none.")
+        for flag, value in (("--address", address), ("--gpus", gpus)):
+            if value is not None:
+                raise ConfigError(f"{flag} is for --executor ray; the local executor has none.")
         workers = workers or os.cpu_count() or 1
         return LocalExecutor(workers, threads, problems_dirs)
-    return RayExecutor(workers or os.cpu_count() or 1, address, threads, problems_dirs)
+    return RayExecutor(workers or os.cpu_count() or 1, address, threads, problems_dirs, gpus or 0.0)

@@ -22,6 +22,7 @@ def run_study(
     workers: int | None = None,
     address: str | None = None,
     threads: int | None = None,
+    gpus: float | None = None,
     resume: bool = False,
     progress: bool = True,
     problems_dirs: Iterable = (),
@@ -30,6 +31,7 @@ def run_study(
 
     A failing run is recorded with its error and the study goes on; runs that failed before
     are tried again. ``resume=True`` insists that ``out`` already holds this study's store.
+    ``gpus``: GPUs per run on Ray (default: 1 when a run's device is ``cuda``, else 0).
     """
     out = Path(out)
     if resume and read_header(out) is None:
@@ -40,8 +42,21 @@ def run_study(
     todo = [r for r in runs if not store.done(r.id)]
     if not todo:
         return store
+    on_cuda = any(r.config.device.startswith("cuda") for r in todo)
+    if executor == "ray" and gpus is None and on_cuda:
+        gpus = 1.0
+    if executor == "ray" and gpus == 0 and on_cuda:
+        raise ConfigError(
+            "runs on device cuda with --gpus 0: Ray hides the GPUs from tasks that request "
+            "none; give each run a GPU share (--gpus 1, or 0.25 for four runs per GPU)."
+        )
     pool = make_executor(
-        executor, workers=workers, address=address, threads=threads, problems_dirs=problems_dirs
+        executor,
+        workers=workers,
+        address=address,
+        threads=threads,
+        problems_dirs=problems_dirs,
+        gpus=gpus,
     )
     failed = 0
     bar = tqdm(
