@@ -47,6 +47,16 @@ class NetSection(Section):
     periodic: int = Field(
         0, ge=0, description="K ≥ 1: Periodic conditions exact by a K-harmonic Fourier embedding"
     )
+    additive: int = Field(
+        0,
+        ge=0,
+        description="K ≥ 1: add Σᵢ hᵢ(xᵢ), a K-unit network per input coordinate (networks.Additive)",
+    )
+    bottleneck: int = Field(
+        0,
+        ge=0,
+        description="r ≥ 1: project the input to r coordinates first (networks.Projection)",
+    )
     normalize_input: bool = Field(
         True, description="map the domain's bounding box to [-1, 1]^D before the first layer"
     )

@@ -31,7 +31,14 @@ from .solvers import SOLVERS, Solver
 
 FORMAT = "pinnlab-solution"
 FORMAT_VERSION = 1
+#: Rows per evaluation chunk, and at most this many inputs (rows × columns) per chunk: at
+#: d = 10,000 a chunk is 419 rows, whose activations and autograd graph stay well under 1 GB.
 CHUNK = 65_536
+CHUNK_NUMBERS = 2**22
+
+
+def _rows(columns: int) -> int:
+    return max(1, min(CHUNK, CHUNK_NUMBERS // max(columns, 1)))
 
 
 class Solution:
@@ -93,14 +100,14 @@ class Solution:
             self.problem.check_points(space if isinstance(x, Tensor) else torch.from_numpy(space))
         p = self._param
         if isinstance(x, Tensor):
-            parts = [fn(c.to(device=p.device, dtype=p.dtype)) for c in x.split(CHUNK)]
+            parts = [fn(c.to(device=p.device, dtype=p.dtype)) for c in x.split(_rows(x.shape[1]))]
             out = torch.cat(parts)
             return out.to(device=x.device, dtype=x.dtype if x.is_floating_point() else out.dtype)
         x = np.asarray(x)
         with torch.no_grad():
             parts = [
                 fn(torch.from_numpy(c).to(device=p.device, dtype=p.dtype)).cpu().numpy()
-                for c in np.array_split(x, max(1, -(-len(x) // CHUNK)))
+                for c in np.array_split(x, max(1, -(-len(x) // _rows(x.shape[1]))))
             ]
         out = np.concatenate(parts)
         return out.astype(x.dtype, copy=False) if np.issubdtype(x.dtype, np.floating) else out
@@ -145,8 +152,8 @@ class Solution:
             return {**out, **point_metrics(self._values(x), u_true)}
         p = self._param
         x, u_true, g_true = self._truth(p.dtype, p.device)
-        with self._evaluating():
-            g = torch.cat([self._grad(c) for c in x.split(CHUNK)])
+        with self._evaluating():  # detached: each chunk's graph is freed before the next
+            g = torch.cat([self._grad(c).detach() for c in x.split(_rows(x.shape[1]))])
         return {**error_metrics(self._values(x), u_true, g, g_true), **out}
 
     def solver(self) -> Solver:
@@ -179,7 +186,7 @@ class Solution:
         """u at points x (in the model's dtype and device) in evaluation mode."""
         p = self._param
         with self._evaluating():
-            return torch.cat([self.model(c.to(p)) for c in x.split(CHUNK)])
+            return torch.cat([self.model(c.to(p)) for c in x.split(_rows(x.shape[1]))])
 
     def _inputs(self, x: Tensor) -> Tensor:
         """Space points x → the problem's input columns ((t*, x) for a solution at t*)."""

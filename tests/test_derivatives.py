@@ -66,6 +66,15 @@ def make_net(kind: str, in_dim: int, out_dim: int) -> nn.Module:
         )
     elif kind == "dirichlet-ball-zero":  # φ's closed-form jet, a constant lift
         net = DirichletTransform(MLP(in_dim, out_dim, **small), pl.Ball(in_dim, center=0.5), 0.0)
+    elif kind == "additive":  # a reducible MLP plus per-coordinate networks, inputs mapped
+        box = (torch.full((in_dim,), -1.0), torch.full((in_dim,), 2.0))
+        net = build_network(in_dim, out_dim, additive=3, input_box=box, **small)
+    elif kind == "additive-dirichlet":
+        inner = build_network(in_dim, out_dim, additive=2, activation="silu", **small)
+        net = DirichletTransform(inner, pl.Ball(in_dim, center=0.5), 0.0)
+    elif kind == "bottleneck":  # a projection to 2 coordinates, then the MLP
+        box = (torch.full((in_dim,), -1.0), torch.full((in_dim,), 2.0))
+        net = build_network(in_dim, out_dim, bottleneck=2, input_box=box, **small)
     elif kind == "output-affine":
         shift = torch.linspace(1.0, 2.0, out_dim, dtype=torch.float64)
         net = OutputAffine(MLP(in_dim, out_dim, **small), shift, 3.0 + shift)
@@ -79,6 +88,9 @@ def make_net(kind: str, in_dim: int, out_dim: int) -> nn.Module:
 
 
 NETS = [
+    "additive",
+    "additive-dirichlet",
+    "bottleneck",
     *(f"mlp-{a}" for a in ACTIVATIONS),
     "resmlp",
     "fourier-mlp",
@@ -236,6 +248,11 @@ REDUCIBLE = {"resmlp", "fourier-mlp", "fourier-resmlp", "output-affine", "sequen
     f"mlp-{a}" for a in ACTIVATIONS
 }
 REDUCIBLE |= {k for k in NETS if k.startswith("dirichlet")}  # N reduced, φ and g along the axes
+REDUCIBLE |= {
+    "additive",
+    "additive-dirichlet",
+    "bottleneck",
+}  # N reduced, the additive part along the axes
 
 
 @pytest.mark.parametrize("kind", NETS)

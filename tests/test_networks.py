@@ -13,8 +13,10 @@ from pinnlab.networks import (
     ACTIVATIONS,
     NETWORKS,
     Activation,
+    Additive,
     DirichletTransform,
     FourierFeatures,
+    Projection,
     build_network,
 )
 
@@ -160,3 +162,43 @@ def test_initialisations(kind):
         build_network(3, 1, generator=gen(), init="he-norml")
     with pytest.raises(pl.UnknownNameError, match=r"net\.init"):
         pl.make_config("poisson-sine", sets=["net.init=xavier"])
+
+
+def test_additive_network_adds_one_network_per_coordinate():
+    box = (torch.zeros(4), torch.ones(4))
+    net = build_network(4, 1, width=8, depth=2, additive=3, input_box=box, generator=gen(1))
+    assert isinstance(net, Additive)
+    again = build_network(4, 1, width=8, depth=2, additive=3, input_box=box, generator=gen(1))
+    x = torch.rand(6, 4, generator=gen())
+    torch.testing.assert_close(net(x), again(x))  # seeded like every network
+    assert net.a.shape == net.b.shape == (4, 3) and net.c.shape == (4, 3, 1)
+    # Separable: moving x₀ from 0.7 to 0.3 changes Σ hᵢ(xᵢ) by h₀(0.7) − h₀(0.3) in every
+    # row, whatever the other coordinates are.
+    x[:, 0] = 0.7
+    y = x.clone()
+    y[:, 0] = 0.3
+    diff = (net.separable(x) - net.separable(y)).detach()
+    assert diff.abs().min() > 1e-4
+    torch.testing.assert_close(diff, diff[:1].expand(6, 1), rtol=1e-5, atol=1e-6)
+    # u = N + Σ hᵢ: the body alone is the rest.
+    torch.testing.assert_close(net(x) - net.separable(x), net.net(x))
+
+
+@pytest.mark.parametrize("key", ["additive", "bottleneck"])
+def test_additive_or_bottleneck_and_periodic_networks_exclude_each_other(key):
+    with pytest.raises(pl.ConfigError, match=rf"net\.{key} and net\.periodic"):
+        pl.solve("nls", net={key: 4, "periodic": 2}, train={"steps": 1})
+
+
+def test_bottleneck_network_sees_the_input_through_r_coordinates():
+    box = (torch.zeros(6), torch.ones(6))
+    net = build_network(6, 1, width=8, depth=2, bottleneck=2, input_box=box, generator=gen(1))
+    proj = net[0]
+    assert isinstance(proj, Projection) and proj.weight.shape == (2, 6)
+    # Moving x along the null space of the projection (of the mapped inputs) changes nothing.
+    x = torch.rand(5, 6, generator=gen())
+    w, _ = proj._map()
+    null = torch.linalg.svd(w.detach(), full_matrices=True).Vh[2:]  # (4, 6)
+    y = x + 0.1 * null[0]
+    torch.testing.assert_close(net(y), net(x), rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(net(x + 0.1 * w[0].detach()), net(x))
