@@ -76,6 +76,12 @@ def test_points(
     return x.to(device=device, dtype=dtype)
 
 
+def chunk_rows(columns: int, most: int | None = None) -> int:
+    """Rows per chunk of about ``GRAPH_NUMBERS`` inputs (and at most ``most`` rows)."""
+    rows = max(1, GRAPH_NUMBERS // max(columns, 1))
+    return rows if most is None else min(rows, most)
+
+
 def exact_with_grad(problem: Problem, x: Tensor, time_dependent: bool) -> tuple[Tensor, Tensor]:
     """The exact solution and its spatial gradient (by autograd on the closed form).
 
@@ -83,8 +89,7 @@ def exact_with_grad(problem: Problem, x: Tensor, time_dependent: bool) -> tuple[
     Evaluated in chunks of about ``GRAPH_NUMBERS`` inputs: the closed form's autograd graph
     holds a few dozen arrays of the chunk's size (at d = 10,000, 12 GB for all 10⁴ points).
     """
-    rows = max(1, GRAPH_NUMBERS // x.shape[1])
-    parts = [_exact_with_grad(problem, c, time_dependent) for c in x.split(rows)]
+    parts = [_exact_with_grad(problem, c, time_dependent) for c in x.split(chunk_rows(x.shape[1]))]
     return torch.cat([u for u, _ in parts]), torch.cat([g for _, g in parts])
 
 

@@ -124,6 +124,10 @@ class InputMap(nn.Module):
     def of(cls, box: tuple[Tensor, Tensor] | None) -> InputMap | None:
         return None if box is None else cls(*box)
 
+    def forward(self, x: Tensor) -> Tensor:
+        """(x − c) ⊙ s."""
+        return (x - self.shift) * self.scale
+
     def fold(self, weight: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor]:
         """(W', b') with W' x + b' = W((x − c) ⊙ s) + b."""
         w = weight * self.scale
@@ -327,18 +331,14 @@ class Projection(nn.Module):
         super().__init__()
         w = torch.randn(rank, in_dim, generator=generator, device=generator.device)
         self.weight = nn.Parameter(w * (0.1 / math.sqrt(in_dim)))
+        self.register_parameter("bias", None)
         self.input_map = input_map
 
-    def _map(self) -> tuple[Tensor, Tensor | None]:
-        if self.input_map is None:
-            return self.weight, None
-        return self.input_map.fold(self.weight, None)
-
     def forward(self, x: Tensor) -> Tensor:
-        return F.linear(x, *self._map())
+        return F.linear(x, *_first(self, self.input_map))
 
     def forward_jet(self, jet: Jet) -> Jet:
-        return jet.linear(*self._map())
+        return jet.linear(*_first(self, self.input_map))
 
 
 class Chain(nn.Sequential):
@@ -453,7 +453,7 @@ class Additive(nn.Module):
         """The mapped coordinates t and dt/dx (per coordinate)."""
         if self.input_map is None:
             return x, 1.0
-        return (x - self.input_map.shift) * self.input_map.scale, self.input_map.scale
+        return self.input_map(x), self.input_map.scale
 
     def separable(self, x: Tensor) -> Tensor:
         """Σᵢ hᵢ(xᵢ): (n, out)."""
@@ -480,13 +480,14 @@ class Additive(nn.Module):
         lap = None
         if jet.order >= 2:
             h2 = torch.einsum("ndk,dko->ndo", f2 * self.a.square(), c) * _column(dt) ** 2
+            # q_i = Σ_k w_k V_ki²: (1 or n, d); for the identity seed, the weights themselves.
             if jet.jac is None:
-                q = torch.ones_like(t[:1]) if jet.weights is None else jet.weights.unsqueeze(0)
+                q = None if jet.weights is None else jet.weights.unsqueeze(0)
             elif jet.weights is None:
                 q = jet.jac.square().sum(dim=1)
             else:
                 q = torch.einsum("smd,m->sd", jet.jac.square(), jet.weights)
-            lap = (q.unsqueeze(2) * h2).sum(dim=1)  # q: (1 or n, d)
+            lap = h2.sum(dim=1) if q is None else (q.unsqueeze(2) * h2).sum(dim=1)
             if jet.lap is not None:
                 lap = lap + torch.einsum("nd,ndo->no", jet.lap, h1)
         return Jet(value, jac, lap, jet.weights, jet.order)
@@ -530,7 +531,8 @@ def build_network(
     K), the network is exactly periodic in that input column (:class:`PeriodicEmbedding`).
     With ``additive`` = K ≥ 1, one K-unit network per input coordinate is added
     (:class:`Additive`). With ``bottleneck`` = r ≥ 1, the input is first projected to r
-    coordinates (:class:`Projection`).
+    coordinates (:class:`Projection`). Both act on the periodic embedding's output when there
+    is one, so the network stays exactly periodic.
     """
     if kind not in NETWORKS:
         raise unknown_name("network", kind, NETWORKS)
@@ -545,22 +547,21 @@ def build_network(
         init=init,
         generator=generator,
     )
+    if periodic is not None:  # everything else acts on the embedded input
+        column, low, high, modes = periodic
+        embed = PeriodicEmbedding(in_dim, column, low, high, modes, input_map=input_map)
+        rest = build_network(
+            embed.out_dim, out_dim, additive=additive, bottleneck=bottleneck, **body
+        )
+        return Chain(embed, rest)
     if additive:
-        if periodic is not None:
-            raise ValueError("an additive network cannot also take a periodic embedding")
         net = build_network(in_dim, out_dim, input_box=input_box, bottleneck=bottleneck, **body)
         return Additive(
             net, in_dim, out_dim, additive, activation, generator=generator, input_map=input_map
         )
     if bottleneck:
-        if periodic is not None:
-            raise ValueError("a bottleneck network cannot also take a periodic embedding")
         proj = Projection(in_dim, bottleneck, generator=generator, input_map=input_map)
         return Chain(proj, build_network(bottleneck, out_dim, **body))
-    if periodic is not None:
-        column, low, high, modes = periodic
-        embed = PeriodicEmbedding(in_dim, column, low, high, modes, input_map=input_map)
-        return Chain(embed, build_network(embed.out_dim, out_dim, **body))
     if fourier_features:
         ff = FourierFeatures(
             in_dim, fourier_features, fourier_scale, generator=generator, input_map=input_map

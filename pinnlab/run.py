@@ -151,12 +151,6 @@ def build_model(
                 f"net.periodic: method '{config.method}' imposes no Periodic conditions; "
                 "set net.periodic=0."
             )
-        for key in ("additive", "bottleneck"):
-            if getattr(config.net, key):
-                raise ConfigError(
-                    f"net.{key} and net.periodic exclude each other: the {key} part would see "
-                    f"the periodic coordinate unembedded; set one of them to 0."
-                )
         periodic = (*solver.periodic_column(), config.net.periodic)
     net = build_network(
         domain.dim,

@@ -25,20 +25,27 @@ from .config import RunConfig
 from .derivatives import Derivatives
 from .errors import ShapeError, SolutionFileError
 from .files import atomic_write
-from .metrics import error_metrics, exact_with_grad, point_metrics, reference_metrics, test_points
+from .metrics import (
+    chunk_rows,
+    error_metrics,
+    exact_with_grad,
+    point_metrics,
+    reference_metrics,
+    test_points,
+)
 from .problem import Problem, Reference
 from .solvers import SOLVERS, Solver
 
 FORMAT = "pinnlab-solution"
 FORMAT_VERSION = 1
-#: Rows per evaluation chunk, and at most this many inputs (rows × columns) per chunk: at
-#: d = 10,000 a chunk is 419 rows, whose activations and autograd graph stay well under 1 GB.
+#: Rows per evaluation chunk at most; chunks also hold at most ``metrics.GRAPH_NUMBERS``
+#: inputs (rows × columns): at d = 10,000 a chunk is 419 rows, whose activations and autograd
+#: graph stay well under 1 GB.
 CHUNK = 65_536
-CHUNK_NUMBERS = 2**22
 
 
 def _rows(columns: int) -> int:
-    return max(1, min(CHUNK, CHUNK_NUMBERS // max(columns, 1)))
+    return chunk_rows(columns, CHUNK)
 
 
 class Solution:
@@ -152,8 +159,8 @@ class Solution:
             return {**out, **point_metrics(self._values(x), u_true)}
         p = self._param
         x, u_true, g_true = self._truth(p.dtype, p.device)
-        with self._evaluating():  # detached: each chunk's graph is freed before the next
-            g = torch.cat([self._grad(c).detach() for c in x.split(_rows(x.shape[1]))])
+        with self._evaluating():  # no graph kept: each chunk's is freed before the next
+            g = torch.cat([self._grad(c) for c in x.split(_rows(x.shape[1]))])
         return {**error_metrics(self._values(x), u_true, g, g_true), **out}
 
     def solver(self) -> Solver:

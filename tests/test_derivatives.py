@@ -407,3 +407,17 @@ def test_stochastic_bad_input():
     d = pl.Derivatives(net, x, method="hutchinson", generator=torch.Generator())
     with pytest.raises(pl.ShapeError, match="need a square factor B"):
         d.trace(torch.ones(WIDE, 3, dtype=torch.float64))
+
+
+def test_reverse_mode_under_no_grad_keeps_no_graph():
+    """Evaluation (no_grad) gets the same numbers without the autograd graph behind them."""
+    net = make_net("mlp-tanh", D, 1)
+    x = points(D)
+    d = pl.Derivatives(net, x, method="reverse")
+    with torch.no_grad():
+        e = pl.Derivatives(net, x, method="reverse")
+        grad, lap = e.grad, e.laplacian
+    assert not grad.requires_grad and not lap.requires_grad
+    assert d.grad.requires_grad  # outside no_grad the result stays differentiable
+    torch.testing.assert_close(grad, d.grad.detach(), **TOL)
+    torch.testing.assert_close(lap, d.laplacian.detach(), **TOL)

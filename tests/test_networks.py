@@ -14,11 +14,13 @@ from pinnlab.networks import (
     NETWORKS,
     Activation,
     Additive,
+    Chain,
     DirichletTransform,
     FourierFeatures,
     Projection,
     build_network,
 )
+from pinnlab.run import build_model
 
 
 def gen(seed=0):
@@ -184,10 +186,28 @@ def test_additive_network_adds_one_network_per_coordinate():
     torch.testing.assert_close(net(x) - net.separable(x), net.net(x))
 
 
-@pytest.mark.parametrize("key", ["additive", "bottleneck"])
-def test_additive_or_bottleneck_and_periodic_networks_exclude_each_other(key):
-    with pytest.raises(pl.ConfigError, match=rf"net\.{key} and net\.periodic"):
-        pl.solve("nls", net={key: 4, "periodic": 2}, train={"steps": 1})
+def test_additive_and_bottleneck_parts_act_on_the_periodic_embedding():
+    net = build_network(
+        3,
+        2,
+        width=8,
+        depth=2,
+        periodic=(1, -5.0, 5.0, 2),
+        additive=2,
+        bottleneck=2,
+        generator=gen(),
+    ).double()
+    assert isinstance(net[1], Additive) and isinstance(net[1].net[0], Projection)
+    x = torch.rand(4, 3, generator=gen(3), dtype=torch.float64)
+    low, high = x.clone(), x.clone()
+    low[:, 1], high[:, 1] = -5.0, 5.0
+    torch.testing.assert_close(net(low), net(high), rtol=1e-12, atol=1e-12)
+    # From a config: the run builds the same composition (no ConfigError).
+    sets = ["net.additive=2", "net.bottleneck=4", "net.periodic=2"]
+    config = pl.make_config("nls", sets=sets)
+    model = build_model(pl.problem("nls"), config, device=torch.device("cpu"))
+    embedded = next(m for m in model.modules() if isinstance(m, Chain))
+    assert isinstance(embedded[1], Additive) and isinstance(embedded[1].net[0], Projection)
 
 
 def test_bottleneck_network_sees_the_input_through_r_coordinates():
@@ -197,7 +217,7 @@ def test_bottleneck_network_sees_the_input_through_r_coordinates():
     assert isinstance(proj, Projection) and proj.weight.shape == (2, 6)
     # Moving x along the null space of the projection (of the mapped inputs) changes nothing.
     x = torch.rand(5, 6, generator=gen())
-    w, _ = proj._map()
+    w = proj.weight * proj.input_map.scale  # P on the raw input (the map folded in)
     null = torch.linalg.svd(w.detach(), full_matrices=True).Vh[2:]  # (4, 6)
     y = x + 0.1 * null[0]
     torch.testing.assert_close(net(y), net(x), rtol=1e-5, atol=1e-6)

@@ -262,7 +262,11 @@ def test_periodic_condition_checks_its_arguments():
 
 
 # --- the Fourier embedding ---------------------------------------------------------------
-def _embedded(modes: int = 3, normalize: bool = True) -> torch.nn.Module:
+#: Networks behind the embedding: a plain MLP, and one with an additive part and a bottleneck.
+PARTS = [{}, {"additive": 2, "bottleneck": 3}]
+
+
+def _embedded(modes: int = 3, normalize: bool = True, parts: dict | None = None) -> torch.nn.Module:
     domain = problem().strong_form().domain
     net = build_network(
         2,
@@ -272,12 +276,14 @@ def _embedded(modes: int = 3, normalize: bool = True) -> torch.nn.Module:
         depth=3,
         input_box=domain.bounds() if normalize else None,
         periodic=(1, -5.0, 5.0, modes),
+        **(parts or {}),
     )
     return net.double()
 
 
-def test_embedding_is_exactly_periodic_with_its_derivatives():
-    net = _embedded()
+@pytest.mark.parametrize("parts", PARTS, ids=["mlp", "additive-bottleneck"])
+def test_embedding_is_exactly_periodic_with_its_derivatives(parts):
+    net = _embedded(parts=parts)
     t = torch.linspace(0, 1.5, 9, dtype=torch.float64)
     for shift in (0.0, 0.37):
         low = torch.stack([t, -5 + shift + 0 * t], 1)
@@ -290,8 +296,9 @@ def test_embedding_is_exactly_periodic_with_its_derivatives():
 
 @pytest.mark.parametrize("method", ["forward", "reduced", "auto"])
 @pytest.mark.parametrize("normalize", [True, False])
-def test_embedding_derivatives_match_the_dense_reference(method, normalize):
-    net = _embedded(normalize=normalize)
+@pytest.mark.parametrize("parts", PARTS, ids=["mlp", "additive-bottleneck"])
+def test_embedding_derivatives_match_the_dense_reference(method, normalize, parts):
+    net = _embedded(normalize=normalize, parts=parts)
     g = torch.Generator().manual_seed(5)
     x = problem().strong_form().domain.sample_interior(40, generator=g, dtype=torch.float64)
     ref = pl.Derivatives(net, x, method="reverse", time_dependent=True)

@@ -14,6 +14,7 @@ from helpers import tiny_config
 from torch import nn
 
 import pinnlab as pl
+import pinnlab.metrics as metrics_module
 import pinnlab.solution as solution_module
 from pinnlab.metrics import FIELD_METRICS, error_metrics
 from pinnlab.run import build_model
@@ -80,7 +81,7 @@ def test_chunked_evaluation_equals_unchunked(monkeypatch, dtype):
     xt = torch.from_numpy(x)
     whole = (solution(x), solution.grad(x), solution(xt), solution.grad(xt))
     monkeypatch.setattr(solution_module, "CHUNK", 4)
-    monkeypatch.setattr(solution_module, "CHUNK_NUMBERS", 6)  # 3 rows of 2 columns
+    monkeypatch.setattr(metrics_module, "GRAPH_NUMBERS", 6)  # 3 rows of 2 columns
     chunked = (solution(x), solution.grad(x), solution(xt), solution.grad(xt))
     rtol = 1e-6 if dtype == "float32" else 1e-12
     for a, b in zip(whole, chunked, strict=True):

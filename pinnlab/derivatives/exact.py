@@ -106,6 +106,14 @@ class ReverseMode:
     min_order = 0
 
     def jet(self, net, x: Tensor, directions, weights, order: int, pinned: int = 0) -> JetResult:
+        """Under ``torch.no_grad()`` the results come without their autograd graph (as forward
+        mode's would): the graph is built to differentiate, then let go."""
+        result = self._jet(net, x, directions, weights, order)
+        if torch.is_grad_enabled():
+            return result
+        return JetResult(*(None if a is None else a.detach() for a in vars(result).values()))
+
+    def _jet(self, net, x: Tensor, directions, weights, order: int) -> JetResult:
         with torch.enable_grad():
             x = x.detach().requires_grad_(True)
             u = net(x)
