@@ -57,6 +57,11 @@ class NetSection(Section):
         ge=0,
         description="r ≥ 1: project the input to r coordinates first (networks.Projection)",
     )
+    bottleneck_basis: Literal["learned", "source"] = Field(
+        "learned",
+        description="the bottleneck's rows: 'learned' (trained from small random rows) or "
+        "'source' (fixed to the principal directions of the source's gradients; pinn)",
+    )
     normalize_input: bool = Field(
         True, description="map the domain's bounding box to [-1, 1]^D before the first layer"
     )

@@ -340,6 +340,31 @@ class Projection(nn.Module):
     def forward_jet(self, jet: Jet) -> Jet:
         return jet.linear(*_first(self, self.input_map))
 
+    def fix_to(self, gradients: Tensor, rtol: float = 1e-3) -> float:
+        """Fix P to the principal directions of ``gradients`` (m, D), rows ∇ₓq(xⱼ) of some
+        data q (the active subspace of q: Constantine, *Active Subspaces*, SIAM 2015).
+
+        The rows become the top right singular vectors of the gradients written in the mapped
+        coordinates (unit rows there); rows beyond the numerical rank (σ ≤ rtol·σ₁) are zero.
+        P is no longer trained. Returns the fraction Σ_{k≤r} σₖ² / Σ σₖ² of the gradients'
+        energy the rows capture.
+        """
+        g = gradients.detach().double()
+        if self.input_map is not None:  # ∂/∂t = ∂/∂x ⊘ s for t = (x − c) ⊙ s
+            g = g / self.input_map.scale.double().to(g.device)
+        _, sigma, vh = torch.linalg.svd(g, full_matrices=False)
+        if not sigma.numel() or sigma[0] <= 0 or not torch.isfinite(sigma).all():
+            raise ValueError("the gradients vanish or are not finite: no directions to fix P to")
+        rank = self.weight.shape[0]
+        keep = sigma[:rank] > rtol * sigma[0]
+        rows = torch.zeros_like(self.weight, dtype=torch.float64, device=g.device)
+        rows[: len(keep)][keep] = vh[:rank][keep]
+        with torch.no_grad():
+            self.weight.copy_(rows)
+        self.weight.requires_grad_(False)
+        energy = sigma.square()
+        return float(energy[:rank].sum() / energy.sum())
+
 
 class Chain(nn.Sequential):
     """Modules applied in order; jets are propagated through each."""

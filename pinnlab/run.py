@@ -11,6 +11,7 @@ import os
 import platform
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from .config import ProblemSection, RunConfig, merge, parse_set, read_yaml, vali
 from .errors import ConfigError, PinnlabError, TrainingError, did_you_mean, unknown_name
 from .memory import reuse_freed_memory
 from .metrics import METRICS, default_metric
-from .networks import ACTIVATIONS, INITS, NETWORKS, build_network
+from .networks import ACTIVATIONS, INITS, NETWORKS, Projection, build_network
 from .problem import Problem
 from .registry import catalogue, shipped_dir
 from .solution import Solution
@@ -158,9 +159,47 @@ def build_model(
         generator=init,
         input_box=domain.bounds() if config.net.normalize_input else None,
         periodic=periodic,
-        **config.net.model_dump(exclude={"hard_bc", "normalize_input", "periodic"}),
+        **config.net.model_dump(
+            exclude={"hard_bc", "normalize_input", "periodic", "bottleneck_basis"}
+        ),
     )
+    if config.net.bottleneck_basis == "source":
+        _fix_bottleneck(net, solver, problem, config)
     return solver.wrap(net, config.net.hard_bc, init).to(device=device, dtype=dtype)
+
+
+def _fix_bottleneck(net: nn.Module, solver, problem: Problem, config: RunConfig) -> None:
+    """``net.bottleneck_basis: source``: P fixed to the principal directions of the source's
+    gradients (:meth:`pinnlab.networks.Projection.fix_to`, from the PINN's residual of u ≡ 0)."""
+    where = "net.bottleneck_basis=source"
+    if not config.net.bottleneck:
+        raise ConfigError(f"{where} fixes the rows of a bottleneck: set net.bottleneck=r ≥ 1.")
+    if not hasattr(solver, "source_gradients"):
+        raise ConfigError(
+            f"{where}: method '{config.method}' has no strong-form residual to take the source "
+            "from; use method pinn, or net.bottleneck_basis=learned."
+        )
+    if config.net.periodic:
+        raise ConfigError(
+            f"{where}: with net.periodic the bottleneck sees the periodic embedding, not the "
+            "coordinates the source's gradients are taken in; set one of them off."
+        )
+    proj = next(m for m in net.modules() if isinstance(m, Projection))
+    try:
+        energy = proj.fix_to(solver.source_gradients())
+    except ValueError as e:
+        raise ConfigError(
+            f"{where}: {e} ({problem.id}'s residual of u ≡ 0 does not vary in the interior); "
+            "use net.bottleneck_basis=learned."
+        ) from None
+    if energy < 0.99:
+        warnings.warn(
+            f"{where}: the {config.net.bottleneck} fixed directions carry only {energy:.1%} of "
+            "the source's gradient energy, so the solution is unlikely to be a function of "
+            "them alone; raise net.bottleneck or use net.bottleneck_basis=learned.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
 
 
 def environment(device: torch.device, seed: int) -> dict[str, Any]:

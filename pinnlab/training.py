@@ -48,11 +48,17 @@ def _optimizer(kind: str, params, s: TrainSection, lr: float):
     # One iteration per step (so checkpoints, NaN checks and Ctrl-C act between iterations);
     # max_eval bounds the line search of that iteration: torch's default (5/4 · max_iter = 1)
     # would leave the strong-Wolfe search no evaluations at all and stall the optimizer.
+    # No absolute tolerances: torch's defaults (1e-9 on the directional derivative and the
+    # loss change, 1e-7 on the gradient) skip the step once g·d > −1e-9, and with one iteration
+    # per step and an unchanged state every later step skips it too. On nls that froze the
+    # run for good at loss 8.8e-6 (g·d = −9.8e-10); the steps and the time budget stop it.
     return torch.optim.LBFGS(
         params,
         lr=1.0,
         max_iter=1,
         max_eval=11,
+        tolerance_grad=0.0,
+        tolerance_change=0.0,
         history_size=s.lbfgs_history,
         line_search_fn="strong_wolfe",
     )
@@ -195,7 +201,12 @@ class Trainer:
                 self.ema = _average(self.model, s.ema) if kind != "lbfgs" else None
                 batch, fresh = None, True
                 if state is not None:
+                    # The checkpoint restores the optimizer's state, not its settings (those are
+                    # this version's); lr is the schedule's, restored with it.
+                    settings = {k: v for k, v in optimizer.defaults.items() if k != "lr"}
                     optimizer.load_state_dict(state["optimizer"])
+                    for group in optimizer.param_groups:
+                        group.update(settings)
                     if scheduler is not None and state["scheduler"] is not None:
                         scheduler.load_state_dict(state["scheduler"])
                     if self.ema is not None and state.get("ema") is not None:

@@ -17,6 +17,7 @@ from pinnlab.networks import (
     Chain,
     DirichletTransform,
     FourierFeatures,
+    InputMap,
     Projection,
     build_network,
 )
@@ -208,6 +209,71 @@ def test_additive_and_bottleneck_parts_act_on_the_periodic_embedding():
     model = build_model(pl.problem("nls"), config, device=torch.device("cpu"))
     embedded = next(m for m in model.modules() if isinstance(m, Chain))
     assert isinstance(embedded[1], Additive) and isinstance(embedded[1].net[0], Projection)
+
+
+def _projection(model) -> Projection:
+    return next(m for m in model.modules() if isinstance(m, Projection))
+
+
+def _source_config(problem_id, dim=None, method="pinn", **net):
+    net = {"width": 8, "depth": 2, "bottleneck_basis": "source", **net}
+    params = {"dim": dim} if dim else None
+    return pl.make_config(problem_id, method=method, params=params, overrides={"net": net})
+
+
+def test_projection_fixed_to_gradients_projects_raw_inputs_onto_them():
+    """Rows are set in the mapped coordinates t = (x − c) ⊙ s, so that P x ∝ gᵀx on the raw
+    input: a function of gᵀx is a function of the first coordinate of P x."""
+    box = (torch.zeros(5), torch.tensor([1.0, 2.0, 4.0, 0.5, 3.0]))
+    proj = Projection(5, 3, generator=gen(), input_map=InputMap(*box))
+    g = torch.tensor([1.0, -2.0, 0.5, 3.0, 0.0], dtype=torch.float64)
+    energy = proj.fix_to(g * torch.linspace(0.5, 2.0, 7, dtype=torch.float64)[:, None])
+    assert energy == pytest.approx(1.0) and not proj.weight.requires_grad
+    raw = (proj.weight * proj.input_map.scale).detach().double()  # P on the raw input
+    torch.testing.assert_close(raw[0] / raw[0].norm(), torch.sign(raw[0] @ g) * g / g.norm())
+    assert torch.count_nonzero(raw[1:]) == 0  # rank 1: the other rows are zero
+    with pytest.raises(ValueError, match="vanish"):
+        proj.fix_to(torch.zeros(4, 5))
+
+
+def test_bottleneck_basis_source_spans_the_ridge_directions_and_stays_fixed(tmp_path):
+    problem = pl.problem("poisson-ridge", dim=40)
+    config = _source_config("poisson-ridge", 40, bottleneck=6)
+    proj = _projection(build_model(problem, config, device=torch.device("cpu")))
+    rows = proj.weight.detach().double()
+    assert torch.count_nonzero(rows.norm(dim=1)) == 4  # u varies along 4 directions only
+    v, _, _ = problem.coefficients(rows)
+    q = torch.linalg.qr(rows[:4].T).Q
+    cosines = torch.linalg.svdvals(q.T @ torch.linalg.qr(v.T).Q)  # of the principal angles
+    torch.testing.assert_close(cosines, torch.ones(4, dtype=torch.float64))
+    # Training leaves P as it was, and the saved solution carries it.
+    config = config.model_copy(update={"train": config.train.model_copy(update={"steps": 3})})
+    solution = pl.solve(problem, config=config, out=tmp_path / "ridge.h5")
+    torch.testing.assert_close(_projection(solution.model).weight, proj.weight)
+    torch.testing.assert_close(
+        _projection(pl.load(tmp_path / "ridge.h5").model).weight, proj.weight
+    )
+
+
+def test_bottleneck_basis_source_warns_when_the_source_is_not_low_rank():
+    config = _source_config("poisson-sine", 50, bottleneck=8)
+    with pytest.warns(RuntimeWarning, match="carry only"):
+        build_model(pl.problem("poisson-sine", dim=50), config, device=torch.device("cpu"))
+
+
+@pytest.mark.parametrize(
+    ("problem_id", "method", "net", "message"),
+    [
+        ("poisson-ridge", "pinn", {}, "set net.bottleneck"),
+        ("poisson-ridge", "deep-ritz", {"bottleneck": 2}, "no strong-form residual"),
+        ("poisson-harmonic", "pinn", {"bottleneck": 2}, "does not vary in the interior"),
+        ("nls", "pinn", {"bottleneck": 2, "periodic": 2}, "periodic embedding"),
+    ],
+)
+def test_bottleneck_basis_source_refuses_what_it_cannot_do(problem_id, method, net, message):
+    config = _source_config(problem_id, method=method, **net)
+    with pytest.raises(pl.ConfigError, match=message):
+        build_model(pl.problem(problem_id), config, device=torch.device("cpu"))
 
 
 def test_bottleneck_network_sees_the_input_through_r_coordinates():

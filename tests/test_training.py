@@ -12,7 +12,7 @@ from helpers import tiny_config
 
 import pinnlab as pl
 from pinnlab.solvers.pinn import PINN
-from pinnlab.training import Interrupted, Trainer
+from pinnlab.training import Interrupted, Trainer, _optimizer
 
 CLOCK_KEYS = {"time", "eval_time"}  # wall-clock series differ between runs by nature
 
@@ -237,6 +237,44 @@ def test_lbfgs_reduces_the_loss_on_a_fixed_batch(optimizer):
     lbfgs = h["loss"][-6:] if optimizer == "adam+lbfgs" else h["loss"]
     assert lbfgs[-1] < lbfgs[0]
     assert set(h["lr"][-len(lbfgs) :]) == {1.0}
+
+
+def test_lbfgs_keeps_stepping_at_a_tiny_loss_scale():
+    """torch's absolute tolerances (1e-7 on the gradient, 1e-9 on g·d) would freeze L-BFGS
+    on this loss from the first step: its gradient is 2e-10. Ours has none."""
+    theta = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    target = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    settings = pl.RunConfig.model_validate({"problem": {"id": "poisson-sine"}}).train
+    optimizer = _optimizer("lbfgs", [theta], settings, 1.0)
+
+    def closure():
+        optimizer.zero_grad()
+        loss = 1e-10 * (theta - target).square().sum()
+        loss.backward()
+        return loss
+
+    for _ in range(5):
+        optimizer.step(closure)
+    torch.testing.assert_close(theta.detach(), target)
+
+
+def test_resume_takes_the_optimizer_settings_from_this_version(monkeypatch, tmp_path):
+    """A checkpoint restores the optimizer's state; its settings (here a tolerance that would
+    stop L-BFGS at once, as an older checkpoint could carry) are replaced by the current ones."""
+    train = {**TRAIN, "optimizer": "lbfgs", "steps": 6, "checkpoint_every": 2}
+    cfg = tiny_config(train=train)
+    out = tmp_path / "run.h5"
+    with monkeypatch.context() as m:
+        stop_at(m, 3, lambda _: signal.raise_signal(2))
+        with pytest.raises(Interrupted):
+            pl.run(cfg, out=out)
+    checkpoint = tmp_path / "run.h5.ckpt"
+    state = torch.load(checkpoint, weights_only=True)
+    for group in state["optimizer"]["param_groups"]:
+        group["tolerance_grad"] = 1e3
+    torch.save(state, checkpoint)
+    loss = pl.run(cfg, out=out, resume=True).history["loss"]
+    assert len(loss) == 6 and loss[-1] < loss[3]
 
 
 @pytest.mark.parametrize("schedule", ["constant", "exponential", "cosine", "step"])
