@@ -138,9 +138,15 @@ def _solver(problem: Problem, config: RunConfig, dtype: torch.dtype):
 
 
 def build_model(
-    problem: Problem, config: RunConfig, *, device: torch.device, solver=None
+    problem: Problem, config: RunConfig, *, device: torch.device, solver=None, trained=False
 ) -> nn.Module:
-    """The network a config describes for ``problem``, initialised from the config's seed."""
+    """The network a config describes for ``problem``, initialised from the config's seed.
+
+    ``trained=True`` builds it to receive trained weights (a saved solution): the bottleneck
+    is not fixed by the source, since the saved weights replace it. (The solver's ``wrap``
+    still computes its output scaling and starting constant, which the saved buffers then
+    replace too.)
+    """
     dtype = DTYPES[config.dtype]
     solver = solver or _solver(problem, config, dtype)
     init = torch.Generator().manual_seed(config.seed)
@@ -163,12 +169,12 @@ def build_model(
             exclude={"hard_bc", "normalize_input", "periodic", "bottleneck_basis"}
         ),
     )
-    if config.net.bottleneck_basis == "source":
-        _fix_bottleneck(net, solver, problem, config)
+    if config.net.bottleneck_basis == "source" and not trained:
+        _fix_bottleneck(net, solver, config)
     return solver.wrap(net, config.net.hard_bc, init).to(device=device, dtype=dtype)
 
 
-def _fix_bottleneck(net: nn.Module, solver, problem: Problem, config: RunConfig) -> None:
+def _fix_bottleneck(net: nn.Module, solver, config: RunConfig) -> None:
     """``net.bottleneck_basis: source``: P fixed to the principal directions of the source's
     gradients (:meth:`pinnlab.networks.Projection.fix_to`, from the PINN's residual of u ≡ 0)."""
     where = "net.bottleneck_basis=source"
@@ -189,7 +195,7 @@ def _fix_bottleneck(net: nn.Module, solver, problem: Problem, config: RunConfig)
         energy = proj.fix_to(solver.source_gradients())
     except ValueError as e:
         raise ConfigError(
-            f"{where}: {e} ({problem.id}'s residual of u ≡ 0 does not vary in the interior); "
+            f"{where}: {e} ({solver.problem.id}'s residual of u ≡ 0 does not vary in the interior); "
             "use net.bottleneck_basis=learned."
         ) from None
     if energy < 0.99:

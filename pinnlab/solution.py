@@ -289,7 +289,7 @@ def load(path: str | os.PathLike, *, device: str = "cpu", problems_dirs=()) -> S
         except (KeyError, OSError, RuntimeError, ValueError, TypeError) as e:  # h5py raises all
             raise SolutionFileError(f"'{path}' is damaged or incomplete: {e}") from None
     problem = catalogue(problems_dirs).problem(config.problem.id, **config.problem.params())
-    model = build_model(problem, config, device=torch.device(device))
+    model = build_model(problem, config, device=torch.device(device), trained=True)
     try:
         model.load_state_dict(state)
     except RuntimeError as e:

@@ -196,7 +196,10 @@ class Trainer:
                     begin = end
                     continue
                 lr = s.lr * 0.5**self.nan_restarts
-                optimizer = _optimizer(kind, self.model.parameters(), s, lr)
+                # Frozen weights (a bottleneck fixed by the source) are left out: L-BFGS would
+                # otherwise carry their zero gradients in every flat vector and curvature pair.
+                trained = [p for p in self.model.parameters() if p.requires_grad]
+                optimizer = _optimizer(kind, trained, s, lr)
                 scheduler = _scheduler(optimizer, s, n) if kind != "lbfgs" else None
                 self.ema = _average(self.model, s.ema) if kind != "lbfgs" else None
                 batch, fresh = None, True

@@ -111,7 +111,7 @@ class ReverseMode:
         result = self._jet(net, x, directions, weights, order)
         if torch.is_grad_enabled():
             return result
-        return JetResult(*(None if a is None else a.detach() for a in vars(result).values()))
+        return JetResult(**{k: None if a is None else a.detach() for k, a in vars(result).items()})
 
     def _jet(self, net, x: Tensor, directions, weights, order: int) -> JetResult:
         with torch.enable_grad():

@@ -63,7 +63,7 @@ class PINN(CollocationSolver):
         return self.method
 
     def transform_shift(self, model) -> Tensor:
-        """The least-squares c: argmin_c mean |R[g + φ(c + N)]|² at 256 fixed interior points,
+        """The least-squares c: argmin_c mean |R[g + φ(c + N)]|² at the 256 start-up points,
         with N as initialised.
 
         R is affine in c for a linear equation, R[g + φ(c + N)] = R₀ + Σ_j c_j (R_j − R₀) with
@@ -71,9 +71,7 @@ class PINN(CollocationSolver):
         one this is the secant through 0 and each e_j. On poisson-ball at d = 10,000, u/φ ≈ 0.84 Σ cᵢ (≈ 10²):
         N then learns the variation around c instead of climbing to c.
         """
-        x = self.spec.domain.sample_interior(
-            256, generator=torch.Generator().manual_seed(0), dtype=model.shift.dtype
-        )
+        x = self._startup_points(model.shift.dtype)
         k = self.outputs
         method = choose_method(
             self.settings.derivatives, model, x.shape[1], probes=self.settings.probes
@@ -81,54 +79,52 @@ class PINN(CollocationSolver):
 
         def residual(shift: Tensor) -> Tensor:
             model.shift = shift
-            d = Derivatives(
-                model,
-                x,
-                method=method,
-                time_dependent=self.time_dependent,
-                generator=torch.Generator().manual_seed(1),
-            )
-            r = self.strong.residual(d)
-            r = (
-                torch.cat([v.reshape(len(x), -1) for v in r.values()], 1)
-                if isinstance(r, dict)
-                else r
-            )
-            return r.detach().reshape(-1).double()
+            return self._residual_columns(model, x, method).detach().reshape(-1).double()
 
         r0 = residual(torch.zeros(k))
         a = torch.stack([residual(torch.eye(k)[j]) - r0 for j in range(k)], dim=1)
         c = torch.linalg.lstsq(a, -r0[:, None]).solution[:, 0]
         return torch.where(torch.isfinite(c), c, torch.zeros_like(c)).float()
 
-    def source_gradients(self, n: int = 256) -> Tensor:
-        """The gradients in the inputs of the residual of u ≡ 0 at n fixed interior points,
-        (n·k, D) for k residual components, float64: the data the equation carries in its
+    def source_gradients(self) -> Tensor:
+        """The gradients in the inputs of the residual of u ≡ 0 at the 256 start-up points,
+        (256·k, D) for k residual components, float64: the data the equation carries in its
         interior (−∇f for −Δu = f). The residual of u ≡ 0 is evaluated through an all-zero
         network, so the derivative engine sees a network as usual and contributes nothing.
         """
-        x = self.spec.domain.sample_interior(
-            n, generator=torch.Generator().manual_seed(0), dtype=torch.float64
-        ).requires_grad_(True)
+        x = self._startup_points(torch.float64).requires_grad_(True)
         zero = build_network(
             x.shape[1], self.outputs, width=1, depth=1, generator=torch.Generator()
         ).double()
         for p in zero.parameters():
             p.detach().zero_()
-        d = Derivatives(
-            zero,
-            x,
-            time_dependent=self.time_dependent,
-            generator=torch.Generator().manual_seed(1),
-        )
-        r = self.strong.residual(d)
-        r = torch.stack(list(r.values()), -1) if isinstance(r, dict) else r
-        r = r.reshape(n, -1)
+        r = self._residual_columns(zero, x)
         rows = []
         for j in range(r.shape[1]):
             (g,) = torch.autograd.grad(r[:, j].sum(), x, retain_graph=True, allow_unused=True)
             rows.append(torch.zeros_like(x) if g is None else g)
         return torch.cat(rows).detach()
+
+    def _startup_points(self, dtype: torch.dtype) -> Tensor:
+        """The 256 fixed interior points of the evaluations made before training."""
+        return self.spec.domain.sample_interior(
+            256, generator=torch.Generator().manual_seed(0), dtype=dtype
+        )
+
+    def _residual_columns(self, net, x: Tensor, method="auto") -> Tensor:
+        """The strong residual of ``net`` at x as (n, k) columns (named residuals side by
+        side), with seeded probes for a stochastic method."""
+        d = Derivatives(
+            net,
+            x,
+            method=method,
+            time_dependent=self.time_dependent,
+            generator=torch.Generator().manual_seed(1),
+        )
+        r = self.strong.residual(d)
+        if isinstance(r, dict):
+            return torch.cat([v.reshape(len(x), -1) for v in r.values()], 1)
+        return r.reshape(len(x), -1)
 
     def wrap(self, net: nn.Module, hard_bc: bool, generator=None) -> nn.Module:
         model = super().wrap(net, hard_bc, generator)
