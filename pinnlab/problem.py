@@ -397,6 +397,13 @@ class Problem:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
 
     @property
+    def exchangeable(self) -> bool:
+        """True when the solution (and the domain of interest) is unchanged by any permutation
+        of the space coordinates; a permutation-invariant network (``net.kind: deepsets``)
+        needs it. Subclasses whose parameters keep the symmetry say so."""
+        return False
+
+    @property
     def time_dependent(self) -> bool:
         """True when points carry time in column 0 (the strong form's domain is SpaceTime)."""
         from .domains import SpaceTime

@@ -159,6 +159,8 @@ def build_model(
                 "set net.periodic=0."
             )
         periodic = (*solver.periodic_column(), config.net.periodic)
+    if config.net.kind == "deepsets":
+        _check_exchangeable(problem, domain.dim)
     net = build_network(
         domain.dim,
         solver.outputs,
@@ -172,6 +174,22 @@ def build_model(
     if config.net.bottleneck_basis == "source" and not trained:
         _fix_bottleneck(net, solver, config)
     return solver.wrap(net, config.net.hard_bc, init).to(device=device, dtype=dtype)
+
+
+def _check_exchangeable(problem: Problem, inputs: int) -> None:
+    """``net.kind: deepsets`` is invariant under permutations of its inputs: refuse it where
+    the solution is not, or where the input carries time beside space."""
+    if not problem.exchangeable:
+        raise ConfigError(
+            f"net.kind=deepsets gives the same value at every permutation of the coordinates, "
+            f"and {problem} is not symmetric under them (for the Black–Scholes problems: "
+            "scalar sigma and rho); use net.kind=mlp."
+        )
+    if inputs != problem.dim:
+        raise ConfigError(
+            f"net.kind=deepsets permutes all {inputs} inputs, but {problem.id}'s method takes "
+            f"time beside its {problem.dim} space coordinates; use net.kind=mlp."
+        )
 
 
 def _fix_bottleneck(net: nn.Module, solver, config: RunConfig) -> None:

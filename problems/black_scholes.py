@@ -75,6 +75,11 @@ class _GBM(pl.Problem):
         self.require(all(s >= 0 for s in sigma), f"sigma must be ≥ 0, got {self.sigma}")
         _ = self._factor  # validates rho
 
+    @property
+    def exchangeable(self) -> bool:
+        """The payoffs are symmetric; the dynamics are when σ and ρ are scalars."""
+        return isinstance(self.sigma, float) and isinstance(self.rho, float)
+
     # --- coefficients ------------------------------------------------------------------
     @functools.cached_property
     def _sigma(self) -> Tensor:

@@ -61,6 +61,7 @@ class PoissonSine(_BoxPoisson):
 
     id = "poisson-sine"
     dims = "d ≥ 1"
+    exchangeable = True
 
     def source(self, x):
         return (math.pi**2 / 4) * torch.sin(math.pi * x / 2).sum(dim=1)

@@ -75,6 +75,9 @@ def make_net(kind: str, in_dim: int, out_dim: int) -> nn.Module:
     elif kind == "bottleneck":  # a projection to 2 coordinates, then the MLP
         box = (torch.full((in_dim,), -1.0), torch.full((in_dim,), 2.0))
         net = build_network(in_dim, out_dim, bottleneck=2, input_box=box, **small)
+    elif kind == "deepsets":  # one φ for all coordinates, pooled, then ρ (reduced at ρ)
+        box = (torch.full((in_dim,), -1.0), torch.full((in_dim,), 2.0))
+        net = build_network(in_dim, out_dim, kind="deepsets", input_box=box, **small)
     elif kind == "output-affine":
         shift = torch.linspace(1.0, 2.0, out_dim, dtype=torch.float64)
         net = OutputAffine(MLP(in_dim, out_dim, **small), shift, 3.0 + shift)
@@ -91,6 +94,7 @@ NETS = [
     "additive",
     "additive-dirichlet",
     "bottleneck",
+    "deepsets",
     *(f"mlp-{a}" for a in ACTIVATIONS),
     "resmlp",
     "fourier-mlp",
@@ -252,6 +256,7 @@ REDUCIBLE |= {
     "additive",
     "additive-dirichlet",
     "bottleneck",
+    "deepsets",  # reduced at ρ's first layer
 }  # N reduced, the additive part along the axes
 
 

@@ -11,6 +11,7 @@ import torch
 from helpers import tiny_config
 
 import pinnlab as pl
+from pinnlab.run import build_model
 from pinnlab.solvers.pinn import PINN
 from pinnlab.training import Interrupted, Trainer, _optimizer
 
@@ -330,6 +331,30 @@ def test_loss_weights(monkeypatch):
     assert h["loss"][0] == pytest.approx(2 * h["loss.residual"][0] + h["loss.boundary"][0])
     with pytest.raises(pl.UnknownNameError, match="Did you mean 'boundary'"):
         pl.run(tiny_config(solver={"weights": {"boundry": 1.0}}))
+
+
+def test_mean_weight_splits_the_mean_square_into_variance_and_mean():
+    """mean r² = Var r + (mean r)²: weight 1 is the plain loss, weight w scales the second."""
+    problem = pl.problem("poisson-sine", dim=6)
+    config = tiny_config("poisson-sine", dim=6, net={"kind": "deepsets", "width": 8, "depth": 2})
+    batch = None
+    for w in (1.0, 0.25):
+        settings = config.solver | {"mean_weight": w}
+        solver = PINN(problem, PINN.Settings.model_validate(settings), dtype=torch.float32)
+        model = build_model(problem, config, device=torch.device("cpu"), solver=solver)
+        batch = batch or solver.batch(torch.Generator().manual_seed(0))
+        r = solver._residual(model, batch["residual"], None).detach()
+        expected = (r - r.mean()).square().mean() + w * r.mean().square()
+        loss = solver.loss(model, batch)
+        torch.testing.assert_close(loss["residual"].detach(), expected)
+        e = (model(batch["boundary"]).squeeze(1) - problem.exact(batch["boundary"])).detach()
+        boundary = (e - e.mean()).square().mean() + w * e.mean().square()
+        torch.testing.assert_close(loss["boundary"].detach(), boundary)
+        if w == 1.0:
+            torch.testing.assert_close(loss["residual"].detach(), r.square().mean())
+    assert abs(float(r.mean())) > 0.1 * float(r.std())  # the two terms differ here
+    with pytest.raises(pl.ConfigError, match="mean_weight"):
+        pl.run(tiny_config(solver={"mean_weight": 0.0}))
 
 
 def test_weights_of_named_residuals(user_dir):

@@ -123,10 +123,15 @@ class Jet:
         lap = None if self.lap is None else F.linear(self.lap, weight)
         value = F.linear(self.value, weight, bias)
         jac = weight.T.unsqueeze(0).contiguous() if self.jac is None else F.linear(self.jac, weight)
-        out = self._with(value, jac, lap)
-        saves = jac.shape[1] - self.pinned > weight.shape[0]
+        return self.reduce_after(self._with(value, jac, lap))
+
+    def reduce_after(self, out: Jet) -> Jet:
+        """``out``, the jet of a map of this seed that the first-layer reduction may follow,
+        with its m directions replaced by min(m, width) (when this seed is reducible and that
+        saves directions, or always for ``reduce`` = 2)."""
+        saves = out.jac.shape[1] - self.pinned > out.jac.shape[2]
         if self.order >= 2 and (self.reduce == 2 or (self.reduce == 1 and saves)):
-            out.jac, out.weights, out.basis = _reduce(jac, self.weights, self.pinned)
+            out.jac, out.weights, out.basis = _reduce(out.jac, self.weights, self.pinned)
             out.reduced = True
         return out
 

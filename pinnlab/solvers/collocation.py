@@ -28,6 +28,13 @@ class PointSettings(Section):
     n_boundary: int = Field(256, ge=1, description="points per condition per batch")
     sampling: Literal["uniform", "sobol"] = "uniform"
     weights: dict[str, float] = Field(default_factory=dict, description="loss term -> weight")
+    mean_weight: float = Field(
+        1.0,
+        gt=0,
+        description="weight of the squared batch mean of the residual and of each Dirichlet "
+        "misfit beside its batch variance (1: the mean square); 1/d balances errors that sum "
+        "d terms (docs/high-dimension.md)",
+    )
     normalize_output: bool = Field(
         True,
         description="u = mean + std · N with the mean and std of the Dirichlet data; with "
@@ -139,6 +146,24 @@ class CollocationSolver(Solver):
                 out[name] = self.condition_points(c, s.n_boundary, **kw)
         return out
 
+    def mean_square(self, e: Tensor) -> Tensor:
+        """mean e² = Var_batch e + (mean e)², the second weighted by ``mean_weight``.
+
+        In d dimensions an error that is a sum of d weakly dependent terms, Σᵢ gᵢ(xᵢ) (a
+        residual, or a misfit on the boundary), has a batch mean of size d·E g and
+        fluctuations of size √d. The weights' gradient then carries the squared mean's
+        derivative, d·E ∂g, times the batch's sampling noise: noise √(d/n) times the signal
+        of the fluctuating part — u's shape. Adam sizes every step by that noise and the shape
+        is learned slowly (poisson-sine at d = 1,000: centred error 0.98 after 250 steps with
+        weight 1, 0.14 with 1/d). Weight 1/d balances the two terms; each vanishes only where
+        e does, so the exact solution is still the minimiser.
+        """
+        w = self.settings.mean_weight
+        if w == 1.0:
+            return e.square().mean()
+        mean = e.mean(dim=0)
+        return (e - mean).square().mean() + w * mean.square().mean()
+
     def dirichlet_terms(self, net: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """Mean squared misfit of each Dirichlet condition sampled in the batch."""
         terms = {}
@@ -146,7 +171,7 @@ class CollocationSolver(Solver):
             if name in batch:
                 y = batch[name]
                 u = net(y)
-                terms[name] = (u - c.value(y).reshape(u.shape)).square().mean()
+                terms[name] = self.mean_square(u - c.value(y).reshape(u.shape))
         return terms
 
     def periodic_terms(self, net: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:

@@ -168,9 +168,9 @@ class PINN(CollocationSolver):
     def loss(self, net: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         r = self._residual(net, batch["residual"], batch.get("probes"))
         terms = (
-            {k: v.square().mean() for k, v in r.items()}
+            {k: self.mean_square(v) for k, v in r.items()}
             if isinstance(r, dict)
-            else {"residual": r.square().mean()}
+            else {"residual": self.mean_square(r)}
         )
         terms.update(self.dirichlet_terms(net, batch))
         terms.update(self.periodic_terms(net, batch))
