@@ -182,8 +182,8 @@ def _check_exchangeable(problem: Problem, inputs: int) -> None:
     if not problem.exchangeable:
         raise ConfigError(
             f"net.kind=deepsets gives the same value at every permutation of the coordinates, "
-            f"and {problem} is not symmetric under them (for the Black–Scholes problems: "
-            "scalar sigma and rho); use net.kind=mlp."
+            f"and {problem.id} with these parameters is not symmetric under them (for the "
+            "Black–Scholes problems: scalar sigma and rho); use net.kind=mlp."
         )
     if inputs != problem.dim:
         raise ConfigError(
