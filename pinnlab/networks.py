@@ -481,12 +481,9 @@ class Additive(nn.Module):
             torch.randn(in_dim, units, out_dim, **new) / math.sqrt(in_dim * units)
         )
 
-    def _t(self, x: Tensor) -> tuple[Tensor, Tensor | float]:
-        return _mapped(self.input_map, x)
-
     def separable(self, x: Tensor) -> Tensor:
         """Σᵢ hᵢ(xᵢ): (n, out)."""
-        t, _ = self._t(x)
+        t, _ = _mapped(self.input_map, x)
         z = t.unsqueeze(2) * self.a + self.b
         return torch.einsum("ndk,dko->no", self.act(z), self.c)
 
@@ -494,7 +491,7 @@ class Additive(nn.Module):
         return self.net(x) + self.separable(x)
 
     def _separable_jet(self, jet: Jet) -> Jet:
-        t, dt = self._t(jet.value)
+        t, dt = _mapped(self.input_map, jet.value)
         f0, f1, f2 = self.act._fn(t.unsqueeze(2) * self.a + self.b)
         c = self.c
         value = torch.einsum("ndk,dko->no", f0, c)
@@ -523,8 +520,8 @@ def chebyshev(t: Tensor, degree: int, order: int = 0) -> tuple[Tensor, ...]:
     two_t = 2 * t
     sums = t.new_empty((*t.shape[:-1], degree))
     derivs = [t.new_empty((*t.shape[:-1], degree, t.shape[-1])) for _ in range(order)]
-    prev = [torch.ones_like(t), torch.zeros_like(t), torch.zeros_like(t)][: order + 1]
-    cur = [t, torch.ones_like(t), torch.zeros_like(t)][: order + 1]
+    one, zero = torch.ones_like(t), torch.zeros_like(t)  # never written in place
+    prev, cur = [one, zero, zero][: order + 1], [t, one, zero][: order + 1]
     for k in range(degree):
         sums[..., k] = cur[0].sum(dim=-1)
         for j in range(order):
@@ -580,17 +577,16 @@ class DeepSets(nn.Module):
         self.rho = MLP(width, out_dim, width, depth, activation, generator=generator, init=init)
         k = torch.arange(1, width + 1)
         self.register_buffer("means", torch.where(k % 2 == 0, 1 / (1 - k * k), 0.0).float())
-        self.register_buffer("damping", (1.0 / k.square()).float())
-        self.pool = 1.0 / math.sqrt(in_dim)
+        self.register_buffer("scale", (1.0 / (k.square() * math.sqrt(in_dim))).float())
 
-    def _t(self, x: Tensor) -> tuple[Tensor, Tensor | float]:
-        return _mapped(self.input_map, x)
+    def _features(self, sums: Tensor, d: int) -> Tensor:
+        """s from the sums Σᵢ T_k(tᵢ): (n, K)."""
+        return self.scale * (sums - d * self.means)
 
     def pooled(self, x: Tensor) -> Tensor:
         """s: (n, K)."""
-        t, _ = self._t(x)
-        (sums,) = chebyshev(t, self.degree)
-        return self.pool * self.damping * (sums - t.shape[1] * self.means)
+        t, _ = _mapped(self.input_map, x)
+        return self._features(chebyshev(t, self.degree)[0], t.shape[1])
 
     def forward(self, x: Tensor) -> Tensor:
         return self.rho(self.pooled(x))
@@ -598,19 +594,16 @@ class DeepSets(nn.Module):
     def forward_jet(self, jet: Jet) -> Jet:
         if jet.basis is not None:
             raise MixedBasis  # the input arrived reduced: the coordinates are lost
-        t, dt = self._t(jet.value)
+        t, dt = _mapped(self.input_map, jet.value)
         sums, f1, *f2 = chebyshev(t, self.degree, order=jet.order)  # (n, K), (n, K, d) …
-        value = self.pool * self.damping * (sums - t.shape[1] * self.means)
-        f1 = f1.transpose(1, 2)  # (n, d, K), a view
-        scale = self.pool * self.damping
-        d1 = f1 * _column(dt) * scale if isinstance(dt, Tensor) else f1 * (scale * dt)
+        value = self._features(sums, t.shape[1])
+        d1 = f1.transpose(1, 2) * (_column(dt) * self.scale)  # ∂s/∂xᵢ: (n, d, K)
 
         def second(q: Tensor | None) -> Tensor:
-            if isinstance(dt, Tensor):
+            if isinstance(dt, Tensor):  # per-coordinate scales join the weights q
                 q = dt.square().unsqueeze(0) if q is None else q * dt.square()
-            elif dt != 1.0:
-                q = torch.full_like(t[:1], dt**2) if q is None else q * dt**2
-            return scale * _weighted_sum(q, f2[0].transpose(1, 2))
+                return self.scale * _weighted_sum(q, f2[0].transpose(1, 2))
+            return (self.scale * dt**2) * _weighted_sum(q, f2[0].transpose(1, 2))
 
         pooled = jet.reduce_after(_coordinatewise_jet(jet, value, d1, second))
         return propagate(self.rho, pooled)
