@@ -73,8 +73,14 @@ def _cmd_solve(args) -> int:
         config, out=out, resume=args.resume, progress=not args.quiet, problems_dirs=args.problems
     )
     env = solution.environment
+    refit = (
+        f", then the output layer fitted to {env['refit_starts']} starts "
+        f"({env['refit_time']:.1f} s)"
+        if "refit_starts" in env
+        else ""
+    )
     print(
-        f"done: {env['steps']} steps in {env['wall_time']:.1f} s on {env['device']} "
+        f"done: {env['steps']} steps{refit} in {env['wall_time']:.1f} s on {env['device']} "
         f"(stopped by {env['stop_reason']}); solution written to {out}"
     )
     _print_metrics(solution.metrics)

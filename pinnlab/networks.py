@@ -81,6 +81,22 @@ def _initialise(layers, init: str, generator) -> None:
         nn.init.zeros_(layer.bias)
 
 
+def _set_linear(layer: nn.Linear, weight: Tensor, bias: Tensor | None) -> None:
+    with torch.no_grad():
+        layer.weight.copy_(weight)
+        if bias is not None:
+            layer.bias.copy_(bias)
+
+
+def has_readout(net: nn.Module) -> bool:
+    """Whether ``net`` ends in a linear map of features it exposes: u = W φ(x) + b with
+    φ = ``net.readout(x)`` and (W, b) replaced by ``net.set_readout(W, b)`` — what a
+    least-squares fit of the output layer (:func:`pinnlab.training.fit_readout`) needs."""
+    if isinstance(net, Chain):
+        return has_readout(net[-1])
+    return hasattr(net, "readout") and hasattr(net, "set_readout")
+
+
 class Activation(nn.Module):
     """An elementwise activation with its first two derivatives in closed form."""
 
@@ -177,10 +193,18 @@ class MLP(nn.Module):
         for layer in self.hidden[1:]:
             yield layer.weight, layer.bias
 
-    def forward(self, x: Tensor) -> Tensor:
+    def readout(self, x: Tensor) -> Tensor:
+        """The last hidden layer, which the linear output layer maps to u: (n, width)."""
         for w, b in self._layers():
             x = self.act(F.linear(x, w, b))
-        return self.out(x)
+        return x
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.out(self.readout(x))
+
+    def set_readout(self, weight: Tensor, bias: Tensor) -> None:
+        """Replace the output layer: u = weight · readout(x) + bias."""
+        _set_linear(self.out, weight, bias)
 
     def forward_jet(self, jet: Jet) -> Jet:
         for w, b in self._layers():
@@ -211,11 +235,19 @@ class ResidualMLP(nn.Module):
         self.out = nn.Linear(width, out_dim)
         _initialise([self.inp, *self.blocks, self.out], init, generator)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def readout(self, x: Tensor) -> Tensor:
+        """The last block's output, which the linear output layer maps to u: (n, width)."""
         h = self.act(F.linear(x, *_first(self.inp, self.input_map)))
         for block in self.blocks:
             h = h + self.act(block(h))
-        return self.out(h)
+        return h
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.out(self.readout(x))
+
+    def set_readout(self, weight: Tensor, bias: Tensor) -> None:
+        """Replace the output layer: u = weight · readout(x) + bias."""
+        _set_linear(self.out, weight, bias)
 
     def forward_jet(self, jet: Jet) -> Jet:
         h = self.act.forward_jet(jet.linear(*_first(self.inp, self.input_map)))
@@ -381,6 +413,15 @@ class Chain(nn.Sequential):
             jet = propagate(module, jet)
         return jet
 
+    def readout(self, x: Tensor) -> Tensor:
+        """The last module's readout (see :func:`has_readout`)."""
+        for module in self[:-1]:
+            x = module(x)
+        return self[-1].readout(x)
+
+    def set_readout(self, weight: Tensor, bias: Tensor) -> None:
+        self[-1].set_readout(weight, bias)
+
 
 class DirichletTransform(nn.Module):
     """u(x) = g(x) + φ(x) N(x): imposes u = g exactly where φ = 0 (the domain's boundary).
@@ -539,7 +580,7 @@ def chebyshev(t: Tensor, degree: int, order: int = 0) -> tuple[Tensor, ...]:
 
 class DeepSets(nn.Module):
     """A network invariant under permutations of the input coordinates (Zaheer et al.,
-    "Deep Sets", NeurIPS 2017): u(x) = ρ(s), with the K = ``width`` pooled features
+    "Deep Sets", NeurIPS 2017): u(x) = ρ(s) + cᵀs, with the K = ``width`` pooled features
 
         s_k = k^{−2} d^{−1/2} Σᵢ (T_k(tᵢ) − m_k),  k = 1 … K,
 
@@ -551,7 +592,9 @@ class DeepSets(nn.Module):
     k^{−2} keeps the high degrees, whose derivatives reach k² and k⁴/3 at t = ±1, from
     dominating the initial network's derivatives (undamped, a PINN's loss on poisson-sine at
     d = 1,000 started near 10⁶ and went up). A symmetric solution is learned once for all
-    coordinates: each sample informs ρ through all d of its coordinates.
+    coordinates: each sample informs ρ through all d of its coordinates. The linear skip cᵀs
+    (zero at initialisation) is the additive part Σᵢ φ(xᵢ) of u, φ a polynomial of degree K;
+    it joins ρ's last hidden layer in the features the output is linear in (``readout``).
 
     The features have no weights, so the n·d·K work of a step is done without autograd. Jet:
     s is separable, J_k = Σᵢ ∂s/∂xᵢ V_kᵢ and S = Σᵢ (∂²s/∂xᵢ² qᵢ + ∂s/∂xᵢ Sᵢ) with
@@ -575,6 +618,8 @@ class DeepSets(nn.Module):
         self.input_map = input_map
         self.degree = width
         self.rho = MLP(width, out_dim, width, depth, activation, generator=generator, init=init)
+        self.skip = nn.Linear(width, out_dim, bias=False)
+        nn.init.zeros_(self.skip.weight)
         k = torch.arange(1, width + 1)
         self.register_buffer("means", torch.where(k % 2 == 0, 1 / (1 - k * k), 0.0).float())
         self.register_buffer("scale", (1.0 / (k.square() * math.sqrt(in_dim))).float())
@@ -589,7 +634,19 @@ class DeepSets(nn.Module):
         return self._features(chebyshev(t, self.degree)[0], t.shape[1])
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.rho(self.pooled(x))
+        s = self.pooled(x)
+        return self.rho(s) + self.skip(s)
+
+    def readout(self, x: Tensor) -> Tensor:
+        """ρ's last hidden layer and s, which the output maps linearly to u: (n, 2K)."""
+        s = self.pooled(x)
+        return torch.cat([self.rho.readout(s), s], dim=1)
+
+    def set_readout(self, weight: Tensor, bias: Tensor) -> None:
+        """Replace ρ's output layer and the skip: u = weight · readout(x) + bias."""
+        width = self.rho.out.in_features
+        self.rho.set_readout(weight[:, :width], bias)
+        _set_linear(self.skip, weight[:, width:], None)
 
     def forward_jet(self, jet: Jet) -> Jet:
         if jet.basis is not None:
@@ -606,7 +663,7 @@ class DeepSets(nn.Module):
             return (self.scale * dt**2) * _weighted_sum(q, f2[0].transpose(1, 2))
 
         pooled = jet.reduce_after(_coordinatewise_jet(jet, value, d1, second))
-        return propagate(self.rho, pooled)
+        return propagate(self.rho, pooled) + pooled.linear(self.skip.weight)
 
 
 def _coordinatewise_jet(

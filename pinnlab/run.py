@@ -11,6 +11,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -327,11 +328,14 @@ def run(
             f"no step produced a finite loss ({trainer.nan_restarts} restarts); "
             "lower train.lr or check the problem's data for non-finite values."
         )
+    began = time.perf_counter()
+    finished = solver.finish(model, generator, progress=progress)  # e.g. a refit
     solution.history = {k: np.asarray(v) for k, v in history.items()}
     solution.environment.update(
+        finished,
         steps=trainer.step,
         samples=trainer.samples,
-        wall_time=trainer.elapsed,
+        wall_time=trainer.elapsed + time.perf_counter() - began,
         stop_reason=trainer.stop_reason,
         nan_restarts=trainer.nan_restarts,
         parameters=sum(p.numel() for p in model.parameters()),

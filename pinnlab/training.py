@@ -15,17 +15,55 @@ import signal
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .config import TrainSection
 from .errors import TrainingError
 from .files import atomic_write
 from .solvers.base import Solver
+
+
+def fit_readout(net: nn.Module, pairs: Iterable[tuple[Tensor, Tensor]]) -> int:
+    """Replace the output layer of ``net`` (see :func:`pinnlab.networks.has_readout`) by the
+    least-squares fit over all ``pairs`` (x (n, D), y (n,) or (n, o)): the (W, b) minimising
+    Σ |W φ(x) + b − y|² for the network's fixed features φ. Returns the number of rows fitted.
+
+    The loss is quadratic in (W, b), so its minimiser over a sample is exact: the normal
+    equations, accumulated in float64 over the pairs one batch at a time (memory p² for p
+    features, whatever the sample size) and solved by an eigendecomposition that drops
+    directions below 1e-12 of the largest (features that are numerically dependent). The
+    hybrid of gradient training for the features and least squares for the output layer is
+    that of Cyr, Gulian, Patel, Perego & Trask, "Robust training and initialization of deep
+    neural networks: an adaptive basis viewpoint", MSML 2020 (PMLR 107), arXiv:1912.04862.
+    """
+    gram = rhs = None
+    rows = 0
+    for x, y in pairs:
+        with torch.no_grad():
+            phi = net.readout(x).double()
+        a = torch.cat([phi, torch.ones_like(phi[:, :1])], dim=1)
+        y = y.double().reshape(len(a), -1)
+        if gram is None:
+            gram, rhs = a.T @ a, a.T @ y
+        else:
+            gram += a.T @ a
+            rhs += a.T @ y
+        rows += len(a)
+    if gram is None:
+        raise TrainingError("fit_readout: no samples to fit.")
+    if not (torch.isfinite(gram).all() and torch.isfinite(rhs).all()):
+        raise TrainingError("fit_readout: the features or targets are not finite.")
+    values, vectors = torch.linalg.eigh(gram)
+    keep = values > 1e-12 * values[-1]
+    coef = vectors[:, keep] @ ((vectors[:, keep].T @ rhs) / values[keep].unsqueeze(1))
+    weight = coef[:-1].T.to(next(net.parameters()).dtype)
+    net.set_readout(weight, coef[-1].to(weight.dtype))
+    return rows
 
 
 class Interrupted(TrainingError):

@@ -78,6 +78,7 @@ def make_net(kind: str, in_dim: int, out_dim: int) -> nn.Module:
     elif kind == "deepsets":  # one φ for all coordinates, pooled, then ρ (reduced at ρ)
         box = (torch.full((in_dim,), -1.0), torch.full((in_dim,), 2.0))
         net = build_network(in_dim, out_dim, kind="deepsets", input_box=box, **small)
+        nn.init.normal_(net.skip.weight, generator=g)  # the linear skip starts at zero
     elif kind == "output-affine":
         shift = torch.linspace(1.0, 2.0, out_dim, dtype=torch.float64)
         net = OutputAffine(MLP(in_dim, out_dim, **small), shift, 3.0 + shift)

@@ -22,6 +22,7 @@ from pinnlab.networks import (
     Projection,
     build_network,
     chebyshev,
+    has_readout,
 )
 from pinnlab.run import build_model
 
@@ -338,6 +339,25 @@ def test_deepsets_is_refused_where_the_solution_is_not_symmetric(
     assert pl.problem("bs-max-call", dim=3).exchangeable
     with pytest.raises(pl.ConfigError, match=r"net\.additive"):
         build_network(4, 1, kind="deepsets", additive=2, generator=gen())
+
+
+@pytest.mark.parametrize(
+    "kw", [{"kind": "mlp"}, {"kind": "resmlp"}, {"kind": "deepsets"}, {"fourier_features": 3}]
+)
+def test_readout_is_what_the_output_layer_maps_linearly(kw):
+    net = build_network(5, 2, width=8, depth=2, generator=gen(1), **kw)
+    assert has_readout(net)
+    x = torch.rand(6, 5, generator=gen())
+    if kw.get("kind") == "deepsets":  # ρ's hidden layer, then s through the skip (zero at first)
+        assert not net.skip.weight.any()
+        torch.testing.assert_close(net.readout(x)[:, 8:], net.pooled(x))
+    phi = net.readout(x)
+    weight, bias = torch.randn(2, phi.shape[1], generator=gen(2)), torch.randn(2, generator=gen(3))
+    net.set_readout(weight, bias)
+    torch.testing.assert_close(net(x), phi @ weight.T + bias)
+    torch.testing.assert_close(net.readout(x), phi)  # the features did not move
+    assert not has_readout(build_network(5, 1, additive=2, generator=gen()))
+    assert has_readout(build_network(5, 1, bottleneck=2, generator=gen()))  # a Chain
 
 
 def test_chebyshev_sums_and_derivatives_match_numpy():

@@ -214,6 +214,21 @@ def test_feynman_kac_control_variate_and_antithetics_reduce_the_loss_floor():
     assert floors[0] > 3 * floors[1] > 0 and floors[1] > 1.3 * floors[2], floors
 
 
+def test_feynman_kac_refit_solves_the_output_layer_and_lowers_the_error():
+    """Training stops with gradient noise in the weights; the least-squares fit of the output
+    layer on fresh batches removes it from the last layer (the features stay)."""
+    plain = pl.run(fk_config(steps=100))
+    cfg = fk_config(steps=100)
+    cfg.solver.update(refit=50)
+    refit = pl.run(cfg)
+    assert refit.environment["refit_starts"] == 50 * cfg.solver["n_samples"]
+    assert refit.history["error"][-1] == plain.history["error"][-1]  # same training
+    assert refit.metrics["rel_l2"] < 0.7 * plain.metrics["rel_l2"], (plain.metrics, refit.metrics)
+    cfg.net.additive = 2
+    with pytest.raises(ConfigError, match=r"solver\.refit.*net\.additive"):
+        pl.run(cfg)
+
+
 def test_feynman_kac_heat_equation_with_euler_steps():
     cfg = fk_config("heat-norm", steps=300, maturity=0.5)
     cfg.solver.update(sampler="euler", euler_steps=4)

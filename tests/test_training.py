@@ -13,7 +13,7 @@ from helpers import tiny_config
 import pinnlab as pl
 from pinnlab.run import build_model
 from pinnlab.solvers.pinn import PINN
-from pinnlab.training import Interrupted, Trainer, _optimizer
+from pinnlab.training import Interrupted, Trainer, _optimizer, fit_readout
 
 CLOCK_KEYS = {"time", "eval_time"}  # wall-clock series differ between runs by nature
 
@@ -485,3 +485,28 @@ def test_samples_seen_counts_every_batch_drawn():
     solution = pl.run(cfg)
     # Adam: a batch at steps 1, 3, 5; L-BFGS: one draw of 3 batches; 16 + 4 points each.
     assert solution.environment["samples"] == (3 + 3) * (16 + 4)
+
+
+def test_fit_readout_is_the_least_squares_fit_of_the_output_layer():
+    from pinnlab.networks import build_network
+
+    g = torch.Generator().manual_seed(0)
+    net = build_network(3, 2, width=8, depth=2, generator=g).double()
+    xs = [torch.rand(40, 3, generator=g, dtype=torch.float64) for _ in range(3)]
+    phi = torch.cat([net.readout(x) for x in xs]).detach()
+    weight, bias = torch.randn(2, 8, generator=g, dtype=torch.float64), torch.tensor([1.0, -2.0])
+    noise = 0.1 * torch.randn(120, 2, generator=g, dtype=torch.float64)
+    y = phi @ weight.T + bias.double() + noise
+    assert fit_readout(net, zip(xs, y.split(40), strict=True)) == 120
+    # The normal equations batch by batch give the dense least-squares solution.
+    a = np.concatenate([phi.numpy(), np.ones((120, 1))], axis=1)
+    coef = np.linalg.lstsq(a, y.numpy(), rcond=None)[0]
+    np.testing.assert_allclose(net.out.weight.detach().numpy(), coef[:-1].T, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(net.out.bias.detach().numpy(), coef[-1], rtol=1e-7, atol=1e-9)
+    assert not np.allclose(coef[:-1].T, weight.numpy(), atol=1e-3)  # the noise was fitted too
+    bad = y[:40].clone()
+    bad[3, 1] = float("nan")
+    with pytest.raises(pl.TrainingError, match="not finite"):
+        fit_readout(net, [(xs[0], bad)])
+    with pytest.raises(pl.TrainingError, match="no samples"):
+        fit_readout(net, [])

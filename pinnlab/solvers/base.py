@@ -55,6 +55,13 @@ class Solver(ABC):
         modules of its own (initialised from ``generator``)."""
         return net
 
+    def finish(
+        self, model: nn.Module, generator: torch.Generator, *, progress: bool = False
+    ) -> dict[str, float]:
+        """Work after the training loop on the trained ``model`` (e.g. a least-squares fit of
+        its output layer); returns what the run records of it (nothing by default)."""
+        return {}
+
     def metrics(self, model: nn.Module) -> dict[str, float]:
         """Metrics only this method can measure for a trained ``model`` (e.g. an energy by
         Monte Carlo); the problem's truth gives the others."""

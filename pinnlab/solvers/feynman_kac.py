@@ -17,17 +17,29 @@ where Ỹ has the same conditional mean as Y and a smaller variance:
   coefficient that depends on ξ only; ∇N (detached) approximates the best one, the delta,
   by the martingale representation of Y. The loss keeps a floor (the variance of Ỹ): the
   loss is not the error.
+
+Stochastic gradients leave the weights with noise of the size of the learning rate, and
+Adam rescales every step by the noisy gradient: the error stalls above the Monte Carlo
+error that the samples drawn would allow. With ``refit`` = B, training ends with the exact
+least-squares fit of the network's output layer to B fresh batches (the loss is quadratic
+in it; :func:`pinnlab.training.fit_readout`): linear regression Monte Carlo on the features
+the network has learnt, whose estimation error falls as σ √(p / (B n)) for p features and
+σ the noise of Ỹ.
 """
 
 from __future__ import annotations
 
+import time
+
 import torch
 from pydantic import Field
 from torch import Tensor, nn
+from tqdm.auto import trange
 
 from .. import montecarlo
-from ..errors import FormError
-from ..networks import OutputAffine
+from ..errors import ConfigError, FormError
+from ..networks import OutputAffine, has_readout
+from ..training import fit_readout
 from .paths import PathSettings, PathSolver
 
 
@@ -38,6 +50,11 @@ class FeynmanKacSettings(PathSettings):
     antithetic: bool = Field(True, description="pair each path with its mirror (ξ, −W)")
     control_variate: bool = Field(
         True, description="subtract ∇N·(X_T − E[X_T]) (where the form knows E[X_T])"
+    )
+    refit: int = Field(
+        0,
+        ge=0,
+        description="fresh batches for a final least-squares fit of the output layer (0: none)",
     )
 
 
@@ -59,6 +76,12 @@ class FeynmanKac(PathSolver):
         return self.settings.euler_steps
 
     def wrap(self, net: nn.Module, hard_bc: bool, generator=None) -> nn.Module:
+        if self.settings.refit and not has_readout(net):
+            raise ConfigError(
+                "solver.refit fits the network's linear output layer; this network has none "
+                "that it exposes (net.kind mlp, resmlp or deepsets without net.additive have "
+                "one). Set solver.refit=0."
+            )
         return OutputAffine(net, *self.pilot())
 
     def samples(self, batch: dict[str, Tensor]) -> int:
@@ -87,12 +110,38 @@ class FeynmanKac(PathSolver):
             out["shift"] = self.discount() * shift
         return out
 
-    def loss(self, net: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    def _fit(self, net: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """N at the starts, and the regression target Ỹ (with the control variate, ∇N
+        detached)."""
         x, y = batch["x"], batch["target"]
-        if self.control:
-            x = x.detach().requires_grad_(True)
-        u = net(x).reshape(len(x))
-        if self.control:
-            (grad,) = torch.autograd.grad(u.sum(), x, retain_graph=True)
-            y = y - (batch["shift"] * grad.detach()).sum(dim=1)
+        with torch.enable_grad():
+            if self.control:
+                x = x.detach().requires_grad_(True)
+            u = net(x).reshape(len(x))
+            if self.control:
+                (grad,) = torch.autograd.grad(u.sum(), x, retain_graph=True)
+                y = y - (batch["shift"] * grad.detach()).sum(dim=1)
+        return u, y
+
+    def loss(self, net: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        u, y = self._fit(net, batch)
         return {"regression": (u - y).square().mean()}
+
+    def finish(
+        self, model: nn.Module, generator: torch.Generator, *, progress: bool = False
+    ) -> dict[str, float]:
+        """With ``refit``: the least-squares fit of the output layer to fresh batches (the
+        control variate's coefficient is the trained network's ∇N, fixed for all of them)."""
+        if not self.settings.refit:
+            return {}
+        start = time.perf_counter()
+        shift, scale = model.shift, model.scale
+
+        def pairs():
+            for _ in trange(self.settings.refit, desc="refit", disable=not progress):
+                batch = self.batch(generator)
+                _, y = self._fit(model, batch)
+                yield batch["x"], (y.detach() - shift) / scale
+
+        rows = fit_readout(model.net, pairs())
+        return {"refit_starts": rows, "refit_time": time.perf_counter() - start}
