@@ -6,6 +6,7 @@ The reference of a problem without a closed form (bs-max-call, bs-basket-call) i
 Carlo estimate at fixed points, with standard errors. This recomputes it ``--runs`` times at
 the same points with other seeds and as many paths, and prints per point:
 
+- ``re-runs``: the mean of the re-runs;
 - ``z_ref``: the stored reference minus the mean of the re-runs, in units of its standard
   error (with the re-runs' own uncertainty added): how far the reference itself is off;
 - with ``--solution``: the solution's error in standard errors against the stored reference
@@ -55,8 +56,8 @@ def main() -> None:
         f"{problem}: {args.runs} re-runs of {args.paths} paths at {len(ref.x)} points "
         f"({time.perf_counter() - start:.0f} s); spread / SE: rms {np.sqrt((spread**2).mean()):.2f}"
     )
-    columns = ["point", "reference", "SE", "z_ref"]
-    rows = [[i, values[0, i], errors[0, i], z_ref[i]] for i in range(len(ref.x))]
+    columns = ["point", "reference", "SE", "re-runs", "z_ref"]
+    rows = [[i, values[0, i], errors[0, i], others[i], z_ref[i]] for i in range(len(ref.x))]
     if args.solution:
         solution = pl.load(args.solution)
         u = np.asarray(solution(ref.x.numpy()), dtype=np.float64).reshape(-1)
@@ -65,7 +66,7 @@ def main() -> None:
         rows = [[*r, u[i], z[i], z_pool[i]] for i, r in enumerate(rows)]
     print(" ".join(f"{c:>10}" for c in columns))
     for r in rows:
-        print(" ".join(f"{v:>10d}" if isinstance(v, int) else f"{v:>10.4g}" for v in r))
+        print(" ".join(f"{v:>10d}" if isinstance(v, int) else f"{v:>10.6g}" for v in r))
     print(f"max |z_ref| {np.abs(z_ref).max():.2f}, rms {np.sqrt((z_ref**2).mean()):.2f}")
     if args.solution:
         for name, e in (("z", z), ("z_pool", z_pool)):
