@@ -140,8 +140,8 @@ class FeynmanKac(PathSolver):
         def pairs():
             for _ in trange(self.settings.refit, desc="refit", disable=not progress):
                 batch = self.batch(generator)
-                _, y = self._fit(model, batch)
-                yield batch["x"], (y.detach() - shift) / scale
+                y = self._fit(model, batch)[1].detach() if self.control else batch["target"]
+                yield batch["x"], (y - shift) / scale
 
         rows = fit_readout(model.net, pairs())
         return {"refit_starts": rows, "refit_time": time.perf_counter() - start}
