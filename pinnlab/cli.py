@@ -75,7 +75,7 @@ def _cmd_solve(args) -> int:
     env = solution.environment
     refit = (
         f", then the output layer fitted to {env['refit_starts']} starts "
-        f"({env['refit_time']:.1f} s)"
+        f"({env['finish_time']:.1f} s)"
         if "refit_starts" in env
         else ""
     )

@@ -91,10 +91,29 @@ def _set_linear(layer: nn.Linear, weight: Tensor, bias: Tensor | None) -> None:
 def has_readout(net: nn.Module) -> bool:
     """Whether ``net`` ends in a linear map of features it exposes: u = W φ(x) + b with
     φ = ``net.readout(x)`` and (W, b) replaced by ``net.set_readout(W, b)`` — what a
-    least-squares fit of the output layer (:func:`pinnlab.training.fit_readout`) needs."""
+    least-squares fit of the output layer (:func:`pinnlab.training.fit_readout`) needs.
+    Wrappers (a :class:`Chain`, :class:`OutputAffine`) have one when what they wrap has."""
     if isinstance(net, Chain):
         return has_readout(net[-1])
+    if isinstance(net, OutputAffine):
+        return has_readout(net.net)
     return hasattr(net, "readout") and hasattr(net, "set_readout")
+
+
+class _LinearOutput(nn.Module):
+    """A network u = out(readout(x)) whose output layer ``out`` is an ``nn.Linear``."""
+
+    out: nn.Linear
+
+    def readout(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.out(self.readout(x))
+
+    def set_readout(self, weight: Tensor, bias: Tensor) -> None:
+        """Replace the output layer: u = weight · readout(x) + bias."""
+        _set_linear(self.out, weight, bias)
 
 
 class Activation(nn.Module):
@@ -164,7 +183,7 @@ def _first(layer: nn.Linear, input_map: InputMap | None) -> tuple[Tensor, Tensor
     return input_map.fold(layer.weight, layer.bias)
 
 
-class MLP(nn.Module):
+class MLP(_LinearOutput):
     """Fully connected network: ``depth`` hidden layers of ``width`` units, linear output."""
 
     def __init__(
@@ -199,20 +218,13 @@ class MLP(nn.Module):
             x = self.act(F.linear(x, w, b))
         return x
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.out(self.readout(x))
-
-    def set_readout(self, weight: Tensor, bias: Tensor) -> None:
-        """Replace the output layer: u = weight · readout(x) + bias."""
-        _set_linear(self.out, weight, bias)
-
     def forward_jet(self, jet: Jet) -> Jet:
         for w, b in self._layers():
             jet = self.act.forward_jet(jet.linear(w, b))
         return jet.linear(self.out.weight, self.out.bias)
 
 
-class ResidualMLP(nn.Module):
+class ResidualMLP(_LinearOutput):
     """An input layer, then ``depth − 1`` residual blocks h ← h + σ(W h + b), linear output."""
 
     def __init__(
@@ -241,13 +253,6 @@ class ResidualMLP(nn.Module):
         for block in self.blocks:
             h = h + self.act(block(h))
         return h
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.out(self.readout(x))
-
-    def set_readout(self, weight: Tensor, bias: Tensor) -> None:
-        """Replace the output layer: u = weight · readout(x) + bias."""
-        _set_linear(self.out, weight, bias)
 
     def forward_jet(self, jet: Jet) -> Jet:
         h = self.act.forward_jet(jet.linear(*_first(self.inp, self.input_map)))
@@ -481,6 +486,16 @@ class OutputAffine(nn.Module):
 
     def forward_jet(self, jet: Jet) -> Jet:
         return propagate(self.net, jet) * self.scale + self.shift
+
+    def readout(self, x: Tensor) -> Tensor:
+        """The wrapped network's readout: u = shift + scale (W φ + b) is linear in it too."""
+        return self.net.readout(x)
+
+    def set_readout(self, weight: Tensor, bias: Tensor) -> None:
+        """u = weight · readout(x) + bias: the wrapped network's (W, b) with shift and scale
+        divided out."""
+        scale = self.scale.reshape(-1, 1)
+        self.net.set_readout(weight / scale, (bias - self.shift) / self.scale)
 
 
 class Additive(nn.Module):

@@ -330,12 +330,14 @@ def run(
         )
     began = time.perf_counter()
     finished = solver.finish(model, generator, progress=progress)  # e.g. a refit
+    finish_time = time.perf_counter() - began
+    if finished:
+        solution.environment.update(finished, finish_time=finish_time)
     solution.history = {k: np.asarray(v) for k, v in history.items()}
     solution.environment.update(
-        finished,
         steps=trainer.step,
         samples=trainer.samples,
-        wall_time=trainer.elapsed + time.perf_counter() - began,
+        wall_time=trainer.elapsed + finish_time,
         stop_reason=trainer.stop_reason,
         nan_restarts=trainer.nan_restarts,
         parameters=sum(p.numel() for p in model.parameters()),

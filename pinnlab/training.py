@@ -41,20 +41,16 @@ def fit_readout(net: nn.Module, pairs: Iterable[tuple[Tensor, Tensor]]) -> int:
     that of Cyr, Gulian, Patel, Perego & Trask, "Robust training and initialization of deep
     neural networks: an adaptive basis viewpoint", MSML 2020 (PMLR 107), arXiv:1912.04862.
     """
-    gram = rhs = None
+    gram = rhs = 0
     rows = 0
     for x, y in pairs:
         with torch.no_grad():
             phi = net.readout(x).double()
         a = torch.cat([phi, torch.ones_like(phi[:, :1])], dim=1)
-        y = y.double().reshape(len(a), -1)
-        if gram is None:
-            gram, rhs = a.T @ a, a.T @ y
-        else:
-            gram += a.T @ a
-            rhs += a.T @ y
+        gram = gram + a.T @ a
+        rhs = rhs + a.T @ y.double().reshape(len(a), -1)
         rows += len(a)
-    if gram is None:
+    if not rows:
         raise TrainingError("fit_readout: no samples to fit.")
     if not (torch.isfinite(gram).all() and torch.isfinite(rhs).all()):
         raise TrainingError("fit_readout: the features or targets are not finite.")

@@ -19,6 +19,7 @@ from pinnlab.networks import (
     DirichletTransform,
     FourierFeatures,
     InputMap,
+    OutputAffine,
     Projection,
     build_network,
     chebyshev,
@@ -112,7 +113,6 @@ def test_unknown_network_and_activation():
 def test_pinn_output_normalisation_uses_the_dirichlet_data():
     """u = mean + std · N with the mean and std of the boundary data, not of the solution."""
     from pinnlab.config import validate
-    from pinnlab.networks import OutputAffine
     from pinnlab.solvers.pinn import PINN, PINNSettings
 
     problem = pl.problem("poisson-sine", dim=6)
@@ -356,6 +356,10 @@ def test_readout_is_what_the_output_layer_maps_linearly(kw):
     net.set_readout(weight, bias)
     torch.testing.assert_close(net(x), phi @ weight.T + bias)
     torch.testing.assert_close(net.readout(x), phi)  # the features did not move
+    wrapped = OutputAffine(net, torch.tensor([1.0, -2.0]), torch.tensor([3.0, 0.5]))
+    assert has_readout(wrapped)
+    wrapped.set_readout(weight, bias)  # shift and scale folded into the network's layer
+    torch.testing.assert_close(wrapped(x), phi @ weight.T + bias)
     assert not has_readout(build_network(5, 1, additive=2, generator=gen()))
     assert has_readout(build_network(5, 1, bottleneck=2, generator=gen()))  # a Chain
 
