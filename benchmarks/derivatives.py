@@ -8,7 +8,7 @@ allocator, whose large blocks go back to the system when freed, so that the resi
 follows the live tensors: the growth of the peak resident set (reset after set-up through
 /proc/self/clear_refs) over its level before the step (CPU), or of
 ``torch.cuda.max_memory_allocated`` (CUDA). A step is one Adam step of pinnlab's PINN on
-poisson-sine in d dimensions (the body of ``Trainer._adam_step``): the loss with its Laplacian,
+poisson-sine in d dimensions (the body of ``Trainer._first_order_step``): the loss with its Laplacian,
 its backward pass, the update; same network (``--depth``×``--width`` tanh), same points
 (``--n-interior`` + ``--n-boundary``, fixed), same seed for every method. ``deepxde`` is the
 DeepXDE model :func:`pinnlab.interop.to_deepxde` builds for the same problem, whose Laplacian is
@@ -133,10 +133,10 @@ def one(method: str, dim: int, args) -> dict:
     )
     solver = PINN(problem, validate(PINNSettings, config.solver), dtype=torch.float32)
     if method == "deepxde":
-        batch = solver.batch(torch.Generator(device).manual_seed(args.seed))
+        batch = solver.points(torch.Generator(device).manual_seed(args.seed))
         c = deepxde_contestant(problem, args, batch, device, solver)
     else:
-        batch = solver.batch(torch.Generator(device).manual_seed(args.seed))
+        batch = solver.points(torch.Generator(device).manual_seed(args.seed))
         c = pinnlab_contestant(method, problem, config, batch, device)
     sync(device)
     base_rss = reset_peak_rss()  # the peak of the steps alone, not of the set-up

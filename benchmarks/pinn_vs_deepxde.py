@@ -20,7 +20,7 @@ DeepXDE also enforces the residual at the boundary points and evaluates it on it
 points twice (once as PDE points, once as condition points): it differentiates
 n_interior + 2·n_boundary rows per step where pinnlab differentiates n_interior.
 
-One step is the body of each library's own training loop: pinnlab's ``Trainer._adam_step``
+One step is the body of each library's own training loop: pinnlab's ``Trainer._first_order_step``
 (loss, backward, Adam) and DeepXDE's ``Model._train_step`` (the same, plus DeepXDE's conversion
 of its numpy points to tensors), without the loops' bookkeeping (logging, evaluation).
 Timing: after ``--warmup`` untimed steps, the contestants take turns running blocks of steps
@@ -129,9 +129,9 @@ def pinnlab_contestant(
 
     def run(n: int) -> None:
         for _ in range(n):
-            trainer._adam_step(optimizer, batch)
+            trainer._first_order_step(optimizer, batch)
 
-    return Contestant(name, run, lambda: model, residual_rows=len(batch["residual"]))
+    return Contestant(name, run, lambda: model.module, residual_rows=len(batch["residual"]))
 
 
 def deepxde_contestant(
@@ -182,7 +182,7 @@ def bench_dim(dim: int, steps: int, timing: int, args, device: torch.device) -> 
     problem = pl.problem(PROBLEM, dim=dim)
     config = run_config(dim, args, device, "forward", steps)
     solver = PINN(problem, validate(PINNSettings, config.solver), dtype=torch.float32)
-    batch = solver.batch(torch.Generator(device).manual_seed(args.seed))
+    batch = solver.points(torch.Generator(device).manual_seed(args.seed))
 
     contestants = [pinnlab_contestant("pinnlab", problem, config, batch, device)]
     contestants.append(deepxde_contestant(problem, args, batch, device, solver))

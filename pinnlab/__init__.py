@@ -37,6 +37,7 @@ from .problem import (
 from .registry import Catalogue, catalogue, problem
 from .run import make_config, run, solve
 from .solution import Solution, load
+from .solvers import Model, Solver
 
 __version__ = "0.1.0"
 
@@ -53,6 +54,7 @@ __all__ = [
     "FormError",
     "HamiltonianForm",
     "Jet",
+    "Model",
     "Neumann",
     "ParameterError",
     "Periodic",
@@ -64,6 +66,7 @@ __all__ = [
     "Slit",
     "Solution",
     "SolutionFileError",
+    "Solver",
     "SpaceTime",
     "StochasticForm",
     "StrongForm",

@@ -29,7 +29,7 @@ from .networks import ACTIVATIONS, INITS, NETWORKS, Projection, build_network
 from .problem import Problem
 from .registry import catalogue, shipped_dir
 from .solution import Solution
-from .solvers import SOLVERS, check_form
+from .solvers import SOLVERS, Model, Solver, check_form
 from .training import Trainer
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -100,7 +100,7 @@ def make_config(
     if cfg.net.init not in INITS:
         raise unknown_name("initialisation (net.init)", cfg.net.init, INITS)
     problem = build_problem(cfg, problems_dirs)
-    _solver(problem, cfg, DTYPES[cfg.dtype])  # checks the form and the settings against it
+    build_solver(problem, cfg)  # checks the form and the settings against it
     # Record every value, defaults included, so the config alone rebuilds the run later.
     return cfg.model_copy(
         update={
@@ -132,33 +132,37 @@ def build_problem(config: RunConfig, problems_dirs: Iterable = ()) -> Problem:
     return catalogue(problems_dirs).problem(config.problem.id, **config.problem.params())
 
 
-def _solver(problem: Problem, config: RunConfig, dtype: torch.dtype):
+def build_solver(problem: Problem, config: RunConfig) -> Solver:
+    """The (immutable) solver a config describes for ``problem``; fails at once when the
+    problem lacks the form it needs or a setting does not apply to it."""
     cls = SOLVERS[config.method]
     check_form(problem, cls, SOLVERS)
-    return cls(problem, validate(cls.Settings, config.solver, prefix="solver"), dtype=dtype)
+    settings = validate(cls.Settings, config.solver, prefix="solver")
+    return cls(problem, settings, dtype=DTYPES[config.dtype], hard_bc=config.net.hard_bc)
 
 
 def build_model(
-    problem: Problem, config: RunConfig, *, device: torch.device, solver=None, trained=False
-) -> nn.Module:
-    """The network a config describes for ``problem``, initialised from the config's seed.
+    problem: Problem,
+    config: RunConfig,
+    *,
+    device: torch.device,
+    solver: Solver | None = None,
+    trained: bool = False,
+) -> Model:
+    """The solver's :class:`~pinnlab.solvers.Model` of the network a config describes for
+    ``problem``, initialised from the config's seed, on ``device`` in the config's dtype.
 
     ``trained=True`` builds it to receive trained weights (a saved solution): the bottleneck
-    is not fixed by the source, since the saved weights replace it. (The solver's ``wrap``
+    is not fixed by the source, since the saved weights replace it. (The solver's ``setup``
     still computes its output scaling and starting constant, which the saved buffers then
     replace too.)
     """
     dtype = DTYPES[config.dtype]
-    solver = solver or _solver(problem, config, dtype)
+    solver = solver or build_solver(problem, config)
     init = torch.Generator().manual_seed(config.seed)
     domain = solver.input_domain()
     periodic = None
     if config.net.periodic:
-        if not hasattr(solver, "periodic_column"):
-            raise ConfigError(
-                f"net.periodic: method '{config.method}' imposes no Periodic conditions; "
-                "set net.periodic=0."
-            )
         periodic = (*solver.periodic_column(), config.net.periodic)
     if config.net.kind == "deepsets":
         _check_exchangeable(problem, domain.dim)
@@ -174,7 +178,9 @@ def build_model(
     )
     if config.net.bottleneck_basis == "source" and not trained:
         _fix_bottleneck(net, solver, config)
-    return solver.wrap(net, config.net.hard_bc, init).to(device=device, dtype=dtype)
+    model = solver.setup(net, init)
+    model.module.to(device=device, dtype=dtype)
+    return model
 
 
 def _check_exchangeable(problem: Problem, inputs: int) -> None:
@@ -199,11 +205,6 @@ def _fix_bottleneck(net: nn.Module, solver, config: RunConfig) -> None:
     where = "net.bottleneck_basis=source"
     if not config.net.bottleneck:
         raise ConfigError(f"{where} fixes the rows of a bottleneck: set net.bottleneck=r ≥ 1.")
-    if not hasattr(solver, "source_gradients"):
-        raise ConfigError(
-            f"{where}: method '{config.method}' has no strong-form residual to take the source "
-            "from; use method pinn, or net.bottleneck_basis=learned."
-        )
     if config.net.periodic:
         raise ConfigError(
             f"{where}: with net.periodic the bottleneck sees the periodic embedding, not the "
@@ -289,12 +290,11 @@ def run(
     """
     reuse_freed_memory()
     device = resolve_device(config.device)
-    dtype = DTYPES[config.dtype]
     problem = build_problem(config, problems_dirs)
-    solver = _solver(problem, config, dtype)
+    solver = build_solver(problem, config)
     model = build_model(problem, config, device=device, solver=solver)
     generator = torch.Generator(device=device).manual_seed(config.seed)
-    solution = Solution(problem, model, config, environment=environment(device, config.seed))
+    solution = Solution(problem, model.module, config, environment=environment(device, config.seed))
     has_truth = solver.has_truth or hasattr(problem, "exact") or solution.reference() is not None
     if not has_truth and config.train.target_error is not None:
         raise ConfigError(

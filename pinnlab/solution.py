@@ -165,9 +165,9 @@ class Solution:
 
     def solver(self) -> Solver:
         """The solver of this solution's config (for what only its method can measure)."""
-        cls = SOLVERS[self.config.method]
-        settings = cls.Settings.model_validate(self.config.solver)
-        return cls(self.problem, settings, dtype=self._param.dtype)
+        from .run import build_solver
+
+        return build_solver(self.problem, self.config)
 
     def reference(self) -> Reference | None:
         """The problem's reference values (``problem.reference()``), computed once; None if
@@ -289,7 +289,7 @@ def load(path: str | os.PathLike, *, device: str = "cpu", problems_dirs=()) -> S
         except (KeyError, OSError, RuntimeError, ValueError, TypeError) as e:  # h5py raises all
             raise SolutionFileError(f"'{path}' is damaged or incomplete: {e}") from None
     problem = catalogue(problems_dirs).problem(config.problem.id, **config.problem.params())
-    model = build_model(problem, config, device=torch.device(device), trained=True)
+    model = build_model(problem, config, device=torch.device(device), trained=True).module
     try:
         model.load_state_dict(state)
     except RuntimeError as e:

@@ -25,7 +25,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from .config import TrainSection
 from .errors import TrainingError
 from .files import atomic_write
-from .solvers.base import Solver
+from .solvers.base import Model, Solver
 
 
 def fit_readout(net: nn.Module, pairs: Iterable[tuple[Tensor, Tensor]]) -> int:
@@ -122,7 +122,7 @@ def _scheduler(optimizer, s: TrainSection, steps: int):
 
 
 class Trainer:
-    """Trains ``model`` on ``solver``'s loss with the settings of a ``train`` config section.
+    """Trains ``model`` (what ``solver.setup`` returned) on ``solver``'s loss with the settings of a ``train`` config section.
 
     ``evaluate`` returns the current error (the run's metric) and is called every
     ``eval_every`` steps; ``checkpoint`` is where checkpoints go (None: none are written);
@@ -132,7 +132,7 @@ class Trainer:
     def __init__(
         self,
         solver: Solver,
-        model: nn.Module,
+        model: Model,
         settings: TrainSection,
         *,
         generator: torch.Generator,
@@ -141,7 +141,9 @@ class Trainer:
         fingerprint: str = "",
         progress: bool = True,
     ):
-        self.solver, self.model, self.s = solver, model, settings
+        self.solver, self.s = solver, settings
+        #: The run's model (what the solver's hooks take) and the module trained in it.
+        self.model, self.module = model, model.module
         self.generator = generator
         self.evaluate = evaluate
         self.checkpoint = checkpoint
@@ -167,7 +169,7 @@ class Trainer:
             "samples": self.samples,
             "elapsed": self.elapsed,
             "nan_restarts": self.nan_restarts,
-            "model": self.model.state_dict(),
+            "model": self.module.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler else None,
             "generator": self.generator.get_state(),
@@ -209,9 +211,9 @@ class Trainer:
         phases = _phases(s)
         total_steps = sum(n for _, n in phases)
         state = self._load_checkpoint() if resume else None
-        device = next(self.model.parameters()).device
+        device = next(self.module.parameters()).device
         if state is not None:
-            self.model.load_state_dict(state["model"])
+            self.module.load_state_dict(state["model"])
             self.step, self.elapsed = state["step"], state["elapsed"]
             self.samples = state.get("samples", 0)
             self.nan_restarts = state["nan_restarts"]
@@ -232,10 +234,10 @@ class Trainer:
                 lr = s.lr * 0.5**self.nan_restarts
                 # Frozen weights (a bottleneck fixed by the source) are left out: L-BFGS would
                 # otherwise carry their zero gradients in every flat vector and curvature pair.
-                trained = [p for p in self.model.parameters() if p.requires_grad]
+                trained = [p for p in self.module.parameters() if p.requires_grad]
                 optimizer = _optimizer(kind, trained, s, lr)
                 scheduler = _scheduler(optimizer, s, n) if kind != "lbfgs" else None
-                self.ema = _average(self.model, s.ema) if kind != "lbfgs" else None
+                self.ema = _average(self.module, s.ema) if kind != "lbfgs" else None
                 batch, fresh = None, True
                 if state is not None:
                     # The checkpoint restores the optimizer's state, not its settings (those are
@@ -254,7 +256,7 @@ class Trainer:
                     batch = self._draw(kind)
                 stop = self._train_phase(kind, optimizer, scheduler, batch, fresh, end, bar, start)
                 if self.ema is not None:  # the phase ends with the averaged weights
-                    self.model.load_state_dict(self.ema.module.state_dict())
+                    self.module.load_state_dict(self.ema.module.state_dict())
                     self.ema = None
                 if stop:
                     break
@@ -333,7 +335,7 @@ class Trainer:
     def _draw(self, kind: str) -> dict:
         """A fresh batch; L-BFGS gets ``lbfgs_batches`` of them at once (one larger fixed sample)."""
         count = 1 if kind != "lbfgs" else self.s.lbfgs_batches
-        batches = [self.solver.batch(self.generator) for _ in range(count)]
+        batches = [self.solver.batch(self.model, self.generator) for _ in range(count)]
         self.samples += sum(self.solver.samples(b) for b in batches)
         if count == 1:
             return batches[0]
@@ -344,10 +346,10 @@ class Trainer:
         total, terms = self._loss(batch)
         total.backward()
         if self.s.clip_grad is not None:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.s.clip_grad)
+            nn.utils.clip_grad_norm_(self.module.parameters(), self.s.clip_grad)
         optimizer.step()
         if self.ema is not None:
-            self.ema.update_parameters(self.model)
+            self.ema.update_parameters(self.module)
         return {"loss": total.detach(), **{k: v.detach() for k, v in terms.items()}}
 
     def _lbfgs_step(self, optimizer, batch) -> dict:
@@ -369,7 +371,7 @@ class Trainer:
         """Move pending losses to the history; False if a loss or a weight is not finite."""
         keys = list(pending[0][1])
         values = torch.stack([torch.stack([t[k] for k in keys]) for _, t, _ in pending])
-        weights_finite = torch.stack([p.isfinite().all() for p in self.model.parameters()]).all()
+        weights_finite = torch.stack([p.isfinite().all() for p in self.module.parameters()]).all()
         values, weights_finite = values.cpu(), bool(weights_finite)  # one sync per flush
         steps = [(st, lr) for st, _, lr in pending]
         pending.clear()
@@ -392,12 +394,12 @@ class Trainer:
         ``train.ema``); True if the target error is met."""
         if self.ema is None:
             return self._eval_model(bar, start, batch)
-        current = copy.deepcopy(self.model.state_dict())
-        self.model.load_state_dict(self.ema.module.state_dict())
+        current = copy.deepcopy(self.module.state_dict())
+        self.module.load_state_dict(self.ema.module.state_dict())
         try:
             return self._eval_model(bar, start, batch)
         finally:
-            self.model.load_state_dict(current)
+            self.module.load_state_dict(current)
 
     def _eval_model(self, bar, start, batch) -> bool:
         diagnostics = self.solver.diagnostics(self.model, batch)
@@ -425,7 +427,7 @@ class Trainer:
     def _snapshot(self, optimizer, scheduler) -> dict:
         return copy.deepcopy(
             {
-                "model": self.model.state_dict(),
+                "model": self.module.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict() if scheduler else None,
                 "ema": self.ema.state_dict() if self.ema is not None else None,
@@ -440,7 +442,7 @@ class Trainer:
                 f"{self.step}), even after halving the learning rate each time; lower train.lr, "
                 "set train.clip_grad, or check the problem's data for non-finite values."
             )
-        self.model.load_state_dict(good["model"])
+        self.module.load_state_dict(good["model"])
         optimizer.load_state_dict(good["optimizer"])
         if scheduler is not None:
             scheduler.load_state_dict(good["scheduler"])

@@ -136,7 +136,7 @@ def test_the_rayleigh_quotient_of_the_ground_state_is_its_energy():
     """Eigenvalue form: the quotient of ψ₀ on the fixed sample is E₀ within 4 (delta-method)
     standard errors; perturbed states lie higher."""
     problem = pl.problem("infinite-well", dim=3)
-    solver = DeepRitz(problem, validate(DeepRitzSettings, {}), dtype=torch.float64)
+    solver = DeepRitz(problem, validate(DeepRitzSettings, {}), dtype=torch.float64, hard_bc=True)
     exact = solver.metrics(_Product(0.0))
     e0 = 3 * math.pi**2 / 2
     assert solver.has_truth and exact["energy_stderr"] > 0

@@ -86,7 +86,7 @@ def test_poisson_sine_model_is_the_catalogue_problem():
     dx = to_deepxde(problem, n_interior=32, n_boundary=16, width=16, depth=2, seed=3)
 
     # Same points (pinnlab's first batch for the seed) and same initial weights.
-    batch = PINN(problem, PINNSettings(n_interior=32, n_boundary=16), dtype=torch.float32).batch(
+    batch = PINN(problem, PINNSettings(n_interior=32, n_boundary=16), dtype=torch.float32).points(
         torch.Generator().manual_seed(3)
     )
     data = dx.model.data
@@ -119,7 +119,7 @@ def test_poisson_sine_model_is_the_catalogue_problem():
     assert len(losses) == 2 and all(torch.isfinite(torch.as_tensor(loss)).all() for loss in losses)
     solver = PINN(problem, PINNSettings(n_interior=32, n_boundary=16), dtype=torch.float32)
     with torch.no_grad():
-        boundary = solver.loss(init, batch)["boundary"]
+        boundary = solver.loss(solver.bind(init), batch)["boundary"]
     assert losses[0][1] == pytest.approx(float(boundary), rel=1e-5)
     p = torch.rand(5, 2)
     torch.testing.assert_close(dx(p), dx.network()(p).squeeze(1).detach())

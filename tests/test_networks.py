@@ -117,7 +117,7 @@ def test_pinn_output_normalisation_uses_the_dirichlet_data():
 
     problem = pl.problem("poisson-sine", dim=6)
     solver = PINN(problem, validate(PINNSettings, {}), dtype=torch.float32)
-    model = solver.wrap(build_network(6, 1, width=8, depth=2, generator=gen()), hard_bc=False)
+    model = solver.setup(build_network(6, 1, width=8, depth=2, generator=gen()), gen()).module
     assert isinstance(model, OutputAffine)
     y = pl.Box(6).sample_boundary(200_000, generator=gen(), dtype=torch.float64)
     data = problem.exact(y)
@@ -128,7 +128,7 @@ def test_pinn_output_normalisation_uses_the_dirichlet_data():
 
     plain = PINN(problem, validate(PINNSettings, {"normalize_output": False}), dtype=torch.float32)
     net = build_network(6, 1, width=8, depth=2, generator=gen())
-    assert plain.wrap(net, hard_bc=False) is net
+    assert plain.setup(net, gen()).module is net
 
 
 @pytest.mark.parametrize("kind", list(NETWORKS))
@@ -216,7 +216,7 @@ def test_additive_and_bottleneck_parts_act_on_the_periodic_embedding():
     # From a config: the run builds the same composition (no ConfigError).
     sets = ["net.additive=2", "net.bottleneck=4", "net.periodic=2"]
     config = pl.make_config("nls", sets=sets)
-    model = build_model(pl.problem("nls"), config, device=torch.device("cpu"))
+    model = build_model(pl.problem("nls"), config, device=torch.device("cpu")).module
     embedded = next(m for m in model.modules() if isinstance(m, Chain))
     assert isinstance(embedded[1], Additive) and isinstance(embedded[1].net[0], Projection)
 
@@ -249,7 +249,7 @@ def test_projection_fixed_to_gradients_projects_raw_inputs_onto_them():
 def test_bottleneck_basis_source_spans_the_ridge_directions_and_stays_fixed(tmp_path):
     problem = pl.problem("poisson-ridge", dim=40)
     config = _source_config("poisson-ridge", 40, bottleneck=6)
-    proj = _projection(build_model(problem, config, device=torch.device("cpu")))
+    proj = _projection(build_model(problem, config, device=torch.device("cpu")).module)
     rows = proj.weight.detach().double()
     assert torch.count_nonzero(rows.norm(dim=1)) == 4  # u varies along 4 directions only
     v, _, _ = problem.coefficients(rows)

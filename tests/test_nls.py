@@ -198,11 +198,11 @@ def test_reference_is_cached_and_a_damaged_file_is_recomputed(tmp_path, monkeypa
 
 
 # --- periodic conditions -----------------------------------------------------------------
-def _pinn(net_periodic: int = 0) -> tuple[PINN, torch.nn.Module]:
+def _pinn(net_periodic: int = 0) -> tuple[PINN, pl.Model]:
     p = problem()
     solver = PINN(p, PINN.Settings(n_interior=16, n_boundary=32), dtype=torch.float64)
     net = build_network(2, 2, generator=torch.Generator().manual_seed(0), width=8, depth=2)
-    return solver, solver.wrap(net.double(), False)
+    return solver, solver.setup(net.double(), torch.Generator())
 
 
 def detached(terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -210,8 +210,8 @@ def detached(terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def test_soft_periodic_terms_vanish_for_periodic_functions_only():
-    solver, _ = _pinn()
-    batch = solver.batch(torch.Generator().manual_seed(0))
+    solver, model = _pinn()
+    batch = solver.batch(model, torch.Generator().manual_seed(0))
     assert batch["periodic"].shape == (32, 2)
     w = math.pi / 5
 

@@ -26,7 +26,7 @@ def untrained(problem_id="poisson-sine", problems_dirs=(), **sections) -> pl.Sol
     """A solution with freshly initialised weights (no training needed to test storage)."""
     cfg = tiny_config(problem_id, problems_dirs=problems_dirs, **sections)
     problem = pl.catalogue(problems_dirs).problem(cfg.problem.id, **cfg.problem.params())
-    model = build_model(problem, cfg, device=torch.device("cpu"))
+    model = build_model(problem, cfg, device=torch.device("cpu")).module
     return pl.Solution(problem, model, cfg, history={"loss": [1.0, 0.5]}, environment={"x": 1})
 
 

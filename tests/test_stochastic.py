@@ -194,7 +194,8 @@ def test_feynman_kac_learns_the_geometric_basket_price(tmp_path):
 
 def test_feynman_kac_control_variate_and_antithetics_reduce_the_loss_floor():
     """The regression target's variance (the loss floor) drops with each reduction."""
-    from pinnlab.run import _solver
+    from pinnlab.run import build_solver
+    from pinnlab.solvers import Model
 
     exact = basket(dim=2)
 
@@ -208,9 +209,10 @@ def test_feynman_kac_control_variate_and_antithetics_reduce_the_loss_floor():
     for cv, anti in [(False, False), (False, True), (True, True)]:
         cfg = fk_config(steps=0)
         cfg.solver.update(control_variate=cv, antithetic=anti, n_samples=20000)
-        solver = _solver(exact, cfg, torch.float64)
-        batch = solver.batch(gen(5))
-        floors.append(float(solver.loss(Exact(), batch)["regression"].detach()))
+        solver = build_solver(exact, cfg.model_copy(update={"dtype": "float64"}))
+        model = Model(Exact())
+        batch = solver.batch(model, gen(5))
+        floors.append(float(solver.loss(model, batch)["regression"].detach()))
     assert floors[0] > 3 * floors[1] > 0 and floors[1] > 1.3 * floors[2], floors
 
 

@@ -296,9 +296,9 @@ def test_resampling_draws_fresh_points_every_k_steps(monkeypatch):
     calls = {"n": 0}
     original = PINN.batch
 
-    def batch(self, generator):
+    def batch(self, model, generator):
         calls["n"] += 1
-        return original(self, generator)
+        return original(self, model, generator)
 
     monkeypatch.setattr(PINN, "batch", batch)
     for every, expected in ((0, 1), (1, 6), (2, 3), (4, 2)):
@@ -313,7 +313,7 @@ def test_gradient_clipping_limits_the_updates():
         problem = pl.problem("poisson-sine", dim=2)
         from pinnlab.run import build_model
 
-        start = build_model(problem, cfg, device=torch.device("cpu")).state_dict()
+        start = build_model(problem, cfg, device=torch.device("cpu")).module.state_dict()
         end = pl.run(cfg).model.state_dict()
         return max(float((end[k] - start[k]).abs().max()) for k in start)
 
@@ -342,12 +342,12 @@ def test_mean_weight_splits_the_mean_square_into_variance_and_mean():
         settings = config.solver | {"mean_weight": w}
         solver = PINN(problem, PINN.Settings.model_validate(settings), dtype=torch.float32)
         model = build_model(problem, config, device=torch.device("cpu"), solver=solver)
-        batch = batch or solver.batch(torch.Generator().manual_seed(0))
+        batch = batch or solver.batch(model, torch.Generator().manual_seed(0))
         r = solver._residual(model, batch["residual"], None).detach()
         expected = (r - r.mean()).square().mean() + w * r.mean().square()
         loss = solver.loss(model, batch)
         torch.testing.assert_close(loss["residual"].detach(), expected)
-        e = (model(batch["boundary"]).squeeze(1) - problem.exact(batch["boundary"])).detach()
+        e = (model.module(batch["boundary"]).squeeze(1) - problem.exact(batch["boundary"])).detach()
         boundary = (e - e.mean()).square().mean() + w * e.mean().square()
         torch.testing.assert_close(loss["boundary"].detach(), boundary)
         if w == 1.0:
@@ -390,18 +390,19 @@ def test_hard_boundary_conditions():
 def test_hard_bc_starts_from_the_least_squares_constant():
     """u = g + φ(c + N) with c minimising the initial mean squared residual (measured here
     by moving c), saved with the weights; a file from before the shift loads with c = 0."""
-    from pinnlab.run import _solver, build_model
+    from pinnlab.run import build_model, build_solver
 
     cfg = tiny_config("poisson-ball", dim=30, net={"width": 8, "depth": 2, "hard_bc": True})
     problem = pl.problem("poisson-ball", dim=30)
-    solver = _solver(problem, cfg, torch.float32)
-    model = build_model(problem, cfg, device=torch.device("cpu"), solver=solver)
+    solver = build_solver(problem, cfg)
+    bound = build_model(problem, cfg, device=torch.device("cpu"), solver=solver)
+    model = bound.module
     c = model.shift.clone()
     x = pl.Ball(30).sample_interior(256, generator=torch.Generator().manual_seed(0))
 
     def mean_square(shift):
         model.shift = shift
-        return float(solver.loss(model, {"residual": x})["residual"].detach())
+        return float(solver.loss(bound, {"residual": x})["residual"].detach())
 
     best = mean_square(c)
     assert abs(float(c)) > 1.0  # u/φ = Σ cᵢ sin(…), far from N's unit start at this seed

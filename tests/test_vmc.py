@@ -161,10 +161,10 @@ def test_local_energy_matches_a_dense_reference(problem_id):
             p.add_(0.3 * torch.randn(p.shape, generator=g, dtype=p.dtype))
     x = solver._start(g, torch.float64)
     e_local, log_psi = solver.local_energy(model, x)
-    d = pl.Derivatives(model, x, method="reverse")
+    d = pl.Derivatives(model.module, x, method="reverse")
     reference = -0.5 * (d.laplacian + d.grad.square().sum(dim=1)) + solver.spec.potential(x)
     torch.testing.assert_close(e_local, reference, rtol=1e-10, atol=1e-10)
-    torch.testing.assert_close(log_psi, model(x)[:, 0], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(log_psi, model.module(x)[:, 0], rtol=1e-12, atol=1e-12)
 
 
 def _set_envelope(model, a: float, b: float) -> None:
@@ -175,8 +175,8 @@ def _set_envelope(model, a: float, b: float) -> None:
 def test_the_exact_ansatz_measures_the_exact_energy():
     """ψ = e^{−ω r²/2} (network zero): E = E₀ with zero variance; the metrics say so."""
     solver, model = _solver("harmonic-oscillator", walkers=128, burn_in=50, eval_measurements=16)
-    _set_envelope(model, 1e-12, 0.5)
-    m = solver.metrics(model)
+    _set_envelope(model.module, 1e-12, 0.5)
+    m = solver.metrics(model.module)
     assert abs(m["energy"] - 1.5) < 1e-9 and m["energy_variance"] < 1e-9
     assert m["energy_rel_error"] < 1e-9 and m["energy_nonfinite"] == 0
 
@@ -186,8 +186,8 @@ def test_a_gaussian_trial_state_has_its_analytic_energy():
     4 error bars of it (sampler, local energy and blocking together), far above E₀."""
     solver, model = _solver("harmonic-oscillator", walkers=512, burn_in=200, eval_measurements=128)
     b = 0.8
-    _set_envelope(model, 1e-12, b)
-    m = solver.metrics(model)
+    _set_envelope(model.module, 1e-12, b)
+    m = solver.metrics(model.module)
     exact = 3 * (b / 2 + 1 / (8 * b))
     assert abs(m["energy"] - exact) < 4 * m["energy_stderr"]
     assert m["energy_stderr"] < 0.01 and m["energy_z"] > 10
@@ -198,7 +198,7 @@ def test_non_finite_local_energies_are_counted_not_averaged():
     x = torch.randn(16, 3, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
     x[3] = 0.0  # on the nucleus: V = −∞
     terms = solver.loss(model, {"walkers": x})
-    assert torch.isfinite(terms["energy"]) and solver.nonfinite == 1
+    assert torch.isfinite(terms["energy"]) and model.state["nonfinite"] == 1
     terms["energy"].backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters())
 
@@ -234,13 +234,13 @@ def test_natural_gradient_is_the_preconditioned_gradient(walkers):
             p.add_(0.3 * torch.randn(p.shape, generator=g, dtype=p.dtype))
     x = solver._start(g, torch.float64)
     params = list(model.parameters())
-    model.zero_grad()
+    model.module.zero_grad()
     solver.loss(model, {"walkers": x})["energy"].backward()
     delta = torch.cat([p.grad.reshape(-1) for p in params])
 
     rows = []
     for y in x:
-        grads = torch.autograd.grad(model(y[None])[0, 0], params)
+        grads = torch.autograd.grad(model.module(y[None])[0, 0], params)
         rows.append(torch.cat([v.reshape(-1) for v in grads]))
     o = torch.stack(rows)
     o = o - o.mean(dim=0)

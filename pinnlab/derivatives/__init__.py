@@ -33,6 +33,7 @@ __all__ = [
     "Jet",
     "choose_method",
     "get_method",
+    "method_for",
     "propagate",
 ]
 
@@ -63,16 +64,35 @@ def get_method(name: str, *, probes: int = 16):
     raise unknown_name("derivative method", name, METHODS)
 
 
-def choose_method(name: str, net, in_dim: int, *, probes: int = 16, dtype=None, device=None):
-    """Resolve ``name`` for ``net`` on inputs of ``in_dim`` columns (``auto`` picks by size)."""
+def choose_method(
+    name: str, net, in_dim: int, *, probes: int = 16, dtype=None, device=None, exact=False
+):
+    """Resolve ``name`` for ``net`` on inputs of ``in_dim`` columns: ``auto`` is ``reduced``
+    where the first-layer reduction applies, else ``forward`` up to ``AUTO_FORWARD_MAX_DIM``
+    columns (at any size with ``exact``), else ``hutchinson``."""
     if name != "auto":
         return get_method(name, probes=probes)
     dtype = dtype or torch.get_default_dtype()
     if reducible(net, in_dim, dtype=dtype, device=device):
         return ReducedMode()
-    if in_dim <= AUTO_FORWARD_MAX_DIM:
+    if exact or in_dim <= AUTO_FORWARD_MAX_DIM:
         return ForwardMode()
     return Hutchinson(probes)
+
+
+def method_for(module, name: str, in_dim: int, *, probes: int = 16, exact: bool = False):
+    """:func:`choose_method` for ``module`` as it is (its parameters' dtype and device): the
+    one place a solver resolves its derivative method."""
+    param = next(module.parameters(), None)
+    return choose_method(
+        name,
+        module,
+        in_dim,
+        probes=probes,
+        dtype=param.dtype if param is not None else None,
+        device=param.device if param is not None else None,
+        exact=exact,
+    )
 
 
 class Derivatives:

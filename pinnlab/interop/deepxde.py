@@ -387,7 +387,7 @@ def to_deepxde(
     if points is None:
         settings = PINNSettings(n_interior=n_interior, n_boundary=n_boundary)
         generator = torch.Generator(device).manual_seed(seed)
-        points = PINN(problem, settings, dtype=torch.float32).batch(generator)
+        points = PINN(problem, settings, dtype=torch.float32).points(generator)
     missing = {"residual", *form.conditions} - set(points)
     if missing:
         raise ShapeError(

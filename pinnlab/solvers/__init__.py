@@ -1,6 +1,6 @@
 """Solvers, by method name."""
 
-from .base import Solver, check_form
+from .base import Model, Solver, check_form
 from .deep_bsde import DeepBSDE
 from .deep_ritz import DeepRitz
 from .feynman_kac import FeynmanKac
@@ -15,4 +15,14 @@ SOLVERS: dict[str, type[Solver]] = {
     "vmc": VMC,
 }
 
-__all__ = ["PINN", "SOLVERS", "VMC", "DeepBSDE", "DeepRitz", "FeynmanKac", "Solver", "check_form"]
+__all__ = [
+    "PINN",
+    "SOLVERS",
+    "VMC",
+    "DeepBSDE",
+    "DeepRitz",
+    "FeynmanKac",
+    "Model",
+    "Solver",
+    "check_form",
+]

@@ -1,41 +1,92 @@
-"""What every solver is: a declared form, a settings model, and two hooks.
+"""What every solver is: a declared form, a settings model, ``setup`` and two hooks.
 
-A solver draws a batch of points (``batch``) and turns the network and a batch into a dict of
-named loss terms (``loss``); the one training loop in :mod:`pinnlab.training` does the rest.
+A solver is immutable: it is built from (problem, settings) and never changes after. For one
+run, ``setup(net, generator)`` returns a :class:`Model`: the module trained and saved (the
+network, wrapped where the method transforms it), the derivative method resolved for it, and
+whatever state the run carries between steps. Then the two hooks take the model explicitly:
+``batch(model, generator)`` draws training points and ``loss(model, batch)`` turns them into a
+dict of named loss terms; the one training loop in :mod:`pinnlab.training` does the rest.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from ..config import Section
 from ..domains import Domain
-from ..errors import FormError
+from ..errors import ConfigError, FormError
 from ..problem import FORMS, Problem
 
 
+@dataclass
+class Model:
+    """One run's model: what :meth:`Solver.setup` returns and the hooks take.
+
+    ``module`` is what is trained and saved; ``method`` the derivative method resolved for it
+    (None where the solver takes no second derivatives); ``imposed`` the names of the
+    conditions the module satisfies by construction (a hard Dirichlet transform, an exact
+    periodic embedding), which are not sampled; ``state`` what a run carries from step to
+    step beside the weights (the Metropolis chains of vmc).
+    """
+
+    module: nn.Module
+    method: Any = None
+    imposed: frozenset[str] = frozenset()
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def parameters(self):
+        return self.module.parameters()
+
+
 class Solver(ABC):
-    """Base class. Subclasses set ``name``, ``form`` and ``Settings``."""
+    """Base class. Subclasses set ``name``, ``form`` and ``Settings``; a solver that can
+    impose Dirichlet data exactly (``net.hard_bc``) sets ``hard_bc`` True."""
 
     name: ClassVar[str]
     form: ClassVar[str]
     Settings: ClassVar[type[Section]]
+    #: Whether the solver imposes Dirichlet data exactly when asked (``net.hard_bc``).
+    hard_bc: ClassVar[bool] = False
 
-    def __init__(self, problem: Problem, settings: Section, *, dtype: torch.dtype):
+    def __init__(
+        self, problem: Problem, settings: Section, *, dtype: torch.dtype, hard_bc: bool = False
+    ):
+        if hard_bc and not type(self).hard_bc:
+            from . import SOLVERS
+
+            fit = sorted(name for name, s in SOLVERS.items() if s.hard_bc)
+            raise ConfigError(
+                f"net.hard_bc: method '{self.name}' imposes no Dirichlet data exactly; set "
+                f"net.hard_bc=false (methods that do: {', '.join(fit)})."
+            )
         self.problem = problem
         self.settings = settings
         self.dtype = dtype
+        #: Whether the Dirichlet data are imposed exactly (a hard-constraint transform).
+        self.hard = hard_bc
+
+    def setup(self, net: nn.Module, generator: torch.Generator) -> Model:
+        """The run's :class:`Model` for the network ``net``: by default ``net`` itself, as
+        :meth:`bind` makes it; solvers that transform the network or add modules of their
+        own (initialised from ``generator``) override this."""
+        return self.bind(net)
+
+    def bind(self, module: nn.Module) -> Model:
+        """The :class:`Model` of a module that is already what is trained (as :meth:`setup`
+        built it, or loaded with trained weights): the derivative method resolved for it."""
+        return Model(module)
 
     @abstractmethod
-    def batch(self, generator: torch.Generator) -> dict[str, Tensor]:
+    def batch(self, model: Model, generator: torch.Generator) -> dict[str, Tensor]:
         """Fresh training points, drawn on the generator's device."""
 
     @abstractmethod
-    def loss(self, net: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    def loss(self, model: Model, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """Named loss terms (scalars); the training loss is their weighted sum."""
 
     def samples(self, batch: dict[str, Tensor]) -> int:
@@ -46,24 +97,19 @@ class Solver(ABC):
         """Weight of each loss term (1 unless set)."""
         return {}
 
-    def diagnostics(self, net: nn.Module, batch: dict[str, Tensor]) -> dict[str, float]:
+    def diagnostics(self, model: Model, batch: dict[str, Tensor]) -> dict[str, float]:
         """Numbers recorded in the history at each evaluation (e.g. an estimator's variance)."""
         return {}
 
-    def wrap(self, net: nn.Module, hard_bc: bool, generator: torch.Generator) -> nn.Module:
-        """The model trained and saved: ``net`` itself unless the solver transforms it or adds
-        modules of its own (initialised from ``generator``)."""
-        return net
-
     def finish(
-        self, model: nn.Module, generator: torch.Generator, *, progress: bool = False
+        self, model: Model, generator: torch.Generator, *, progress: bool = False
     ) -> dict[str, float]:
         """Work after the training loop on the trained ``model`` (e.g. a least-squares fit of
         its output layer); returns what the run records of it (nothing by default)."""
         return {}
 
-    def metrics(self, model: nn.Module) -> dict[str, float]:
-        """Metrics only this method can measure for a trained ``model`` (e.g. an energy by
+    def metrics(self, module: nn.Module) -> dict[str, float]:
+        """Metrics only this method can measure for a trained ``module`` (e.g. an energy by
         Monte Carlo); the problem's truth gives the others."""
         return {}
 
@@ -85,6 +131,22 @@ class Solver(ABC):
     def slice_time(cls, settings: Section) -> float | None:
         """For solvers that learn x ↦ u(t*, x) at one time t*: that time; None for space-time."""
         return None
+
+    # --- capabilities a network option needs; by default not offered ----------------------
+    def periodic_column(self) -> tuple[int, float, float]:
+        """(input column, low, high) of the one Periodic condition an exact periodic
+        embedding (``net.periodic``) makes hold."""
+        raise ConfigError(
+            f"net.periodic: method '{self.name}' imposes no Periodic conditions; set net.periodic=0."
+        )
+
+    def source_gradients(self) -> Tensor:
+        """The gradients in the inputs of the equation's data (``net.bottleneck_basis:
+        source``), (m, D) float64."""
+        raise ConfigError(
+            f"net.bottleneck_basis=source: method '{self.name}' has no strong-form residual to "
+            "take the source from; use method pinn, or net.bottleneck_basis=learned."
+        )
 
 
 def check_form(problem: Problem, solver: type[Solver], solvers: dict[str, type[Solver]]) -> None:

@@ -9,7 +9,7 @@ exactly with ``net.periodic``: a Fourier embedding of the periodic coordinate).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -20,7 +20,7 @@ from ..domains import SpaceTime
 from ..errors import ConfigError, unknown_name
 from ..networks import DirichletTransform, OutputAffine, PeriodicEmbedding
 from ..problem import Dirichlet, Periodic
-from .base import Solver
+from .base import Model, Solver
 
 
 class PointSettings(Section):
@@ -48,12 +48,35 @@ class CollocationSolver(Solver):
     #: The key of the interior points in a batch.
     interior = "interior"
 
-    def __init__(self, problem, settings: PointSettings, *, dtype, spec):
-        super().__init__(problem, settings, dtype=dtype)
+    hard_bc = True
+    #: The kinds of condition the solver's loss imposes; a form with another is refused.
+    imposes: ClassVar[tuple[type, ...]] = (Dirichlet, Periodic)
+
+    def __init__(self, problem, settings: PointSettings, *, dtype, spec, hard_bc=False):
+        super().__init__(problem, settings, dtype=dtype, hard_bc=hard_bc)
         self.spec = spec
         self.time_dependent = isinstance(spec.domain, SpaceTime)
-        self.hard = False
-        self.exact_periodic = False
+        for name, c in spec.conditions.items():
+            if not isinstance(c, self.imposes):
+                self.refuse(name, c)
+        if hard_bc:
+            self._hard_condition()  # fails at once when the data have no lift
+
+    def refuse(self, name: str, condition, how: str = "") -> None:
+        """A condition this solver cannot impose is an error, never a term left out."""
+        from . import SOLVERS
+
+        kind = type(condition)
+        fit = sorted(
+            n
+            for n, s in SOLVERS.items()
+            if issubclass(s, CollocationSolver) and issubclass(kind, s.imposes)
+        )
+        raise ConfigError(
+            f"{self.problem.id}: condition '{name}' ({kind.__name__}) is not imposed by method "
+            f"'{self.name}', which imposes {', '.join(k.__name__ for k in self.imposes)}"
+            f"{how}; methods that impose it: {', '.join(fit) or 'none yet'}."
+        )
 
     def input_domain(self):
         return self.spec.domain
@@ -62,24 +85,42 @@ class CollocationSolver(Solver):
     def outputs(self) -> int:
         return self.spec.outputs
 
-    def wrap(self, net: nn.Module, hard_bc: bool, generator=None) -> nn.Module:
-        self.exact_periodic = any(isinstance(m, PeriodicEmbedding) for m in net.modules())
-        if not hard_bc:
-            if not self.settings.normalize_output:
-                return net
-            return OutputAffine(net, *self.data_scale())
+    def _hard_condition(self) -> Dirichlet:
+        """The one Dirichlet condition on the whole boundary that ``net.hard_bc`` imposes."""
         conditions = [c for c in self.dirichlet().values() if c.on == "boundary"]
         if len(conditions) != 1 or conditions[0].lift is None:
             raise ConfigError(
                 f"net.hard_bc: {self.problem.id} provides no lift of its boundary data "
                 "(an extension that is not the exact solution itself); set net.hard_bc=false."
             )
-        self.hard = True
-        model = DirichletTransform(net, self.spec.domain, conditions[0].lift)
+        return conditions[0]
+
+    def setup(self, net: nn.Module, generator: torch.Generator) -> Model:
+        """u = mean + std · N (``normalize_output``), or u = g + φ·N with the data imposed
+        exactly (``net.hard_bc``)."""
+        if not self.hard:
+            if not self.settings.normalize_output:
+                return self.bind(net)
+            return self.bind(OutputAffine(net, *self.data_scale()))
+        model = DirichletTransform(net, self.spec.domain, self._hard_condition().lift)
         if self.settings.normalize_output:
             with torch.no_grad():
                 model.shift = self.transform_shift(model).reshape(-1).to(model.shift)
-        return model
+        return self.bind(model)
+
+    def bind(self, module: nn.Module) -> Model:
+        return Model(module, imposed=self.imposed(module))
+
+    def imposed(self, module: nn.Module) -> frozenset[str]:
+        """The conditions ``module`` satisfies by construction: the Dirichlet data on the
+        boundary under ``net.hard_bc``, a Periodic condition under an exact embedding."""
+        periodic = any(isinstance(m, PeriodicEmbedding) for m in module.modules())
+        return frozenset(
+            name
+            for name, c in self.spec.conditions.items()
+            if (self.hard and isinstance(c, Dirichlet) and c.on == "boundary")
+            or (periodic and isinstance(c, Periodic))
+        )
 
     def transform_shift(self, model: DirichletTransform) -> Tensor:
         """The constant c that N starts from in u = g + φ(c + N) (``normalize_output``): none
@@ -136,15 +177,20 @@ class CollocationSolver(Solver):
         t = domain.t0 if condition.on == "initial" else domain.t1
         return domain.sample_slice(n, t, **kw)
 
-    def batch(self, generator: torch.Generator) -> dict[str, Tensor]:
+    def points(
+        self, generator: torch.Generator, imposed: frozenset[str] = frozenset()
+    ) -> dict[str, Tensor]:
+        """Interior points and points on the part of every condition not in ``imposed``."""
         s = self.settings
         kw = dict(generator=generator, dtype=self.dtype, sampling=s.sampling)
         out = {self.interior: self.spec.domain.sample_interior(s.n_interior, **kw)}
         for name, c in self.spec.conditions.items():
-            hard = self.hard and isinstance(c, Dirichlet) and c.on == "boundary"
-            if not (hard or (self.exact_periodic and isinstance(c, Periodic))):
+            if name not in imposed:
                 out[name] = self.condition_points(c, s.n_boundary, **kw)
         return out
+
+    def batch(self, model: Model, generator: torch.Generator) -> dict[str, Tensor]:
+        return self.points(generator, model.imposed)
 
     def mean_square(self, e: Tensor) -> Tensor:
         """mean e² = Var_batch e + (mean e)², the second weighted by ``mean_weight``.

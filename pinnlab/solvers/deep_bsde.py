@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError, PinnlabError
 from ..networks import OutputAffine
+from .base import Model
 from .paths import PathSettings, PathSolver
 
 
@@ -127,8 +128,8 @@ class DeepBSDE(PathSolver):
     name = "deep-bsde"
     Settings = DeepBSDESettings
 
-    def __init__(self, problem, settings: DeepBSDESettings, *, dtype):
-        super().__init__(problem, settings, dtype=dtype)
+    def __init__(self, problem, settings: DeepBSDESettings, *, dtype, hard_bc=False):
+        super().__init__(problem, settings, dtype=dtype, hard_bc=hard_bc)
         self.x0 = None
         if not settings.region:
             x0 = settings.x0 if settings.x0 is not None else self.sde.x0
@@ -148,8 +149,8 @@ class DeepBSDE(PathSolver):
     def euler_steps(self) -> int:
         return self.settings.steps
 
-    def wrap(self, net: nn.Module, hard_bc: bool, generator=None) -> nn.Module:
-        generator = generator or torch.Generator().manual_seed(0)
+    def setup(self, net: nn.Module, generator: torch.Generator) -> Model:
+        """Y₀ (the network of the start, or one number at x₀) and the Z networks."""
         d, m = self.sde.dim, self.sde.noise
         width = self.settings.z_width or d + 10
         steps = self.settings.steps
@@ -162,13 +163,13 @@ class DeepBSDE(PathSolver):
             value = PointValue(self.x0, float(mean))
             grads = GradientNets(steps - 1, d, m, width, generator) if steps > 1 else None
             z0 = nn.Parameter(torch.zeros(m))
-        return BSDEModel(value, z0, grads)
+        return self.bind(BSDEModel(value, z0, grads))
 
     def samples(self, batch: dict[str, Tensor]) -> int:
         """Simulated paths."""
         return len(batch["paths"])
 
-    def batch(self, generator: torch.Generator) -> dict[str, Tensor]:
+    def batch(self, model: Model, generator: torch.Generator) -> dict[str, Tensor]:
         """Paths (n, N+1, d) from the starts and their normalised increments ξ (n, N, m)."""
         s, sde = self.settings, self.sde
         n, h = s.n_paths, self.tau / s.steps
@@ -183,8 +184,8 @@ class DeepBSDE(PathSolver):
             path.append(sde.step(t, path[-1], t + h, xi[:, k], self.exact))
         return {"paths": torch.stack(path, dim=1), "noise": xi}
 
-    def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        s, sde = self.settings, self.sde
+    def loss(self, model: Model, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        s, sde, model = self.settings, self.sde, model.module
         paths, xi = batch["paths"], batch["noise"]
         n, h = len(paths), self.tau / s.steps
         x = paths[:, 0]

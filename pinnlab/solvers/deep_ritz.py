@@ -25,7 +25,8 @@ from torch import Tensor, nn
 from ..derivatives import Derivatives
 from ..errors import ConfigError
 from ..metrics import energy_metrics
-from ..problem import Neumann
+from ..problem import Dirichlet, Neumann, Periodic
+from .base import Model
 from .collocation import CollocationSolver, PointSettings
 
 #: Points and seed of the fixed sample on which an eigenvalue form's quotient is measured.
@@ -48,8 +49,19 @@ class DeepRitz(CollocationSolver):
     form = "energy"
     Settings = DeepRitzSettings
 
-    def __init__(self, problem, settings: DeepRitzSettings, *, dtype):
-        super().__init__(problem, settings, dtype=dtype, spec=problem.energy_form())
+    #: Dirichlet data by the penalty (or exactly), Neumann data in the energy; a Periodic
+    #: condition only exactly, by the embedding (``net.periodic``).
+    imposes = (Dirichlet, Neumann, Periodic)
+
+    def __init__(self, problem, settings: DeepRitzSettings, *, dtype, hard_bc=False):
+        super().__init__(
+            problem, settings, dtype=dtype, spec=problem.energy_form(), hard_bc=hard_bc
+        )
+        if self.spec.eigenvalue and not hard_bc:
+            raise ConfigError(
+                f"{problem.id}: the Rayleigh quotient of an eigenvalue form is scale-free, "
+                "and a boundary penalty would shrink u to zero; set net.hard_bc=true."
+            )
 
     def weights(self) -> dict[str, float]:
         return {**{k: self.settings.penalty for k in self.dirichlet()}, **self.settings.weights}
@@ -71,31 +83,30 @@ class DeepRitz(CollocationSolver):
                 energy = energy - spec.domain.surface_to_volume * flux
         return energy
 
-    def wrap(self, net: nn.Module, hard_bc: bool, generator=None) -> nn.Module:
-        if self.spec.eigenvalue and not hard_bc:
-            raise ConfigError(
-                f"{self.problem.id}: the Rayleigh quotient of an eigenvalue form is scale-free, "
-                "and a boundary penalty would shrink u to zero; set net.hard_bc=true."
-            )
-        return super().wrap(net, hard_bc, generator)
+    def bind(self, module: nn.Module) -> Model:
+        model = super().bind(module)
+        for name, c in self.spec.conditions.items():
+            if isinstance(c, Periodic) and name not in model.imposed:
+                self.refuse(name, c, " (a Periodic condition exactly only: set net.periodic=K)")
+        return model
 
     @property
     def has_truth(self) -> bool:
         return self.spec.exact_eigenvalue is not None
 
-    def metrics(self, model: nn.Module) -> dict[str, float]:
+    def metrics(self, module: nn.Module) -> dict[str, float]:
         """For an eigenvalue form: the Rayleigh quotient on ``EIGEN_POINTS`` fixed uniform
         points (``energy``), its standard error by the delta method for a ratio of means, and
         the error against the exact eigenvalue where known."""
         spec = self.spec
         if not spec.eigenvalue:
             return {}
-        param = next(model.parameters())
+        param = next(module.parameters())
         g = torch.Generator(device=param.device).manual_seed(EIGEN_SEED)
         x = spec.domain.sample_interior(EIGEN_POINTS, generator=g, dtype=param.dtype)
         num, den = [], []
         for chunk in x.split(4096):
-            d = Derivatives(model, chunk, method="reverse")
+            d = Derivatives(module, chunk, method="reverse")
             a, c = _coefficient(spec.diffusion, chunk), _coefficient(spec.reaction, chunk)
             u = d.u.detach()
             num.append((a * d.grad.detach().square().sum(dim=-1) + c * u.square()).double())
@@ -105,7 +116,8 @@ class DeepRitz(CollocationSolver):
         stderr = float((num - energy * den).std() / den.mean() / math.sqrt(len(x)))
         return energy_metrics(energy, stderr, spec.exact_eigenvalue)
 
-    def loss(self, net: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    def loss(self, model: Model, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        net = model.module
         terms = {"energy": self.energy(net, batch), **self.dirichlet_terms(net, batch)}
         self.check_weights(terms)
         return terms

@@ -38,6 +38,7 @@ from .. import montecarlo
 from ..errors import ConfigError, FormError
 from ..networks import OutputAffine, has_readout
 from ..training import fit_readout
+from .base import Model
 from .paths import PathSettings, PathSolver
 
 
@@ -60,8 +61,8 @@ class FeynmanKac(PathSolver):
     name = "feynman-kac"
     Settings = FeynmanKacSettings
 
-    def __init__(self, problem, settings: FeynmanKacSettings, *, dtype):
-        super().__init__(problem, settings, dtype=dtype)
+    def __init__(self, problem, settings: FeynmanKacSettings, *, dtype, hard_bc=False):
+        super().__init__(problem, settings, dtype=dtype, hard_bc=hard_bc)
         if not self.sde.linear:
             raise FormError(
                 f"method 'feynman-kac' needs a linear problem; {problem.id} has a nonlinearity "
@@ -73,20 +74,21 @@ class FeynmanKac(PathSolver):
     def euler_steps(self) -> int:
         return self.settings.euler_steps
 
-    def wrap(self, net: nn.Module, hard_bc: bool, generator=None) -> nn.Module:
+    def setup(self, net: nn.Module, generator: torch.Generator) -> Model:
+        """u = mean + std · N with the pilot's mean and spread of the discounted payoffs."""
         if self.settings.refit and not has_readout(net):
             raise ConfigError(
                 "solver.refit fits the network's linear output layer; this network has none "
                 "that it exposes (net.kind mlp, resmlp or deepsets without net.additive have "
                 "one). Set solver.refit=0."
             )
-        return OutputAffine(net, *self.pilot())
+        return self.bind(OutputAffine(net, *self.pilot()))
 
     def samples(self, batch: dict[str, Tensor]) -> int:
         """Simulated paths: ``paths`` (antithetic pairs count twice) per start."""
         return len(batch["x"]) * self.settings.paths * (2 if self.settings.antithetic else 1)
 
-    def batch(self, generator: torch.Generator) -> dict[str, Tensor]:
+    def batch(self, model: Model, generator: torch.Generator) -> dict[str, Tensor]:
         """Starts x, the mean discounted payoff Y over their paths, and (with the control
         variate) the mean of e^{−r(T−t*)}(X_T − E[X_T | x]) over the same paths."""
         s, sde = self.settings, self.sde
@@ -121,12 +123,12 @@ class FeynmanKac(PathSolver):
                 y = y - (batch["shift"] * grad.detach()).sum(dim=1)
         return u, y
 
-    def loss(self, net: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        u, y = self._fit(net, batch)
+    def loss(self, model: Model, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        u, y = self._fit(model.module, batch)
         return {"regression": (u - y).square().mean()}
 
     def finish(
-        self, model: nn.Module, generator: torch.Generator, *, progress: bool = False
+        self, model: Model, generator: torch.Generator, *, progress: bool = False
     ) -> dict[str, float]:
         """With ``refit``: the least-squares fit of the output layer to fresh batches (the
         control variate's coefficient is the trained network's ∇N, fixed for all of them)."""
@@ -135,8 +137,9 @@ class FeynmanKac(PathSolver):
 
         def pairs():
             for _ in trange(self.settings.refit, desc="refit", disable=not progress):
-                batch = self.batch(generator)
-                y = self._fit(model, batch)[1].detach() if self.control else batch["target"]
+                batch = self.batch(model, generator)
+                y = self._fit(net, batch)[1].detach() if self.control else batch["target"]
                 yield batch["x"], y
 
-        return {"refit_starts": fit_readout(model, pairs())}
+        net = model.module
+        return {"refit_starts": fit_readout(net, pairs())}

@@ -33,8 +33,8 @@ class PathSolver(Solver):
 
     form = "stochastic"
 
-    def __init__(self, problem, settings: PathSettings, *, dtype):
-        super().__init__(problem, settings, dtype=dtype)
+    def __init__(self, problem, settings: PathSettings, *, dtype, hard_bc=False):
+        super().__init__(problem, settings, dtype=dtype, hard_bc=hard_bc)
         self.sde = problem.stochastic_form()
         if not settings.time < self.sde.horizon:
             raise ConfigError(

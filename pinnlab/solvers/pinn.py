@@ -15,10 +15,11 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
-from ..derivatives import METHODS, Derivatives, choose_method
+from ..derivatives import METHODS, Derivatives, choose_method, method_for
 from ..derivatives.stochastic import estimator_variance
 from ..errors import unknown_name
 from ..networks import build_network
+from .base import Model
 from .collocation import CollocationSolver, PointSettings
 
 
@@ -35,32 +36,21 @@ class PINN(CollocationSolver):
     Settings = PINNSettings
     interior = "residual"
 
-    def __init__(self, problem, settings: PINNSettings, *, dtype):
-        super().__init__(problem, settings, dtype=dtype, spec=problem.strong_form())
+    def __init__(self, problem, settings: PINNSettings, *, dtype, hard_bc=False):
+        super().__init__(
+            problem, settings, dtype=dtype, spec=problem.strong_form(), hard_bc=hard_bc
+        )
         if settings.derivatives not in METHODS:
             raise unknown_name(
                 "derivative method (solver.derivatives)", settings.derivatives, METHODS
             )
         self.strong = self.spec
-        self.method = None  # resolved for the network in ``wrap``
 
-    def _method(self, net: nn.Module | None = None):
-        """The derivative method, resolved once (``auto`` looks at the network)."""
-        if self.method is None:
-            s, in_dim = self.settings, self.problem.dim + int(self.time_dependent)
-            param = next(net.parameters(), None) if net is not None else None
-            if net is None and s.derivatives == "auto":
-                self.method = choose_method("reduced", None, in_dim)
-            else:
-                self.method = choose_method(
-                    s.derivatives,
-                    net,
-                    in_dim,
-                    probes=s.probes,
-                    dtype=param.dtype if param is not None else None,
-                    device=param.device if param is not None else None,
-                )
-        return self.method
+    def bind(self, module: nn.Module) -> Model:
+        """The model with its derivative method resolved (``auto`` looks at the module)."""
+        s, in_dim = self.settings, self.problem.dim + int(self.time_dependent)
+        method = method_for(module, s.derivatives, in_dim, probes=s.probes)
+        return Model(module, method=method, imposed=self.imposed(module))
 
     def transform_shift(self, model) -> Tensor:
         """The least-squares c: argmin_c mean |R[g + φ(c + N)]|² at the 256 start-up points,
@@ -126,53 +116,45 @@ class PINN(CollocationSolver):
             return torch.cat([v.reshape(len(x), -1) for v in r.values()], 1)
         return r.reshape(len(x), -1)
 
-    def wrap(self, net: nn.Module, hard_bc: bool, generator=None) -> nn.Module:
-        model = super().wrap(net, hard_bc, generator)
-        self.method = None
-        self._method(model)
-        return model
-
-    def batch(self, generator: torch.Generator) -> dict[str, Tensor]:
-        out = super().batch(generator)
-        method = self._method()
-        if method.stochastic:
-            out["probes"] = method.draw(self.problem.dim, generator, self.dtype)
+    def batch(self, model: Model, generator: torch.Generator) -> dict[str, Tensor]:
+        out = super().batch(model, generator)
+        if model.method.stochastic:
+            out["probes"] = model.method.draw(self.problem.dim, generator, self.dtype)
         return out
 
-    def _residual(self, net, points: Tensor, probes: Tensor | None):
+    def _residual(self, model: Model, points: Tensor, probes: Tensor | None):
         d = Derivatives(
-            net,
+            model.module,
             points,
-            method=self._method(net),
+            method=model.method,
             time_dependent=self.time_dependent,
             probes=probes,
         )
         return self.strong.residual(d)
 
-    def diagnostics(self, net: nn.Module, batch: dict[str, Tensor]) -> dict[str, float]:
+    def diagnostics(self, model: Model, batch: dict[str, Tensor]) -> dict[str, float]:
         """For a stochastic method, the variance of the residual's estimate (mean over up to
         256 batch points): the bias it adds to the mean squared residual."""
-        method = self._method(net)
-        if not method.stochastic:
+        if not model.method.stochastic:
             return {}
         x = batch["residual"][:256]
 
         def residual(probes):
-            r = self._residual(net, x, probes)
+            r = self._residual(model, x, probes)
             return torch.stack(list(r.values()), dim=-1) if isinstance(r, dict) else r
 
         with torch.no_grad():
-            var = estimator_variance(method, batch["probes"], residual, self.problem.dim)
+            var = estimator_variance(model.method, batch["probes"], residual, self.problem.dim)
         return {"residual_var": float(var.detach().mean())}
 
-    def loss(self, net: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        r = self._residual(net, batch["residual"], batch.get("probes"))
+    def loss(self, model: Model, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        r = self._residual(model, batch["residual"], batch.get("probes"))
         terms = (
             {k: self.mean_square(v) for k, v in r.items()}
             if isinstance(r, dict)
             else {"residual": self.mean_square(r)}
         )
-        terms.update(self.dirichlet_terms(net, batch))
-        terms.update(self.periodic_terms(net, batch))
+        terms.update(self.dirichlet_terms(model.module, batch))
+        terms.update(self.periodic_terms(model.module, batch))
         self.check_weights(terms)
         return terms

@@ -35,13 +35,12 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ..config import Section
-from ..derivatives import Derivatives, get_method
-from ..derivatives.exact import reducible
+from ..derivatives import Derivatives, method_for
 from ..domains import Box
 from ..mcmc import Metropolis, blocking
 from ..metrics import energy_metrics
 from ..problem import HamiltonianForm
-from .base import Solver
+from .base import Model, Solver
 
 #: Seed of the chains that measure a trained wavefunction's energy (metrics are reproducible).
 EVAL_SEED = 20241128
@@ -124,14 +123,9 @@ class VMC(Solver):
     form = "hamiltonian"
     Settings = VMCSettings
 
-    def __init__(self, problem, settings: VMCSettings, *, dtype):
-        super().__init__(problem, settings, dtype=dtype)
+    def __init__(self, problem, settings: VMCSettings, *, dtype, hard_bc=False):
+        super().__init__(problem, settings, dtype=dtype, hard_bc=hard_bc)
         self.spec: HamiltonianForm = problem.hamiltonian_form()
-        self.model: LogPsi | None = None
-        self.sampler: Metropolis | None = None
-        self.method = None
-        #: Local energies left out because they were not finite, over all training steps.
-        self.nonfinite = 0
 
     @property
     def has_truth(self) -> bool:
@@ -142,10 +136,16 @@ class VMC(Solver):
         s = self.spec
         return s.domain if s.domain is not None else Box(s.dim, -4 * s.length, 4 * s.length)
 
-    def wrap(self, net: nn.Module, hard_bc: bool, generator=None) -> nn.Module:
-        self.model = LogPsi(net, self.spec)
-        self.sampler, self.method = None, None
-        return self.model
+    def setup(self, net: nn.Module, generator: torch.Generator) -> Model:
+        return self.bind(LogPsi(net, self.spec))
+
+    def bind(self, module: nn.Module) -> Model:
+        """The model with the exact Δ method for its network resolved (``auto``: reduced
+        where the reduction applies, else forward). Its state holds the Metropolis chains
+        (``sampler``, made at the first batch) and the count of local energies left out
+        because they were not finite (``nonfinite``, over all training steps)."""
+        method = method_for(module.net, self.settings.derivatives, self.spec.dim, exact=True)
+        return Model(module, method=method, state={"sampler": None, "nonfinite": 0})
 
     # --- sampling ----------------------------------------------------------------------
     def _start(self, generator: torch.Generator, dtype: torch.dtype) -> Tensor:
@@ -170,41 +170,33 @@ class VMC(Solver):
             inside=inside,
         )
 
-    def batch(self, generator: torch.Generator) -> dict[str, Tensor]:
+    def batch(self, model: Model, generator: torch.Generator) -> dict[str, Tensor]:
         """Walkers from |ψ|² of the current model: burn-in first, then ``mcmc_steps``."""
-        if self.model is None:
-            raise RuntimeError("VMC.batch needs the model: call wrap() first.")
-        steps = self.settings.mcmc_steps
-        if self.sampler is None:
-            self.sampler = self._sampler(self.model, self._start(generator, self.dtype))
+        steps, sampler = self.settings.mcmc_steps, model.state["sampler"]
+        if sampler is None:
+            sampler = self._sampler(model.module, self._start(generator, self.dtype))
+            model.state["sampler"] = sampler
             steps += self.settings.burn_in
-        self.sampler.refresh()  # the density changed with the last training step
-        return {"walkers": self.sampler.run(steps, generator, adapt=True)}
+        sampler.refresh()  # the density changed with the last training step
+        return {"walkers": sampler.run(steps, generator, adapt=True)}
 
     # --- energies ----------------------------------------------------------------------
-    def _derivative_method(self, net: nn.Module, x: Tensor):
-        if self.method is None:
-            name = self.settings.derivatives
-            if name == "auto":
-                reduce = reducible(net, x.shape[1], dtype=x.dtype, device=x.device)
-                name = "reduced" if reduce else "forward"
-            self.method = get_method(name)
-        return self.method
-
-    def local_energy(self, model: LogPsi, x: Tensor) -> tuple[Tensor, Tensor]:
+    def local_energy(self, model: Model, x: Tensor) -> tuple[Tensor, Tensor]:
         """(E_L, log|ψ|) at x: E_L = −½(Δ log|ψ| + |∇ log|ψ||²) + V."""
-        d = Derivatives(model.net, x, method=self._derivative_method(model.net, x))
-        e, grad_e, lap_e = model.envelope(x)
+        psi = model.module
+        d = Derivatives(psi.net, x, method=model.method)
+        e, grad_e, lap_e = psi.envelope(x)
         grad = d.grad + grad_e
         lap = d.laplacian + lap_e
         kinetic = -0.5 * (lap + grad.square().sum(dim=1))
         return kinetic + self.spec.potential(x), d.u + e
 
-    def loss(self, net: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    def loss(self, model: Model, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         x = batch["walkers"]
-        e_local, log_psi = self.local_energy(net, x)
+        e_local, log_psi = self.local_energy(model, x)
         finite = torch.isfinite(e_local).detach()
-        self.nonfinite = self.nonfinite + (~finite).sum()  # a device tensor: no sync here
+        # A device tensor: no sync here.
+        model.state["nonfinite"] = model.state["nonfinite"] + (~finite).sum()
         e_local, log_psi = e_local[finite], log_psi[finite]
         energy = e_local.mean().detach()
         clipped = e_local.detach()
@@ -215,7 +207,7 @@ class VMC(Solver):
             clipped = clipped.clamp(median - width, median + width)
         weight = clipped - clipped.mean()
         if self.settings.natural_gradient:
-            surrogate = self._natural_gradient_surrogate(net, x[finite], weight)
+            surrogate = self._natural_gradient_surrogate(model.module, x[finite], weight)
         else:
             surrogate = 2 * (weight * log_psi).mean()
         # The value is the batch's energy; the gradient is the VMC gradient.
@@ -249,25 +241,25 @@ class VMC(Solver):
             start += size
         return out
 
-    def diagnostics(self, net: nn.Module, batch: dict[str, Tensor]) -> dict[str, float]:
-        sampler = self.sampler
+    def diagnostics(self, model: Model, batch: dict[str, Tensor]) -> dict[str, float]:
+        sampler = model.state["sampler"]
         if sampler is not None:
             sampler.check("during training")
         return {
             "acceptance": sampler.acceptance if sampler else float("nan"),
             "step_size": sampler.step if sampler else float("nan"),
-            "nonfinite_energies": float(self.nonfinite),
+            "nonfinite_energies": float(model.state["nonfinite"]),
         }
 
-    def metrics(self, model: nn.Module) -> dict[str, float]:
+    def metrics(self, module: nn.Module) -> dict[str, float]:
         """The energy of ``model`` with its standard error, from fresh chains (fixed seed):
         ``burn_in`` steps, then ``eval_measurements`` measurements ``mcmc_steps`` apart; the
         error against the exact E₀ where known. Non-finite local energies are counted
         (``energy_nonfinite``) and left out of the mean."""
-        s = self.settings
-        param = next(model.parameters())
+        s, model = self.settings, self.bind(module)
+        param = next(module.parameters())
         generator = torch.Generator(device=param.device).manual_seed(EVAL_SEED)
-        sampler = self._sampler(model, self._start(generator, param.dtype))
+        sampler = self._sampler(module, self._start(generator, param.dtype))
         sampler.run(s.burn_in, generator, adapt=True)
         series, acceptance, bad, squares = [], [], 0, []
         for _ in range(s.eval_measurements):
