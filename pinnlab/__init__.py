@@ -13,6 +13,7 @@ from .config import RunConfig
 from .derivatives import Derivatives, Jet
 from .domains import Ball, Box, Domain, Slit, SpaceTime
 from .errors import (
+    AccuracyWarning,
     ConfigError,
     FormError,
     ParameterError,
@@ -43,6 +44,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "FORMS",
+    "AccuracyWarning",
     "Ball",
     "Box",
     "Catalogue",

@@ -25,6 +25,10 @@ class ConfigError(PinnlabError, ValueError):
     """An invalid run configuration: unknown key, wrong type or out-of-range value."""
 
 
+class AccuracyWarning(UserWarning):
+    """A run ended without having learnt what it was asked to (e.g. worse than a constant)."""
+
+
 class FormError(PinnlabError, TypeError):
     """A solver was given a problem that lacks the form it needs."""
 

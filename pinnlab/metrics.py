@@ -65,10 +65,7 @@ def test_points(
     """The fixed test set of ``problem``: n interior points drawn with a fixed seed on the CPU
     (``test_size`` of its input columns unless given). With ``at_time``, points x of the
     stochastic form's region, for solutions x ↦ u(at_time, x)."""
-    if at_time is not None:
-        domain = problem.stochastic_form().region
-    else:
-        domain = problem.strong_form().domain
+    domain = problem.stochastic_form().region if at_time is not None else problem.domain()
     if n is None:
         n = test_size(domain.dim)
     generator = torch.Generator().manual_seed(TEST_SEED)

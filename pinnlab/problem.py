@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from .domains import Domain
-from .errors import ParameterError, did_you_mean
+from .errors import FormError, ParameterError, did_you_mean
 
 #: Where a condition holds: the spatial boundary, or the first/last time slice.
 PARTS = ("boundary", "initial", "final")
@@ -402,6 +402,22 @@ class Problem:
         of the space coordinates; a permutation-invariant network (``net.kind: deepsets``)
         needs it. Subclasses whose parameters keep the symmetry say so."""
         return False
+
+    def domain(self) -> Domain:
+        """Where the solution is sought and measured: the strong or energy form's domain (t
+        in column 0 for a SpaceTime domain), else the stochastic form's region of starting
+        points, else the Hamiltonian form's box. A problem whose solution lives elsewhere
+        overrides this."""
+        for form in ("strong_form", "energy_form"):
+            if hasattr(self, form):
+                return getattr(self, form)().domain
+        if hasattr(self, "stochastic_form"):
+            return self.stochastic_form().region
+        if hasattr(self, "hamiltonian_form") and self.hamiltonian_form().domain is not None:
+            return self.hamiltonian_form().domain
+        raise FormError(
+            f"{self.id} offers no form with a bounded domain ({', '.join(self.forms()) or 'no forms'})."
+        )
 
     @property
     def time_dependent(self) -> bool:

@@ -22,7 +22,14 @@ import torch
 from torch import nn
 
 from .config import ProblemSection, RunConfig, merge, parse_set, read_yaml, validate
-from .errors import ConfigError, PinnlabError, TrainingError, did_you_mean, unknown_name
+from .errors import (
+    AccuracyWarning,
+    ConfigError,
+    PinnlabError,
+    TrainingError,
+    did_you_mean,
+    unknown_name,
+)
 from .memory import reuse_freed_memory
 from .metrics import METRICS, default_metric
 from .networks import ACTIVATIONS, INITS, NETWORKS, Projection, build_network
@@ -301,8 +308,12 @@ def run(
             f"train.target_error needs a problem with a known truth; {problem.id} has none."
         )
 
+    last: dict[str, float] = {}  # the metrics of the latest evaluation
+
     def evaluate() -> float:
         metrics = solution.evaluate()
+        last.clear()
+        last.update(metrics)
         auto = config.metric == "auto"
         name = default_metric(metrics, problem.extra_metric_names) if auto else config.metric
         if name not in metrics:
@@ -346,7 +357,26 @@ def run(
         solution.save(out)
         if checkpoint is not None:
             checkpoint.unlink(missing_ok=True)
+    # The final metrics where they are known without another evaluation (a saved solution
+    # has them; else the last evaluation's, unless the finish hook changed the model since).
+    final = solution._metrics or ({} if finished else last)
+    warn_if_no_better_than_constant(problem, final)
     return solution
+
+
+def warn_if_no_better_than_constant(problem: Problem, metrics: Mapping[str, float]) -> None:
+    """An :class:`~pinnlab.errors.AccuracyWarning` when rel_l2 is no better than that of the
+    best constant (``const_rel_l2``): the run has learnt nothing a constant would not give."""
+    error, constant = metrics.get("rel_l2"), metrics.get("const_rel_l2")
+    if error is None or constant is None or not error >= constant:
+        return
+    warnings.warn(
+        f"{problem}: rel_l2 {error:.3g} is no better than the best constant's ({constant:.3g}); "
+        "the run has not learnt the solution. Train longer, lower train.lr, or use the shipped "
+        "recipe for this dimension (pinnlab recipes).",
+        AccuracyWarning,
+        stacklevel=3,
+    )
 
 
 def solve(

@@ -62,6 +62,13 @@ def fit_readout(net: nn.Module, pairs: Iterable[tuple[Tensor, Tensor]]) -> int:
     return rows
 
 
+#: A logged loss this many times above the larger of |first loss| and |best loss| so far is a
+#: divergence, handled like a NaN (restore the last good state, halve the learning rate).
+#: Training that works stays far below: on poisson-sine with train.lr=1e6 the loss reached
+#: 1e16 from a first loss of about 10.
+DIVERGENCE = 1e6
+
+
 class Interrupted(TrainingError):
     """Training was interrupted (Ctrl-C); a checkpoint was saved when a path was given."""
 
@@ -156,6 +163,9 @@ class Trainer:
         self.samples = 0
         self.elapsed = 0.0
         self.nan_restarts = 0
+        #: |first loss| and the best loss so far, the scale a divergence is measured against.
+        self._scale: float | None = None
+        self._best = float("inf")
         self.stop_reason = "steps"
         self._interrupted = False
         #: The moving average of the weights (``train.ema``), during a first-order phase.
@@ -377,6 +387,13 @@ class Trainer:
         pending.clear()
         if not (weights_finite and torch.isfinite(values).all()):
             return False
+        losses = values[:, 0]
+        if self._scale is None:  # the first flush, or the first after a resume
+            prior = self.history.get("loss") or [float(losses[0])]
+            self._scale, self._best = abs(prior[0]), min(prior)
+        if float(losses.max()) > DIVERGENCE * max(self._scale, abs(self._best), 1e-30):
+            return False
+        self._best = min(self._best, float(losses.min()))
         for i, (st, lr) in enumerate(steps):
             self.history["step"].append(st)
             for j, k in enumerate(keys):
@@ -438,8 +455,9 @@ class Trainer:
         self.nan_restarts += 1
         if self.nan_restarts > self.s.max_nan_restarts:
             raise TrainingError(
-                f"the loss became NaN or infinite {self.nan_restarts} times (last at step "
-                f"{self.step}), even after halving the learning rate each time; lower train.lr, "
+                f"the loss became NaN or infinite, or diverged ({DIVERGENCE:g} times above its "
+                f"first or best value), {self.nan_restarts} times (last at step {self.step}), "
+                "even after halving the learning rate each time; lower train.lr, "
                 "set train.clip_grad, or check the problem's data for non-finite values."
             )
         self.module.load_state_dict(good["model"])

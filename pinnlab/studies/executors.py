@@ -12,11 +12,13 @@ import math
 import os
 import socket
 import tempfile
+import threading
 import traceback
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from multiprocessing import get_context
+from multiprocessing import Pipe, get_context
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -66,6 +68,53 @@ def execute(config_json: str, threads: int, problems_dirs: Sequence[str] = ()) -
         }
 
 
+#: The parent-death pipe of this process: (read end, write end), made on first use. Only this
+#: process holds the write end (pipes are close-on-exec, and forked children close it), so a
+#: worker reading the other end sees EOF exactly when this process is gone, however it died.
+_LIFELINE: tuple[Connection, Connection] | None = None
+_LIFELINE_LOCK = threading.Lock()
+
+
+def _lifeline() -> Connection:
+    """The read end of this process's parent-death pipe, for its pool workers to watch."""
+    global _LIFELINE
+    with _LIFELINE_LOCK:
+        if _LIFELINE is None:
+            _LIFELINE = Pipe(duplex=False)  # never closed here: it lives as long as we do
+        return _LIFELINE[0]
+
+
+def _drop_lifeline() -> None:
+    """In a forked child: its parent's pipe is not its own (holding the write end would keep
+    its parent's workers alive); it makes its own when it starts a pool."""
+    global _LIFELINE
+    if _LIFELINE is not None:
+        for end in _LIFELINE:
+            end.close()
+    _LIFELINE = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_drop_lifeline)
+
+
+def _exit_with_parent(lifeline: Connection) -> None:
+    """Pool initializer: a daemon thread ends this worker (``os._exit``) as soon as its parent
+    is gone, even by SIGKILL, instead of leaving it orphaned and holding its memory; with
+    every worker gone, multiprocessing's resource tracker sees EOF on its own pipe and ends
+    too. Nothing is ever written to the pipe, so the read returns only at EOF."""
+
+    def watch() -> None:
+        try:
+            while os.read(lifeline.fileno(), 1):
+                pass
+        except OSError:  # not a sign that the parent is gone: keep the worker
+            return
+        os._exit(1)
+
+    threading.Thread(target=watch, name="pinnlab-parent-watch", daemon=True).start()
+
+
 class Executor(Protocol):
     """Runs ``execute`` on many configs; yields (index, result) as runs finish."""
 
@@ -81,7 +130,8 @@ def _threads(workers: int, threads: int | None) -> int:
 
 
 class LocalExecutor:
-    """A pool of ``workers`` processes (spawned, so CUDA and threads start clean).
+    """A pool of ``workers`` processes (spawned, so CUDA and threads start clean), which end
+    when this process ends, however it ends (see :func:`_exit_with_parent`).
 
     A worker killed by a signal (most often the out-of-memory killer) breaks the whole pool:
     every run in it fails with it, innocent or not. The runs caught in a break are therefore
@@ -98,7 +148,12 @@ class LocalExecutor:
 
     @staticmethod
     def _pool(workers: int) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+        return ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=get_context("spawn"),
+            initializer=_exit_with_parent,
+            initargs=(_lifeline(),),
+        )
 
     def _submit(self, pool: ProcessPoolExecutor, config: str):
         return pool.submit(execute, config, self.threads, self.problems_dirs)
