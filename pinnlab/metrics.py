@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .problem import Problem
+from .problem import ExactSolution, Problem
 
 TEST_POINTS = 10_000
 #: Above d = 10,000 the test set shrinks to keep n·d ≤ 10⁸ numbers (0.8 GB in float64), with
@@ -171,7 +171,7 @@ def fit_baselines(
     the test set) against the exact solution: what a network must beat before it has learned
     anything that concentration of measure does not give for free. With ``at_time``, of
     x ↦ u(at_time, x) on the region; space-time test points otherwise. Empty without ``exact``."""
-    if not hasattr(problem, "exact"):
+    if not isinstance(problem, ExactSolution):
         return {}
     x = test_points(problem, n=n, at_time=at_time)
     inputs = x if at_time is None else torch.cat([torch.full_like(x[:, :1], at_time), x], dim=1)

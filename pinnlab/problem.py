@@ -326,24 +326,87 @@ class Reference:
     source: str
 
 
+# --- the truth a problem may offer: one protocol each --------------------------------------
+@typing.runtime_checkable
+class ExactSolution(typing.Protocol):
+    """A closed-form solution: ``exact(x)`` at points (n, D) (t in column 0 for space-time
+    problems), (n,) or (n, k), differentiable by autograd (the H¹ metric uses its gradient)."""
+
+    def exact(self, x: Tensor) -> Tensor: ...
+
+
+@typing.runtime_checkable
+class ReferenceSolution(typing.Protocol):
+    """Reference values computed without a closed form (Monte Carlo, a fine classical solve),
+    cited in the docstring: ``reference()`` returns a :class:`Reference` (or None where the
+    parameters have none)."""
+
+    def reference(self) -> Reference | None: ...
+
+
+@typing.runtime_checkable
+class GroundState(typing.Protocol):
+    """A known ground state: ``ground_state(x)`` = log|ψ₀(x)| at points (n, d); its energy is
+    the Hamiltonian form's ``ground_energy``."""
+
+    def ground_state(self, x: Tensor) -> Tensor: ...
+
+
+def truth_of(cls: type) -> str:
+    """What a problem class offers as its truth, from the methods it defines: "exact",
+    "reference", "ground state" or "none"."""
+    for protocol, name in (
+        (ExactSolution, "exact"),
+        (ReferenceSolution, "reference"),
+        (GroundState, "ground state"),
+    ):
+        if issubclass(cls, protocol):
+            return name
+    return "none"
+
+
 @dataclass(frozen=True)
 class Problem:
     """Base class of every catalogue problem.
 
     Subclasses are frozen dataclasses with a class attribute ``id`` and the fields that are
-    their parameters; ``check()`` validates parameters (raise through ``require``).
+    their parameters; ``check()`` validates parameters (raise through ``require``). A problem
+    offers forms (``strong_form()``, …: :data:`FORMS`) and, where it knows one, its truth by
+    defining a method of :class:`ExactSolution`, :class:`ReferenceSolution` or
+    :class:`GroundState`; ``truth`` is derived from which it defines.
     """
 
     id: ClassVar[str] = ""
     #: Human description of the supported dimensions, e.g. "d ≥ 1".
     dims: ClassVar[str] = "d ≥ 1"
-    #: "exact" (closed form), "reference" (computed, cited) or "none".
+    #: "exact", "reference", "ground state" or "none": derived (:func:`truth_of`), never set.
     truth: ClassVar[str] = "none"
-    #: Names of the metrics ``extra_metrics(solution)`` returns, if the problem defines it; the
-    #: first is what a run's ``metric: auto`` tracks (before the generic choice).
+    #: Names of the metrics :meth:`extra_metrics` returns; the first is what a run's
+    #: ``metric: auto`` tracks (before the generic choice).
     extra_metric_names: ClassVar[tuple[str, ...]] = ()
+    #: How far (relative to the solution's scale) the truth may miss its own equation in
+    #: float64: 1e-8 for a closed form; more for a truth computed numerically.
+    truth_tolerance: ClassVar[float] = 1e-8
 
     dim: int = 2
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "truth" in vars(cls):
+            raise TypeError(
+                f"{cls.__name__}: 'truth' is derived from the methods a problem defines "
+                "(exact, reference, ground_state); do not set it."
+            )
+        cls.truth = truth_of(cls)
+
+    def extra_metrics(self, solution) -> dict[str, float]:
+        """Metrics only this problem can measure of a ``solution`` (named in
+        ``extra_metric_names``); none by default."""
+        return {}
+
+    def check_points(self, x: Tensor) -> None:
+        """Raise a ParameterError when points x (n, d) of space lie where the solution is not
+        defined (e.g. negative asset prices); any point by default."""
 
     def __post_init__(self):
         self.require(

@@ -33,7 +33,7 @@ from .errors import (
 from .memory import reuse_freed_memory
 from .metrics import METRICS, default_metric
 from .networks import ACTIVATIONS, INITS, NETWORKS, Projection, build_network
-from .problem import Problem
+from .problem import ExactSolution, Problem
 from .registry import catalogue, shipped_dir
 from .solution import Solution
 from .solvers import SOLVERS, Model, Solver, check_form
@@ -302,7 +302,9 @@ def run(
     model = build_model(problem, config, device=device, solver=solver)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     solution = Solution(problem, model.module, config, environment=environment(device, config.seed))
-    has_truth = solver.has_truth or hasattr(problem, "exact") or solution.reference() is not None
+    has_truth = (
+        solver.has_truth or isinstance(problem, ExactSolution) or solution.reference() is not None
+    )
     if not has_truth and config.train.target_error is not None:
         raise ConfigError(
             f"train.target_error needs a problem with a known truth; {problem.id} has none."

@@ -33,7 +33,7 @@ from .metrics import (
     reference_metrics,
     test_points,
 )
-from .problem import Problem, Reference
+from .problem import ExactSolution, Problem, Reference, ReferenceSolution
 from .solvers import SOLVERS, Solver
 
 FORMAT = "pinnlab-solution"
@@ -102,9 +102,8 @@ class Solution:
     def _apply(self, fn, x):
         """Run ``fn`` on chunks of x; numpy in -> numpy out, torch in -> torch out."""
         self._check(x)
-        if hasattr(self.problem, "check_points"):  # e.g. asset prices must be positive
-            space = x[:, int(self.time_dependent) :]
-            self.problem.check_points(space if isinstance(x, Tensor) else torch.from_numpy(space))
+        space = x[:, int(self.time_dependent) :]  # e.g. asset prices must be positive
+        self.problem.check_points(space if isinstance(x, Tensor) else torch.from_numpy(space))
         p = self._param
         if isinstance(x, Tensor):
             parts = [fn(c.to(device=p.device, dtype=p.dtype)) for c in x.split(_rows(x.shape[1]))]
@@ -144,13 +143,13 @@ class Solution:
         at one point). Against a ``reference()``: the ``ref_*`` metrics. A problem adds its own
         by defining ``extra_metrics(solution) -> dict[str, float]``.
         """
-        out = self.problem.extra_metrics(self) if hasattr(self.problem, "extra_metrics") else {}
+        out = self.problem.extra_metrics(self)
         if SOLVERS[self.config.method].metrics is not Solver.metrics:
             out.update(self.solver().metrics(self.model))
         ref = self.reference()
         if ref is not None:
             out.update(self._reference_metrics(ref))
-        if not hasattr(self.problem, "exact"):
+        if not isinstance(self.problem, ExactSolution):
             return out
         if self.point is not None:
             x = self.point[None].double()
@@ -172,7 +171,7 @@ class Solution:
     def reference(self) -> Reference | None:
         """The problem's reference values (``problem.reference()``), computed once; None if
         it has none."""
-        if not hasattr(self.problem, "reference"):
+        if not isinstance(self.problem, ReferenceSolution):
             return None
         if self._reference is None:
             self._reference = (self.problem.reference(),)

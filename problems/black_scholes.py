@@ -175,7 +175,6 @@ class GeometricBasket(_GBM):
     """
 
     id = "bs-geometric-basket"
-    truth = "exact"
 
     def payoff(self, x: Tensor) -> Tensor:
         return (torch.log(x).mean(dim=1).exp() - self.strike).clamp_min(0.0)
@@ -202,8 +201,6 @@ class _MonteCarloGBM(_GBM):
     """A GBM basket option without a closed form: a Monte Carlo reference (antithetic
     variates, exact law, ``REFERENCE_PATHS`` paths) at ``REFERENCE_POINTS`` fixed points of
     the domain of interest at t = 0, with standard errors, cached on disk."""
-
-    truth = "reference"
 
     def reference(self) -> pl.Reference:
         form = self.stochastic_form()
@@ -275,7 +272,6 @@ class DefaultRisk(pl.Problem):
 
     id = "bs-default-risk"
     dims = "d ≥ 1 (the reference: d = 100)"
-    truth = "reference"
     dim: int = 100
     mu_bar: float = 0.02
     sigma_bar: float = 0.2

@@ -80,7 +80,6 @@ class HeatNorm(_Brownian):
 
     id = "heat-norm"
     dims = "d ≥ 1"
-    truth = "exact"
     dim: int = 100
     x_low: float = 0.0
     x_high: float = 1.0
@@ -105,7 +104,6 @@ class _HanJentzenE(_Brownian):
     """Shared: the examples of Han, Jentzen & E, PNAS 115 (2018) 8505, at x₀ = 0, d = 100."""
 
     dims = "d ≥ 1 (the published reference: d = 100)"
-    truth = "reference"
     reference_source: ClassVar[str] = ""
     dim: int = 100
 

@@ -23,8 +23,6 @@ from pinnlab import montecarlo
 class _BoxPoisson(pl.Problem):
     """Shared strong form on the unit cube: −Δu = f in (0, 1)^d, u = exact on the boundary."""
 
-    truth = "exact"
-
     def source(self, x: Tensor) -> Tensor:
         raise NotImplementedError
 
@@ -122,7 +120,6 @@ class PoissonBall(pl.Problem):
 
     id = "poisson-ball"
     dims = "d ≥ 2"
-    truth = "exact"
     dim: int = 10
     coef_seed: int = 0
 
@@ -193,7 +190,6 @@ class PoissonSlit(pl.Problem):
 
     id = "poisson-slit"
     dims = "d = 2"
-    truth = "exact"
 
     def check(self):
         self.require(self.dim == 2, f"dim must be 2, got {self.dim}")
@@ -278,7 +274,6 @@ class PoissonSlitSquare(pl.Problem):
 
     id = "poisson-slit-square"
     dims = "d = 2"
-    truth = "reference"
 
     def check(self):
         self.require(self.dim == 2, f"dim must be 2, got {self.dim}")

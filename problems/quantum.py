@@ -27,7 +27,6 @@ class HarmonicOscillator(pl.Problem):
 
     id = "harmonic-oscillator"
     dims = "d ≥ 1"
-    truth = "exact"
     dim: int = 10
     omega: float = 1.0
 
@@ -53,7 +52,6 @@ class InfiniteWell(pl.Problem):
 
     id = "infinite-well"
     dims = "d ≥ 1"
-    truth = "exact"
     dim: int = 10
     length: float = 1.0
 
@@ -94,7 +92,6 @@ class Hydrogen(pl.Problem):
 
     id = "hydrogen"
     dims = "d = 3"
-    truth = "exact"
     dim: int = 3
     charge: float = 1.0
 

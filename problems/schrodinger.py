@@ -39,7 +39,6 @@ class NLS(pl.Problem):
 
     id = "nls"
     dims = "d = 1"
-    truth = "exact"
     extra_metric_names: ClassVar[tuple[str, ...]] = ("rel_l2_abs_h",)
     #: Relative accuracy of the computed truth (its PDE residual against max |hₓₓ|, its initial
     #: values against max |h|): between grid points a trigonometric polynomial of 2048 modes

@@ -61,7 +61,6 @@ USER_PROBLEMS = textwrap.dedent(
         """∂ₜu = Δu on (0, 1) × (0, 1)^d, u = e^{−t} Σᵢ sin xᵢ."""
 
         id = "test-heat"
-        truth = "exact"
         dim: int = 2
 
         def exact(self, x):
@@ -83,7 +82,6 @@ USER_PROBLEMS = textwrap.dedent(
         """−Δu₁ = −2d, −Δu₂ = Σᵢ sin xᵢ in the unit ball; u = (|x|², Σᵢ sin xᵢ)."""
 
         id = "test-pair"
-        truth = "exact"
         dim: int = 2
 
         def exact(self, x):

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import pinnlab as pl
+from pinnlab.problem import truth_of
 from pinnlab.registry import describe
 
 CATALOGUE = pl.catalogue()
@@ -16,7 +17,7 @@ PROBLEM_IDS = list(CATALOGUE)
 # Problems whose strong form can be checked against a closed-form solution (every shipped one
 # today; problems with only a computed reference are checked against it where they are defined).
 EXACT_STRONG_IDS = [
-    i for i in PROBLEM_IDS if "strong" in CATALOGUE[i].forms() and hasattr(CATALOGUE[i], "exact")
+    i for i in PROBLEM_IDS if "strong" in CATALOGUE[i].forms() and CATALOGUE[i].truth == "exact"
 ]
 #: Small dimensions tried for every problem; those a problem does not support are skipped.
 DIMS = (1, 2, 3, 4, 6)
@@ -71,7 +72,7 @@ def check_residual(problem: pl.Problem, n: int = 64) -> None:
         assert r.shape[0] == n, f"{problem}: residual '{name}' has shape {tuple(r.shape)}"
         assert torch.isfinite(r).all()
         # A computed truth states its own accuracy (nls: limited by its data's kink).
-        assert _max(r) <= getattr(problem, "truth_tolerance", 1e-8) * scale, (
+        assert _max(r) <= problem.truth_tolerance * scale, (
             f"{problem}: residual '{name}' of the exact solution is {_max(r):.3e} "
             f"(scale {scale:.3e})"
         )
@@ -107,7 +108,7 @@ def check_conditions(problem: pl.Problem, n: int = 64) -> None:
         value = condition.value(y).reshape(exact.shape)
         scale = max(1.0, _max(exact))
         err = _max(value - exact)
-        tolerance = getattr(problem, "truth_tolerance", 1e-8)
+        tolerance = problem.truth_tolerance
         assert err <= tolerance * scale, f"{problem}: condition '{name}' is off by {err:.3e}"
         if condition.lift is not None:
             lift = condition.lift
@@ -134,13 +135,27 @@ def test_exact_solution_satisfies_dirichlet_conditions(problem_id):
 
 
 @pytest.mark.parametrize("problem_id", PROBLEM_IDS)
-def test_truth_is_declared_honestly(problem_id):
+def test_truth_is_what_the_class_defines(problem_id):
     cls = CATALOGUE[problem_id]
-    assert cls.truth in ("exact", "reference", "none")
-    if cls.truth == "exact":  # a closed-form solution, or a ground state and its energy
-        assert hasattr(cls, "exact") or hasattr(cls, "ground_state")
+    assert cls.truth == truth_of(cls) != "none"
+    if cls.truth == "exact":
+        assert callable(getattr(cls, "exact", None))
     if cls.truth == "reference":
-        assert hasattr(cls, "reference") and not hasattr(cls, "exact")
+        assert callable(getattr(cls, "reference", None)) and not hasattr(cls, "exact")
+    if cls.truth == "ground state":  # log ψ₀ and its energy
+        problem = cls()
+        assert problem.hamiltonian_form().ground_energy is not None
+
+
+def test_truth_cannot_be_declared_beside_the_methods():
+    from dataclasses import dataclass
+
+    with pytest.raises(TypeError, match="'truth' is derived"):
+
+        @dataclass(frozen=True)
+        class Claims(pl.Problem):
+            id = "test-claims"
+            truth = "exact"
 
 
 def test_user_problems_satisfy_their_equations(user_dir):
