@@ -39,8 +39,7 @@ from .registry import Catalogue, catalogue, problem
 from .run import make_config, run, solve
 from .solution import Solution, load
 from .solvers import Model, Solver
-
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
     "FORMS",

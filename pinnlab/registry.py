@@ -1,4 +1,4 @@
-"""The problem catalogue: finds problem modules on disk and builds problems by id.
+"""Registries: the problem catalogue and the solvers, found on disk and in installed packages.
 
 pinnlab never imports ``problems/`` by name. The catalogue folders are, in order:
 
@@ -8,7 +8,11 @@ pinnlab never imports ``problems/`` by name. The catalogue folders are, in order
 3. folders passed explicitly (the command line's ``--problems DIR``).
 
 Each ``*.py`` file in a folder is imported; every :class:`pinnlab.Problem` subclass it defines
-with a non-empty ``id`` is a catalogue entry. Two entries with the same id are an error.
+with a non-empty ``id`` is a catalogue entry, and every :class:`pinnlab.Solver` subclass with a
+non-empty ``name`` a solver. Installed packages add entries through entry points: the groups
+``pinnlab.problems`` and ``pinnlab.solvers`` (name = the id or method name, object = the
+class). Two entries with the same name are an error. Nothing is mutated: each registry is
+built from these sources, and a study's workers, given the same folders, see the same entries.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 
 from .errors import PinnlabError, unknown_name
 from .problem import Problem
+from .solvers import SOLVERS, Solver
 
 ENV_VAR = "PINNLAB_PROBLEMS"
 _PACKAGE = Path(__file__).resolve().parent
@@ -64,12 +69,92 @@ def _import_file(path: Path):
     return module
 
 
+def _defined_in(module, base: type, key: str) -> list[type]:
+    """The subclasses of ``base`` a catalogue file defines itself with a non-empty ``key``."""
+    return [
+        obj
+        for _, obj in inspect.getmembers(module, inspect.isclass)
+        if issubclass(obj, base) and getattr(obj, key, "") and obj.__module__ == module.__name__
+    ]
+
+
+@functools.cache
+def entry_points(group: str) -> tuple[tuple[str, Any], ...]:
+    """(name, loaded object) of every installed entry point of ``group``."""
+    from importlib.metadata import entry_points as installed
+
+    out = []
+    for ep in installed(group=group):
+        try:
+            out.append((ep.name, ep.load()))
+        except Exception as e:
+            raise PinnlabError(
+                f"entry point '{ep.name} = {ep.value}' (group {group}) cannot be loaded: "
+                f"{type(e).__name__}: {e}"
+            ) from e
+    return tuple(out)
+
+
+class Registry(Mapping[str, Any]):
+    """Name -> entry of one kind (``kind`` names it in errors), read-only."""
+
+    def __init__(self, kind: str, entries: Iterable[tuple[str, Any, str]]):
+        self.kind = kind
+        self._entries: dict[str, Any] = {}
+        where: dict[str, str] = {}
+        for name, obj, source in entries:
+            if name in self._entries and self._entries[name] is not obj:
+                raise PinnlabError(
+                    f"{kind} '{name}' is defined twice: in {where[name]} and {source}."
+                )
+            self._entries[name], where[name] = obj, source
+
+    def __getitem__(self, name: str):
+        if name not in self._entries:
+            raise unknown_name(self.kind, name, self._entries)
+        return self._entries[name]
+
+    def __iter__(self):
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+@functools.lru_cache(maxsize=8)
+def _solvers(dirs: tuple[Path, ...]) -> Registry:
+    entries = [(name, cls, "pinnlab") for name, cls in SOLVERS.items()]
+    for name, cls in entry_points("pinnlab.solvers"):
+        if not (isinstance(cls, type) and issubclass(cls, Solver)):
+            raise PinnlabError(f"entry point '{name}' (pinnlab.solvers) is not a Solver class.")
+        entries.append((name, cls, f"entry point {name}"))
+    for folder in dirs:
+        for path in sorted(folder.glob("*.py")):
+            if not path.name.startswith("_"):
+                entries += [
+                    (c.name, c, str(path)) for c in _defined_in(_import_file(path), Solver, "name")
+                ]
+    return Registry("method", entries)
+
+
+def solvers(extra_dirs: Iterable[str | os.PathLike] = ()) -> Registry:
+    """Method name -> solver class: pinnlab's, installed packages' (entry points) and those
+    defined in the catalogue folders (shipped, $PINNLAB_PROBLEMS, ``extra_dirs``)."""
+    return _solvers(catalogue_dirs(extra_dirs))
+
+
 class Catalogue(Mapping[str, type[Problem]]):
-    """Problem id -> problem class, read from the catalogue folders."""
+    """Problem id -> problem class, read from the catalogue folders and entry points."""
 
     def __init__(self, dirs: Iterable[Path]):
         self.dirs = tuple(dirs)
         self._entries: dict[str, type[Problem]] = {}
+        for name, cls in entry_points("pinnlab.problems"):
+            if not (isinstance(cls, type) and issubclass(cls, Problem)) or cls.id != name:
+                raise PinnlabError(
+                    f"entry point '{name}' (pinnlab.problems) must be a Problem class with id '{name}'."
+                )
+            self._entries[name] = cls
         for folder in self.dirs:
             for path in sorted(folder.glob("*.py")):
                 if path.name.startswith("_"):

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
+from .build import build_model, build_problem, build_solver
 from .config import ProblemSection, RunConfig, merge, parse_set, read_yaml, validate
 from .errors import (
     AccuracyWarning,
@@ -32,14 +32,11 @@ from .errors import (
 )
 from .memory import reuse_freed_memory
 from .metrics import METRICS, default_metric
-from .networks import ACTIVATIONS, INITS, NETWORKS, Projection, build_network
+from .networks import ACTIVATIONS, INITS, NETWORKS
 from .problem import ExactSolution, Problem
-from .registry import catalogue, shipped_dir
+from .registry import catalogue, shipped_dir, solvers
 from .solution import Solution
-from .solvers import SOLVERS, Model, Solver, check_form
 from .training import Trainer
-
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -94,12 +91,11 @@ def make_config(
     for assignment in sets:
         data = merge(data, parse_set(assignment))
     cfg = validate(RunConfig, data)
-    if cfg.method not in SOLVERS:
-        raise unknown_name("method", cfg.method, SOLVERS)
+    solver_cls = solvers(problems_dirs)[cfg.method]
     extra = catalogue(problems_dirs)[cfg.problem.id].extra_metric_names
     if cfg.metric not in METRICS and cfg.metric not in extra:
         raise unknown_name("metric", cfg.metric, (*METRICS, *extra))
-    settings = validate(SOLVERS[cfg.method].Settings, cfg.solver, prefix="solver")
+    settings = validate(solver_cls.Settings, cfg.solver, prefix="solver")
     if cfg.net.kind not in NETWORKS:
         raise unknown_name("network (net.kind)", cfg.net.kind, NETWORKS)
     if cfg.net.activation not in ACTIVATIONS:
@@ -107,7 +103,7 @@ def make_config(
     if cfg.net.init not in INITS:
         raise unknown_name("initialisation (net.init)", cfg.net.init, INITS)
     problem = build_problem(cfg, problems_dirs)
-    build_solver(problem, cfg)  # checks the form and the settings against it
+    build_solver(problem, cfg, problems_dirs)  # checks the form and the settings against it
     # Record every value, defaults included, so the config alone rebuilds the run later.
     return cfg.model_copy(
         update={
@@ -117,7 +113,7 @@ def make_config(
     )
 
 
-def fingerprint(config: RunConfig) -> str:
+def fingerprint(config: RunConfig, problems_dirs: Iterable = ()) -> str:
     """A hash of everything that determines a run's result.
 
     Only values that differ from their defaults enter it (the problem's parameters always do),
@@ -127,7 +123,7 @@ def fingerprint(config: RunConfig) -> str:
     data = config.model_dump(
         exclude_defaults=True, exclude={"train": {"time_budget", "checkpoint_every"}}
     )
-    defaults = SOLVERS[config.method].Settings().model_dump()
+    defaults = solvers(problems_dirs)[config.method].Settings().model_dump()
     data["solver"] = {
         k: v for k, v in config.solver.items() if k not in defaults or v != defaults[k]
     }
@@ -135,109 +131,9 @@ def fingerprint(config: RunConfig) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def build_problem(config: RunConfig, problems_dirs: Iterable = ()) -> Problem:
-    return catalogue(problems_dirs).problem(config.problem.id, **config.problem.params())
-
-
-def build_solver(problem: Problem, config: RunConfig) -> Solver:
-    """The (immutable) solver a config describes for ``problem``; fails at once when the
-    problem lacks the form it needs or a setting does not apply to it."""
-    cls = SOLVERS[config.method]
-    check_form(problem, cls, SOLVERS)
-    settings = validate(cls.Settings, config.solver, prefix="solver")
-    return cls(problem, settings, dtype=DTYPES[config.dtype], hard_bc=config.net.hard_bc)
-
-
-def build_model(
-    problem: Problem,
-    config: RunConfig,
-    *,
-    device: torch.device,
-    solver: Solver | None = None,
-    trained: bool = False,
-) -> Model:
-    """The solver's :class:`~pinnlab.solvers.Model` of the network a config describes for
-    ``problem``, initialised from the config's seed, on ``device`` in the config's dtype.
-
-    ``trained=True`` builds it to receive trained weights (a saved solution): the bottleneck
-    is not fixed by the source, since the saved weights replace it. (The solver's ``setup``
-    still computes its output scaling and starting constant, which the saved buffers then
-    replace too.)
-    """
-    dtype = DTYPES[config.dtype]
-    solver = solver or build_solver(problem, config)
-    init = torch.Generator().manual_seed(config.seed)
-    domain = solver.input_domain()
-    periodic = None
-    if config.net.periodic:
-        periodic = (*solver.periodic_column(), config.net.periodic)
-    if config.net.kind == "deepsets":
-        _check_exchangeable(problem, domain.dim)
-    net = build_network(
-        domain.dim,
-        solver.outputs,
-        generator=init,
-        input_box=domain.bounds() if config.net.normalize_input else None,
-        periodic=periodic,
-        **config.net.model_dump(
-            exclude={"hard_bc", "normalize_input", "periodic", "bottleneck_basis"}
-        ),
-    )
-    if config.net.bottleneck_basis == "source" and not trained:
-        _fix_bottleneck(net, solver, config)
-    model = solver.setup(net, init)
-    model.module.to(device=device, dtype=dtype)
-    return model
-
-
-def _check_exchangeable(problem: Problem, inputs: int) -> None:
-    """``net.kind: deepsets`` is invariant under permutations of its inputs: refuse it where
-    the solution is not, or where the input carries time beside space."""
-    if not problem.exchangeable:
-        raise ConfigError(
-            f"net.kind=deepsets gives the same value at every permutation of the coordinates, "
-            f"and {problem.id} with these parameters is not symmetric under them (for the "
-            "Black–Scholes problems: scalar sigma and rho); use net.kind=mlp."
-        )
-    if inputs != problem.dim:
-        raise ConfigError(
-            f"net.kind=deepsets permutes all {inputs} inputs, but {problem.id}'s method takes "
-            f"time beside its {problem.dim} space coordinates; use net.kind=mlp."
-        )
-
-
-def _fix_bottleneck(net: nn.Module, solver, config: RunConfig) -> None:
-    """``net.bottleneck_basis: source``: P fixed to the principal directions of the source's
-    gradients (:meth:`pinnlab.networks.Projection.fix_to`, from the PINN's residual of u ≡ 0)."""
-    where = "net.bottleneck_basis=source"
-    if not config.net.bottleneck:
-        raise ConfigError(f"{where} fixes the rows of a bottleneck: set net.bottleneck=r ≥ 1.")
-    if config.net.periodic:
-        raise ConfigError(
-            f"{where}: with net.periodic the bottleneck sees the periodic embedding, not the "
-            "coordinates the source's gradients are taken in; set one of them off."
-        )
-    proj = next(m for m in net.modules() if isinstance(m, Projection))
-    try:
-        energy = proj.fix_to(solver.source_gradients())
-    except ValueError as e:
-        raise ConfigError(
-            f"{where}: {e} ({solver.problem.id}'s residual of u ≡ 0 does not vary in the interior); "
-            "use net.bottleneck_basis=learned."
-        ) from None
-    if energy < 0.99:
-        warnings.warn(
-            f"{where}: the {config.net.bottleneck} fixed directions carry only {energy:.1%} of "
-            "the source's gradient energy, so the solution is unlikely to be a function of "
-            "them alone; raise net.bottleneck or use net.bottleneck_basis=learned.",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-
-
 def environment(device: torch.device, seed: int) -> dict[str, Any]:
     """Versions, git revision, device and seed, recorded with every solution."""
-    from . import __version__
+    from .version import __version__
 
     env = {
         "pinnlab": __version__,
@@ -298,10 +194,12 @@ def run(
     reuse_freed_memory()
     device = resolve_device(config.device)
     problem = build_problem(config, problems_dirs)
-    solver = build_solver(problem, config)
+    solver = build_solver(problem, config, problems_dirs)
     model = build_model(problem, config, device=device, solver=solver)
     generator = torch.Generator(device=device).manual_seed(config.seed)
-    solution = Solution(problem, model.module, config, environment=environment(device, config.seed))
+    solution = Solution(
+        problem, model.module, config, solver=solver, environment=environment(device, config.seed)
+    )
     has_truth = (
         solver.has_truth or isinstance(problem, ExactSolution) or solution.reference() is not None
     )
@@ -332,7 +230,7 @@ def run(
         generator=generator,
         evaluate=evaluate if has_truth else None,
         checkpoint=checkpoint,
-        fingerprint=fingerprint(config),
+        fingerprint=fingerprint(config, problems_dirs),
         progress=progress,
     )
     history = trainer.run(resume=resume)

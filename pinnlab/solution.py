@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .build import build_model, build_solver
 from .config import RunConfig
 from .derivatives import Derivatives
 from .errors import ShapeError, SolutionFileError
@@ -34,7 +35,7 @@ from .metrics import (
     test_points,
 )
 from .problem import ExactSolution, Problem, Reference, ReferenceSolution
-from .solvers import SOLVERS, Solver
+from .solvers import Solver
 
 FORMAT = "pinnlab-solution"
 FORMAT_VERSION = 1
@@ -62,6 +63,7 @@ class Solution:
         model: nn.Module,
         config: RunConfig,
         *,
+        solver: Solver | None = None,
         history: Mapping[str, Any] | None = None,
         environment: Mapping[str, Any] | None = None,
         metrics: Mapping[str, float] | None = None,
@@ -74,9 +76,10 @@ class Solution:
         self._metrics = dict(metrics) if metrics else None
         self._truth_cache = None
         self._reference = None
-        solver = SOLVERS[config.method]
+        #: The (immutable) solver that trained it, for what only its method can measure.
+        self.solver = solver if solver is not None else build_solver(problem, config)
         #: For solutions of x alone at a time t* (Feynman–Kac, deep BSDE): t*; else None.
-        self.at_time = solver.slice_time(solver.Settings.model_validate(config.solver))
+        self.at_time = self.solver.slice_time(self.solver.settings)
         self.time_dependent = problem.time_dependent and self.at_time is None
         self.in_dim = problem.dim + int(self.time_dependent)
         #: For a solution known at one point only (deep BSDE at x₀): that point; else None.
@@ -144,8 +147,7 @@ class Solution:
         by defining ``extra_metrics(solution) -> dict[str, float]``.
         """
         out = self.problem.extra_metrics(self)
-        if SOLVERS[self.config.method].metrics is not Solver.metrics:
-            out.update(self.solver().metrics(self.model))
+        out.update(self.solver.metrics(self.model))
         ref = self.reference()
         if ref is not None:
             out.update(self._reference_metrics(ref))
@@ -161,12 +163,6 @@ class Solution:
         with self._evaluating():  # no graph kept: each chunk's is freed before the next
             g = torch.cat([self._grad(c) for c in x.split(_rows(x.shape[1]))])
         return {**error_metrics(self._values(x), u_true, g, g_true), **out}
-
-    def solver(self) -> Solver:
-        """The solver of this solution's config (for what only its method can measure)."""
-        from .run import build_solver
-
-        return build_solver(self.problem, self.config)
 
     def reference(self) -> Reference | None:
         """The problem's reference values (``problem.reference()``), computed once; None if
@@ -227,7 +223,7 @@ class Solution:
         """Write the solution to ``path`` atomically (temporary file, then rename)."""
         import h5py
 
-        from . import __version__
+        from .version import __version__
 
         path = Path(path)
         with atomic_write(path) as tmp, h5py.File(tmp, "w") as f:
@@ -254,7 +250,6 @@ def load(path: str | os.PathLike, *, device: str = "cpu", problems_dirs=()) -> S
     import h5py
 
     from .registry import catalogue
-    from .run import build_model
 
     path = Path(path)
     if not path.exists():
@@ -288,11 +283,20 @@ def load(path: str | os.PathLike, *, device: str = "cpu", problems_dirs=()) -> S
         except (KeyError, OSError, RuntimeError, ValueError, TypeError) as e:  # h5py raises all
             raise SolutionFileError(f"'{path}' is damaged or incomplete: {e}") from None
     problem = catalogue(problems_dirs).problem(config.problem.id, **config.problem.params())
-    model = build_model(problem, config, device=torch.device(device), trained=True).module
+    solver = build_solver(problem, config, problems_dirs)
+    model = build_model(
+        problem, config, device=torch.device(device), solver=solver, trained=True
+    ).module
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
         raise SolutionFileError(f"'{path}': weights do not match its config: {e}") from None
     return Solution(
-        problem, model, config, history=history, environment=environment, metrics=metrics
+        problem,
+        model,
+        config,
+        solver=solver,
+        history=history,
+        environment=environment,
+        metrics=metrics,
     )

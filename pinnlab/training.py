@@ -17,6 +17,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -25,7 +26,9 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from .config import TrainSection
 from .errors import TrainingError
 from .files import atomic_write
-from .solvers.base import Model, Solver
+
+if TYPE_CHECKING:  # the solvers use fit_readout: no import of them at run time
+    from .solvers.base import Model, Solver
 
 
 def fit_readout(net: nn.Module, pairs: Iterable[tuple[Tensor, Tensor]]) -> int:

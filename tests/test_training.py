@@ -176,13 +176,15 @@ def test_nan_guard_restores_and_halves_the_learning_rate(monkeypatch):
 def test_nan_guard_gives_up_with_a_clear_message(monkeypatch):
     nan_on_calls(monkeypatch, "all")
     cfg = tiny_config(train={"steps": 10, "log_every": 1, "max_nan_restarts": 2})
-    with pytest.raises(pl.TrainingError, match=r"NaN or infinite 3 times .* lower train\.lr"):
+    with pytest.raises(
+        pl.TrainingError, match=r"NaN or infinite, or diverged .* 3 times .* lower train\.lr"
+    ):
         pl.run(cfg)
 
 
 def test_a_problem_with_non_finite_data_fails_cleanly(nan_dir):
     cfg = tiny_config("test-nan", problems_dirs=[nan_dir], train={"max_nan_restarts": 1})
-    with pytest.raises(pl.TrainingError, match="NaN or infinite 2 times"):
+    with pytest.raises(pl.TrainingError, match=r"NaN or infinite, or diverged .*\), 2 times"):
         pl.run(cfg, problems_dirs=[nan_dir])
 
 

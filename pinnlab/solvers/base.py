@@ -57,9 +57,7 @@ class Solver(ABC):
         self, problem: Problem, settings: Section, *, dtype: torch.dtype, hard_bc: bool = False
     ):
         if hard_bc and not type(self).hard_bc:
-            from . import SOLVERS
-
-            fit = sorted(name for name, s in SOLVERS.items() if s.hard_bc)
+            fit = sorted({s.name for s in defined_solvers() if s.hard_bc})
             raise ConfigError(
                 f"net.hard_bc: method '{self.name}' imposes no Dirichlet data exactly; set "
                 f"net.hard_bc=false (methods that do: {', '.join(fit)})."
@@ -147,6 +145,18 @@ class Solver(ABC):
             f"net.bottleneck_basis=source: method '{self.name}' has no strong-form residual to "
             "take the source from; use method pinn, or net.bottleneck_basis=learned."
         )
+
+
+def defined_solvers() -> list[type[Solver]]:
+    """Every solver class defined so far (pinnlab's and those a registry has loaded), for
+    messages that name the methods that would fit."""
+    out, todo = [], [Solver]
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if getattr(cls, "name", "") and not getattr(cls, "__abstractmethods__", None):
+            out.append(cls)
+    return out
 
 
 def check_form(problem: Problem, solver: type[Solver], solvers: dict[str, type[Solver]]) -> None:

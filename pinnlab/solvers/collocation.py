@@ -20,7 +20,7 @@ from ..domains import SpaceTime
 from ..errors import ConfigError, unknown_name
 from ..networks import DirichletTransform, OutputAffine, PeriodicEmbedding
 from ..problem import Dirichlet, Periodic
-from .base import Model, Solver
+from .base import Model, Solver, defined_solvers
 
 
 class PointSettings(Section):
@@ -64,13 +64,13 @@ class CollocationSolver(Solver):
 
     def refuse(self, name: str, condition, how: str = "") -> None:
         """A condition this solver cannot impose is an error, never a term left out."""
-        from . import SOLVERS
-
         kind = type(condition)
         fit = sorted(
-            n
-            for n, s in SOLVERS.items()
-            if issubclass(s, CollocationSolver) and issubclass(kind, s.imposes)
+            {
+                s.name
+                for s in defined_solvers()
+                if issubclass(s, CollocationSolver) and issubclass(kind, s.imposes)
+            }
         )
         raise ConfigError(
             f"{self.problem.id}: condition '{name}' ({kind.__name__}) is not imposed by method "

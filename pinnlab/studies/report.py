@@ -22,7 +22,6 @@ import pandas as pd
 
 from ..config import RunConfig
 from ..files import atomic_write
-from ..solvers import SOLVERS
 from . import stats
 from .design import StudyConfig, aliases, factor_keys, resolution, two_level_signs
 from .store import load
@@ -150,7 +149,7 @@ def _dimension_sections(
     study: StudyConfig, df: pd.DataFrame, root: Path, problems_dirs: list
 ) -> list[str]:
     from ..metrics import fit_baselines
-    from ..registry import catalogue
+    from ..registry import catalogue, solvers
 
     figures = root / "figures"
 
@@ -165,7 +164,7 @@ def _dimension_sections(
             d: catalogue(problems_dirs).problem(config.problem.id, **{**params, "dim": d})
             for d in dims
         }
-        solver = SOLVERS[config.method]
+        solver = solvers(problems_dirs)[config.method]
         at_time = solver.slice_time(solver.Settings.model_validate(config.solver))
         baselines = {d: fit_baselines(p, at_time=at_time) for d, p in problems.items()}
         lines += [f"### {label}", ""]
