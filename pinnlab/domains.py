@@ -4,6 +4,12 @@ Points are batch-first tensors of shape (n, dim). Every sampler takes an explici
 ``torch.Generator``; points are drawn on the generator's device in the requested dtype.
 Quasi-random points come from a scrambled Sobol sequence (Owen scrambling, seeded from the
 generator); torch draws Sobol points on the CPU, so they are moved to the device once per draw.
+
+Each sampler is a :class:`CubeMap` applied to points of a unit cube: uniform points of the cube
+become points uniform in measure. One draw reads all its coordinates from one cube — for
+Sobol, one engine — since two scrambled Sobol sequences are not independent of each other:
+their leading digits are the same function of the point's index, so (t, x) drawn from two
+engines lie on a curve (:class:`SpaceTime` composes the maps of its space instead).
 """
 
 from __future__ import annotations
@@ -41,6 +47,41 @@ def _unit_cube(
     raise unknown_name("sampling", sampling, SAMPLINGS)
 
 
+@dataclass(frozen=True)
+class CubeMap:
+    """A map of the unit cube [0, 1)^dim onto a domain's interior or boundary that carries
+    uniform points to points uniform in measure: ``apply(u, generator)`` for u of shape
+    (n, dim). It may draw further pseudo-random numbers from the generator (a Box picks the
+    face of a boundary point with ``torch.randint``), independent of u whatever its sampling.
+    """
+
+    dim: int
+    apply: Callable[[Tensor, torch.Generator], Tensor]
+
+    def sample(
+        self, n: int, generator: torch.Generator, dtype: torch.dtype, sampling: str
+    ) -> Tensor:
+        """n points: the map applied to n points of the cube (:func:`_unit_cube`)."""
+        return self.apply(_unit_cube(n, self.dim, generator, dtype, sampling), generator)
+
+
+def _joint(
+    n: int, maps: list[CubeMap], generator: torch.Generator, dtype: torch.dtype, sampling: str
+) -> list[Tensor]:
+    """n points of each map, the maps reading consecutive coordinates of one cube: for Sobol
+    one engine of dimension Σ dim, so that the parts are jointly well spread (two engines are
+    not independent); pseudo-random points map by map (the same numbers as separate draws)."""
+    if sampling != "sobol":
+        return [m.sample(n, generator, dtype, sampling) for m in maps]
+    u = _unit_cube(n, sum(m.dim for m in maps), generator, dtype, sampling)
+    parts = u.split([m.dim for m in maps], dim=1)
+    return [m.apply(part, generator) for m, part in zip(maps, parts, strict=True)]
+
+
+def _identity(u: Tensor, generator: torch.Generator) -> Tensor:
+    return u
+
+
 def _gaussian_directions(u: Tensor) -> Tensor:
     """Map points of the unit cube to uniform directions on the sphere (inverse normal CDF)."""
     eps = torch.finfo(u.dtype).eps
@@ -71,6 +112,18 @@ class Domain(ABC):
 
         Used by hard-constraint output transforms u = g + distance · N.
         """
+
+    def interior_map(self) -> CubeMap | None:
+        """The map of a unit cube onto the interior that ``sample_interior`` applies, or None
+        for a domain that samples otherwise (a :class:`SpaceTime` over it then draws its times
+        from a cube of their own and, for Sobol, pairs them with the space points in a random
+        order: independent of them, where a second engine would correlate the two)."""
+        return None
+
+    def boundary_map(self) -> CubeMap | None:
+        """The map of a unit cube onto the boundary that ``sample_boundary`` applies, or None
+        (see :meth:`interior_map`)."""
+        return None
 
     def distance_jet(self, jet: Jet) -> Jet:
         """The jet of φ = ``distance`` along ``jet``'s directions, as one output column.
@@ -119,17 +172,31 @@ class Box(Domain):
     def surface_to_volume(self) -> float:
         return 2 * self.dim / (self.high - self.low)
 
-    def sample_interior(self, n, *, generator, dtype=torch.float32, sampling="uniform"):
-        u = _unit_cube(n, self.dim, generator, dtype, sampling)
+    def interior_map(self) -> CubeMap:
+        """x = low + (high − low)·u on [0, 1)^dim."""
+        return CubeMap(self.dim, self._from_cube)
+
+    def boundary_map(self) -> CubeMap:
+        """x = low + (high − low)·u with one coordinate, of a face picked uniformly among the
+        2·dim (all have equal area), set to low or high."""
+        return CubeMap(self.dim, self._boundary_from_cube)
+
+    def _from_cube(self, u: Tensor, generator: torch.Generator) -> Tensor:
         return self.low + (self.high - self.low) * u
 
-    def sample_boundary(self, n, *, generator, dtype=torch.float32, sampling="uniform"):
-        # All 2·dim faces have equal area: pick one uniformly, then a uniform point on it.
-        x = self.sample_interior(n, generator=generator, dtype=dtype, sampling=sampling)
+    def _boundary_from_cube(self, u: Tensor, generator: torch.Generator) -> Tensor:
+        x = self._from_cube(u, generator)
+        n = u.shape[0]
         face = torch.randint(2 * self.dim, (n,), generator=generator, device=generator.device)
-        axis, side = face // 2, (face % 2).to(dtype)
+        axis, side = face // 2, (face % 2).to(u.dtype)
         value = self.low + (self.high - self.low) * side
         return x.scatter(1, axis[:, None], value[:, None])
+
+    def sample_interior(self, n, *, generator, dtype=torch.float32, sampling="uniform"):
+        return self.interior_map().sample(n, generator, dtype, sampling)
+
+    def sample_boundary(self, n, *, generator, dtype=torch.float32, sampling="uniform"):
+        return self.boundary_map().sample(n, generator, dtype, sampling)
 
     def distance(self, x: Tensor) -> Tensor:
         """φ = (Σᵢ 1/ψᵢ)⁻¹ with ψᵢ = 4(xᵢ − a)(b − xᵢ)/(b − a)²: smooth inside, ≈ ψᵢ near face i.
@@ -208,14 +275,27 @@ class Ball(Domain):
     def surface_to_volume(self) -> float:
         return self.dim / self.radius
 
-    def sample_interior(self, n, *, generator, dtype=torch.float32, sampling="uniform"):
-        u = _unit_cube(n, self.dim + 1, generator, dtype, sampling)
+    def interior_map(self) -> CubeMap:
+        """x = c + radius·u₀^{1/dim}·ω(u₁, …, u_dim) on [0, 1)^{dim+1}: |x − c|^dim is uniform,
+        and ω, Gaussian coordinates (inverse normal CDF) normalised, a uniform direction."""
+        return CubeMap(self.dim + 1, self._from_cube)
+
+    def boundary_map(self) -> CubeMap:
+        """x = c + radius·ω(u) on [0, 1)^dim (ω as in :meth:`interior_map`)."""
+        return CubeMap(self.dim, self._boundary_from_cube)
+
+    def _from_cube(self, u: Tensor, generator: torch.Generator) -> Tensor:
         r = self.radius * u[:, :1] ** (1.0 / self.dim)
         return self.center + r * _gaussian_directions(u[:, 1:])
 
-    def sample_boundary(self, n, *, generator, dtype=torch.float32, sampling="uniform"):
-        u = _unit_cube(n, self.dim, generator, dtype, sampling)
+    def _boundary_from_cube(self, u: Tensor, generator: torch.Generator) -> Tensor:
         return self.center + self.radius * _gaussian_directions(u)
+
+    def sample_interior(self, n, *, generator, dtype=torch.float32, sampling="uniform"):
+        return self.interior_map().sample(n, generator, dtype, sampling)
+
+    def sample_boundary(self, n, *, generator, dtype=torch.float32, sampling="uniform"):
+        return self.boundary_map().sample(n, generator, dtype, sampling)
 
     def distance(self, x: Tensor) -> Tensor:
         """φ = 1 − |x − c|²/r²."""
@@ -263,17 +343,34 @@ class Slit(Domain):
         _, slit, outer = self._centre_and_length
         return (outer + slit) / self.volume
 
+    def interior_map(self) -> CubeMap:
+        """The outer domain's."""
+        return self.outer.interior_map()
+
+    def boundary_map(self) -> CubeMap:
+        """(u, v₀, v₁) ↦ the slit point (c + ℓ·v₁, c) if v₀ < ℓ/(ℓ + L), else the outer
+        boundary's point of u — ℓ the slit's length, L the outer boundary's, c the centre."""
+        outer = self.outer.boundary_map()
+        return CubeMap(outer.dim + 2, functools.partial(self._boundary_from_cube, outer))
+
+    def _boundary_from_cube(self, outer: CubeMap, u: Tensor, generator: torch.Generator) -> Tensor:
+        return self._slit_or_outer(outer.apply(u[:, : outer.dim], generator), u[:, outer.dim :])
+
+    def _slit_or_outer(self, x: Tensor, v: Tensor) -> Tensor:
+        centre, slit, outer = self._centre_and_length
+        on_slit = v[:, 0] < slit / (slit + outer)
+        s = torch.stack([centre + slit * v[:, 1], torch.full_like(v[:, 1], centre)], dim=1)
+        return torch.where(on_slit[:, None], s, x)
+
     def sample_interior(self, n, *, generator, dtype=torch.float32, sampling="uniform"):
         return self.outer.sample_interior(n, generator=generator, dtype=dtype, sampling=sampling)
 
     def sample_boundary(self, n, *, generator, dtype=torch.float32, sampling="uniform"):
-        kw = dict(generator=generator, dtype=dtype, sampling=sampling)
-        centre, slit, outer = self._centre_and_length
-        x = self.outer.sample_boundary(n, **kw)
-        u = _unit_cube(n, 2, generator, dtype, sampling)
-        on_slit = u[:, 0] < slit / (slit + outer)
-        s = torch.stack([centre + slit * u[:, 1], torch.full_like(u[:, 1], centre)], dim=1)
-        return torch.where(on_slit[:, None], s, x)
+        # One Sobol engine for the outer point and the choice: two would correlate the choice
+        # with the outer point's position, making the outer points non-uniform.
+        maps = [self.outer.boundary_map(), CubeMap(2, _identity)]
+        x, v = _joint(n, maps, generator, dtype, sampling)
+        return self._slit_or_outer(x, v)
 
     def distance(self, x: Tensor) -> Tensor:
         """φ = φ_outer(x) · ((ρ − ξ)/(2ℓ))^{1/2} with ξ, η = x − centre, ρ = |(ξ, η)|, ℓ the
@@ -314,20 +411,38 @@ class SpaceTime(Domain):
     def volume(self) -> float:
         return (self.t1 - self.t0) * self.space.volume
 
-    def _times(self, n, generator, dtype, sampling):
-        """n times in [t0, t1] (a Sobol sequence of its own when sampling='sobol')."""
-        return self.t0 + (self.t1 - self.t0) * _unit_cube(n, 1, generator, dtype, sampling)
+    def _times(self, u: Tensor, generator: torch.Generator) -> Tensor:
+        """t = t0 + (t1 − t0)·u on [0, 1)."""
+        return self.t0 + (self.t1 - self.t0) * u
+
+    def _sample(self, n, space_map, space_sample, generator, dtype, sampling) -> Tensor:
+        """n points (t, x): for Sobol (t, u) is one point of an engine of dimension 1 + k and
+        x = space_map(u), k = space_map.dim, so that (t, x) fill [t0, t1] × space; two engines
+        would put t and x on a curve. Pseudo-random times and space points are drawn apart, as
+        are those of a space without a map; for Sobol these times, a 1-d Sobol sequence, are then
+        taken in a random order (torch.randperm), which makes t independent of x."""
+        times = CubeMap(1, self._times)
+        if sampling == "sobol" and space_map is not None:
+            t, x = _joint(n, [times, space_map], generator, dtype, sampling)
+            return torch.cat([t, x], dim=1)
+        t = times.sample(n, generator, dtype, sampling)
+        x = space_sample(n, generator=generator, dtype=dtype, sampling=sampling)
+        if sampling == "sobol":
+            t = t[torch.randperm(n, generator=generator, device=generator.device)]
+        return torch.cat([t, x], dim=1)
 
     def sample_interior(self, n, *, generator, dtype=torch.float32, sampling="uniform"):
-        t = self._times(n, generator, dtype, sampling)
-        x = self.space.sample_interior(n, generator=generator, dtype=dtype, sampling=sampling)
-        return torch.cat([t, x], dim=1)
+        space = self.space
+        return self._sample(
+            n, space.interior_map(), space.sample_interior, generator, dtype, sampling
+        )
 
     def sample_boundary(self, n, *, generator, dtype=torch.float32, sampling="uniform"):
         """Points on the lateral boundary [t0, t1] × ∂space."""
-        t = self._times(n, generator, dtype, sampling)
-        x = self.space.sample_boundary(n, generator=generator, dtype=dtype, sampling=sampling)
-        return torch.cat([t, x], dim=1)
+        space = self.space
+        return self._sample(
+            n, space.boundary_map(), space.sample_boundary, generator, dtype, sampling
+        )
 
     def sample_slice(self, n, t: float, *, generator, dtype=torch.float32, sampling="uniform"):
         """Points {t} × space (initial or terminal slice)."""

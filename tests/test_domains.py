@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+import itertools
 import math
 import re
+from dataclasses import dataclass
 
 import pytest
 import torch
 
 import pinnlab as pl
+from pinnlab import domains
 from pinnlab.domains import SAMPLINGS
 
 DTYPES = [torch.float32, torch.float64]
@@ -220,3 +225,203 @@ def test_invalid_domains_and_samplings():
     too_many = torch.quasirandom.SobolEngine.MAXDIM + 1
     with pytest.raises(pl.ParameterError, match="use sampling='uniform'"):
         pl.Box(too_many).sample_interior(4, generator=gen(), sampling="sobol")
+
+
+# --- Uniformity in measure -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Mapless(pl.Domain):
+    """A user's domain that samples through its own methods (no ``interior_map``): here the
+    samplers of an ``inner`` domain, called as a black box."""
+
+    inner: pl.Domain
+
+    @property
+    def dim(self) -> int:  # type: ignore[override]
+        return self.inner.dim
+
+    @property
+    def volume(self) -> float:
+        return self.inner.volume
+
+    def sample_interior(self, n, **kw):
+        return self.inner.sample_interior(n, **kw)
+
+    def sample_boundary(self, n, **kw):
+        return self.inner.sample_boundary(n, **kw)
+
+    def distance(self, x):
+        return self.inner.distance(x)
+
+
+def unit_coordinates(domain, x: torch.Tensor, where: str) -> torch.Tensor:
+    """Coordinates in [0, 1)^m in which points uniform in measure (volume for "interior", surface
+    for "boundary") are uniform i.i.d. — the inverse of a measure-preserving map of the cube:
+
+    - Box: (x − low)/(high − low); on the boundary, the face f = 2·axis + side is uniform over
+      the 2d faces and the d − 1 free coordinates w are uniform, so ((f + w₁)/(2d), w₂, …).
+    - Ball in R² or R³: (|x − c|/r)^d (0 on the sphere) and the direction: the angle in R²;
+      in R³ (z + 1)/2 (Archimedes) and the azimuth.
+    - Slit: the outer interior; on the boundary, arc length along the outer boundary then the
+      slit, over the total length (one coordinate).
+    - SpaceTime: (t − t0)/(t1 − t0) then the space coordinates (none of t for "slice").
+    """
+    if isinstance(domain, Mapless):
+        return unit_coordinates(domain.inner, x, where)
+    if isinstance(domain, pl.SpaceTime):
+        space = unit_coordinates(domain.space, x[:, 1:], "interior" if where == "slice" else where)
+        if where == "slice":
+            return space
+        t = (x[:, :1] - domain.t0) / (domain.t1 - domain.t0)
+        return torch.cat([t, space], dim=1)
+    if isinstance(domain, pl.Box):
+        w = (x - domain.low) / (domain.high - domain.low)
+        if where == "interior":
+            return w
+        d = domain.dim
+        hit = (w == 0) | (w == 1)
+        assert (hit.sum(dim=1) == 1).all()
+        axis = hit.int().argmax(dim=1)
+        face = 2 * axis + w.gather(1, axis[:, None])[:, 0].long()
+        free = w[~hit].reshape(-1, d - 1)
+        return torch.cat([(face[:, None] + free[:, :1]) / (2 * d), free[:, 1:]], dim=1)
+    if isinstance(domain, pl.Ball):
+        y = (x - domain.center) / domain.radius
+        r = y.norm(dim=1, keepdim=True)
+        u = y / r
+        if domain.dim == 2:
+            direction = [(torch.atan2(u[:, 1:], u[:, :1]) + math.pi) / (2 * math.pi)]
+        else:
+            assert domain.dim == 3
+            phi = (torch.atan2(u[:, 1:2], u[:, :1]) + math.pi) / (2 * math.pi)
+            direction = [(u[:, 2:] + 1) / 2, phi]
+        radial = [r**domain.dim] if where == "interior" else []
+        return torch.cat(radial + direction, dim=1)
+    assert isinstance(domain, pl.Slit)
+    if where == "interior":
+        return unit_coordinates(domain.outer, x, where)
+    outer = domain.outer
+    if isinstance(outer, pl.Box):
+        side = outer.high - outer.low
+        centre, slit, length = (outer.low + outer.high) / 2, side / 2, 4 * side
+        on_outer = ((x == outer.low) | (x == outer.high)).any(dim=1)
+    else:
+        centre, slit, length = outer.center, outer.radius, 2 * math.pi * outer.radius
+        on_outer = ((x - outer.center).norm(dim=1) - outer.radius).abs() < 1e-9 * outer.radius
+    s = torch.empty_like(x[:, 0])
+    s[on_outer] = length * unit_coordinates(outer, x[on_outer], "boundary")[:, 0]
+    assert torch.allclose(x[~on_outer, 1], torch.tensor(centre, dtype=x.dtype))
+    s[~on_outer] = length + (x[~on_outer, 0] - centre)
+    return (s / (length + slit))[:, None]
+
+
+def chi_square(columns: torch.Tensor, bins: int) -> float:
+    """Pearson's statistic of the counts of points in a grid of ``bins`` cells per column."""
+    cell = (columns * bins).long().clamp(0, bins - 1)
+    index = (cell * bins ** torch.arange(cell.shape[1])).sum(dim=1)
+    counts = torch.bincount(index, minlength=bins ** cell.shape[1]).double()
+    expected = columns.shape[0] / bins ** cell.shape[1]
+    return float(((counts - expected) ** 2).sum() / expected)
+
+
+def occupied(columns: torch.Tensor, bins: int = 32) -> int:
+    """How many cells of a grid of ``bins`` cells per column hold a point."""
+    cell = (columns * bins).long().clamp(0, bins - 1)
+    return len(torch.unique((cell * bins ** torch.arange(cell.shape[1])).sum(dim=1)))
+
+
+UNIFORMITY_DOMAINS = {
+    "box": pl.Box(3, -1.0, 2.0),
+    "ball2": pl.Ball(2, radius=1.5, center=0.5),
+    "ball3": pl.Ball(3),
+    "slit-box": pl.Slit(pl.Box(2, -1.0, 1.0)),
+    "slit-ball": pl.Slit(pl.Ball(2, radius=2.0, center=1.0)),
+    "spacetime-box": pl.SpaceTime(pl.Box(2), t0=0.5, t1=2.0),
+    "spacetime-ball2": pl.SpaceTime(pl.Ball(2)),
+    "spacetime-ball3": pl.SpaceTime(pl.Ball(3, radius=2.0), t0=-1.0, t1=1.0),
+    "spacetime-slit": pl.SpaceTime(pl.Slit(pl.Ball(2))),
+    "spacetime-mapless": pl.SpaceTime(Mapless(pl.Box(2, -1.0, 1.0))),
+}
+#: Pearson's statistic over K = 64 cells (1-D: 64 bins; pairs: 8 × 8), N_UNIFORM points. For
+#: i.i.d. uniform points it is asymptotically χ² with ν = K − 1 = 63 degrees of freedom (mean
+#: 63, sd √(2ν) ≈ 11; 256 points expected per cell make the approximation good), and
+#: P(χ²_ν ≥ ν + 2√(νx) + 2x) ≤ e^{−x} (Laurent & Massart, Ann. Statist. 28 (2000), Lemma 1):
+#: x = 20 gives 63 + 71 + 40 = 174 (mean + 10 sd), passed by uniform points except with
+#: probability 2·10⁻⁹ per check, 4·10⁻⁷ over the 200 checks below (the largest seen: 100).
+#: Sobol points stay far below (a smaller statistic than random points is their purpose).
+#: The bugs it catches: t and x from two Sobol engines (8 of the 64 cells of (t, x₁) hold
+#: points: χ² = 7·N) and the slit's choice correlated with the outer point (χ² of 455 and
+#: 766 for these N and seeds).
+N_UNIFORM = 16384
+CHI2_BOUND = 63 + 2 * math.sqrt(63 * 20) + 2 * 20
+
+
+def test_uniformity_covers_every_domain_class():
+    classes = {
+        c
+        for c in vars(domains).values()
+        if isinstance(c, type) and issubclass(c, pl.Domain) and not inspect.isabstract(c)
+    }
+    tested = {type(d) for d in UNIFORMITY_DOMAINS.values()}
+    assert classes <= tested, f"add {classes - tested} to UNIFORMITY_DOMAINS"
+    spaces = {type(d.space) for d in UNIFORMITY_DOMAINS.values() if isinstance(d, pl.SpaceTime)}
+    assert spaces >= classes - {pl.SpaceTime}
+
+
+@pytest.mark.parametrize("sampling", SAMPLINGS)
+@pytest.mark.parametrize("name", list(UNIFORMITY_DOMAINS))
+def test_samplers_are_uniform_in_measure(name, sampling):
+    """Every sampler's points, mapped to unit coordinates, pass a χ² test of uniformity on
+    every coordinate and every pair of coordinates (t included)."""
+    domain = UNIFORMITY_DOMAINS[name]
+    draws = {"interior": domain.sample_interior, "boundary": domain.sample_boundary}
+    if isinstance(domain, pl.SpaceTime):
+        draws["slice"] = functools.partial(domain.sample_slice, t=0.25)
+    for where, draw in draws.items():
+        x = draw(N_UNIFORM, generator=gen(7), dtype=torch.float64, sampling=sampling)
+        u = unit_coordinates(domain, x, where)
+        assert ((u >= 0) & (u <= 1)).all()
+        columns = range(u.shape[1])
+        for group in [(i,) for i in columns] + list(itertools.combinations(columns, 2)):
+            stat = chi_square(u[:, list(group)], 64 if len(group) == 1 else 8)
+            assert stat < CHI2_BOUND, f"{where}, columns {group}: χ² = {stat:.0f}"
+
+
+#: Cells of a 32 × 32 grid that 1024 i.i.d. uniform points leave empty: mean m(1 − 1/m)^n and
+#: variance m(m − 1)(1 − 2/m)^n + m(1 − 1/m)^n − m²(1 − 1/m)^{2n} (m = n = 1024), so they hold
+#: 647.5 ± 10.0 cells; 10 sd below, 547, is a floor they pass with overwhelming probability.
+IID_OCCUPIED_FLOOR = 547
+
+
+@pytest.mark.parametrize("space", [pl.Box(2, -1.0, 1.0), pl.Ball(2)], ids=["box", "ball"])
+def test_sobol_space_time_fills_time_and_space_jointly(space):
+    """Regression: t and x came from two scrambled Sobol engines, whose leading digits (of the
+    first coordinate of each) are invertible functions of the same low digits of the point's
+    index — 1024 points held 32 of the 1024 cells of a 32 × 32 grid over (t, x₁), where
+    (x₁, x₂) held all 1024: training on a curve in space-time. Now (t, x) is one Sobol point
+    and (t, x₁), its first two coordinates, a (0, 10, 2)-net: one point in every cell. For
+    the box (t, x₂), coordinates 1 and 3, is a net of t-value 1 (two points in each cell of
+    16 × 64, hence 512 of the 32 × 32) and (x₁, x₂), coordinates 2 and 3, fills all 1024; for
+    the ball (t, r², angle) the angle is no Sobol coordinate and its pairs hold about 700."""
+    domain = pl.SpaceTime(space, t0=0.5, t1=2.0)
+    x = domain.sample_interior(1024, generator=gen(), dtype=torch.float64, sampling="sobol")
+    u = unit_coordinates(domain, x, "interior")  # (t, x₁, x₂) or (t, r², angle), in [0, 1]
+    assert occupied(u[:, [0, 1]]) >= 1000  # 32 before the fix, 1024 now
+    for pair in ([0, 2], [1, 2]):
+        assert occupied(u[:, pair]) >= 512
+    if isinstance(space, pl.Box):
+        assert occupied(u[:, [1, 2]]) == 1024
+
+
+def test_sobol_space_time_over_a_domain_without_a_cube_map_pairs_times_at_random():
+    """A space that samples through its own methods cannot share the engine of the times: its
+    Sobol points are paired with the times in a random order, which makes t independent of x
+    (then (t, x₁) holds as many cells as i.i.d. points do, about 647 of 1024; without the
+    shuffle, 32 as above)."""
+    domain = pl.SpaceTime(Mapless(pl.Box(2, -1.0, 1.0)), t0=0.5, t1=2.0)
+    for seed in range(3):
+        x = domain.sample_interior(1024, generator=gen(seed), dtype=torch.float64, sampling="sobol")
+        u = unit_coordinates(domain, x, "interior")
+        assert occupied(u[:, [0, 1]]) >= IID_OCCUPIED_FLOOR  # 674, 661, 656
+        assert occupied(u[:, [1, 2]]) == 1024  # the space's own Sobol points, as before
