@@ -364,6 +364,46 @@ def test_readout_is_what_the_output_layer_maps_linearly(kw):
     assert has_readout(build_network(5, 1, bottleneck=2, generator=gen()))  # a Chain
 
 
+def test_readout_is_declared_by_the_network_not_found_by_its_type():
+    net = build_network(5, 1, width=8, depth=2, generator=gen())
+    assert net.has_readout() and has_readout(net)
+    assert not has_readout(nn.Linear(5, 1))  # a module that declares nothing has none
+    hard = DirichletTransform(net, pl.Box(5), 0.0)  # u = φ N is not linear in N's features
+    assert not hard.has_readout() and not has_readout(hard)
+    with pytest.raises(TypeError, match="DirichletTransform has no readout"):
+        hard.readout(torch.rand(3, 5))
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"kind": "mlp"},
+        {"kind": "resmlp"},
+        {"kind": "deepsets"},
+        {"fourier_features": 3},
+        {"additive": 3},
+        {"additive": 3, "bottleneck": 2},
+        {"periodic": (1, 0.0, 1.0, 2), "additive": 2},
+    ],
+)
+def test_zero_output_makes_the_network_vanish(kw):
+    net = build_network(5, 2, width=8, depth=2, generator=gen(1), **kw)
+    x = torch.rand(6, 5, generator=gen())
+    if kw.get("kind") == "deepsets":
+        nn.init.ones_(net.skip.weight)  # the skip is zero at first: check it is zeroed too
+    before = {name: p.clone() for name, p in net.named_parameters()}
+    assert net(x).abs().min() > 0
+    assert net.zero_output_() is net
+    assert not net(x).any()
+    for name, p in net.named_parameters():  # only output coefficients were touched
+        if not torch.equal(p, before[name]):
+            assert re.search(r"(^|\.)(out\.weight|skip\.weight|c)$", name), name
+    wrapped = OutputAffine(build_network(5, 2, generator=gen(), **kw), torch.ones(2), torch.ones(2))
+    torch.testing.assert_close(wrapped.zero_output_()(x), torch.ones(6, 2))  # u = shift
+    with pytest.raises(TypeError, match="FourierFeatures has no output layer"):
+        FourierFeatures(5, 3, 1.0, generator=gen()).zero_output_()
+
+
 def test_chebyshev_sums_and_derivatives_match_numpy():
     from numpy.polynomial import chebyshev as np_cheb
 

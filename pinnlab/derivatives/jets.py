@@ -16,6 +16,11 @@ Any factor M = Rᵀ R gives the same S, so after the first layer the m direction
 by the r = min(m, width) rows of R, from a QR factorisation (W V)ᵀ diag(√w) = Q R, and the
 first derivatives along the original directions are recovered as J = J_R Qᵀ (``basis``).
 An exact Laplacian in d = 100,000 dimensions then costs what it costs at d = width.
+
+**Separable maps.** A map Σᵢ gᵢ(xᵢ) of the input coordinates has a diagonal Hessian, so its
+jet needs no loop over directions (:func:`coordinatewise_jet`; the additive part of
+:class:`pinnlab.networks.Additive` and the pooled features of
+:class:`pinnlab.networks.DeepSets`).
 """
 
 from __future__ import annotations
@@ -224,6 +229,48 @@ class Jet:
                 dim=1,
             )
         return self._with(torch.cat([self.value, other.value], dim=1), jac, lap)
+
+
+def coordinatewise_jet(
+    jet: Jet, value: Tensor, d1: Tensor, second: Callable[[Tensor | None], Tensor]
+) -> Jet:
+    """The jet of a map Σᵢ gᵢ(xᵢ) ∈ R^o from gᵢ' = ``d1`` ((n, d, o)) and
+    ``second(q)`` = Σᵢ qᵢ gᵢ''(xᵢ) ((n, o); q (1 or n, d), None for all ones):
+    J_k = Σᵢ gᵢ' V_kᵢ and S = Σᵢ (gᵢ'' q_i + gᵢ' Sᵢ), q_i = Σ_k w_k V_kᵢ² — the Hessian is
+    diagonal, so no direction loop."""
+    if jet.jac is None:
+        jac = d1
+    elif jet.jac.shape[0] == 1:
+        jac = torch.einsum("md,ndo->nmo", jet.jac[0], d1)
+    else:
+        jac = torch.einsum("nmd,ndo->nmo", jet.jac, d1)
+    lap = None
+    if jet.order >= 2:
+        # q_i = Σ_k w_k V_ki²: (1 or n, d); for the identity seed, the weights themselves.
+        if jet.jac is None:
+            q = None if jet.weights is None else jet.weights.unsqueeze(0)
+        elif jet.weights is None:
+            q = jet.jac.square().sum(dim=1)
+        else:
+            q = torch.einsum("smd,m->sd", jet.jac.square(), jet.weights)
+        lap = second(q)
+        if jet.lap is not None:
+            lap = lap + torch.einsum("nd,ndo->no", jet.lap, d1)
+    return Jet(value, jac, lap, jet.weights, jet.order)
+
+
+def weighted_sum(q: Tensor | None, f: Tensor) -> Tensor:
+    """Σᵢ qᵢ f[:, i] over the coordinate axis of f (n, d, k); q (1 or n, d) or None (ones)."""
+    if q is None:
+        return f.sum(dim=1)
+    if q.shape[0] == 1:
+        return torch.einsum("d,ndk->nk", q[0], f)
+    return torch.einsum("nd,ndk->nk", q, f)
+
+
+def column(scale: Tensor | float) -> Tensor | float:
+    """A per-coordinate factor (d,) shaped to multiply (n, d, out) tensors."""
+    return scale.unsqueeze(1) if isinstance(scale, Tensor) else scale
 
 
 def _reduce(jac: Tensor, weights: Tensor | None, pinned: int):

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from ..config import Section
 from ..domains import SpaceTime
 from ..errors import ConfigError, unknown_name
-from ..networks import DirichletTransform, OutputAffine, PeriodicEmbedding
+from ..networks import DirichletTransform, OutputAffine, periodic_columns
 from ..problem import Dirichlet, Periodic
 from .base import Model, Solver, defined_solvers
 
@@ -114,12 +114,12 @@ class CollocationSolver(Solver):
     def imposed(self, module: nn.Module) -> frozenset[str]:
         """The conditions ``module`` satisfies by construction: the Dirichlet data on the
         boundary under ``net.hard_bc``, a Periodic condition under an exact embedding."""
-        periodic = any(isinstance(m, PeriodicEmbedding) for m in module.modules())
+        periodic = periodic_columns(module)
         return frozenset(
             name
             for name, c in self.spec.conditions.items()
             if (self.hard and isinstance(c, Dirichlet) and c.on == "boundary")
-            or (periodic and isinstance(c, Periodic))
+            or (isinstance(c, Periodic) and c.axis + int(self.time_dependent) in periodic)
         )
 
     def transform_shift(self, model: DirichletTransform) -> Tensor:

@@ -79,11 +79,8 @@ class LogPsi(nn.Module):
         super().__init__()
         self.net = net
         self.box = form.domain
-        # The network's last layer starts at zero: training starts from ψ = envelope.
-        last = [m for m in net.modules() if isinstance(m, nn.Linear)][-1]
-        nn.init.zeros_(last.weight)
-        if last.bias is not None:
-            nn.init.zeros_(last.bias)
+        # The network's output starts at zero: training starts from ψ = envelope.
+        net.zero_output_()
         if self.box is None:
             # a, b = softplus(·): started at a = 1/(2·length), b = 1/(4·length²).
             start = torch.tensor([1 / (2 * form.length), 1 / (4 * form.length**2)])
