@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pinnlab
 from pinnlab.config import read_yaml
+from pinnlab.recipes import find
 from pinnlab.registry import ENV_VAR, describe, shipped_dir
 from pinnlab.run import recipe
 from pinnlab.solvers import SOLVERS
@@ -48,10 +49,13 @@ def _recipes() -> dict[str, list[tuple[Path, dict]]]:
 def _recipe_line(cls: type[pinnlab.Problem], path: Path, data: dict) -> str:
     method = data.get("method", "pinn")
     dim = data.get("problem", {}).get("dim", cls.parameters()["dim"])
-    default = recipe(cls.id, method) == path
-    command = f"pinnlab solve {cls.id}" + ("" if method == "pinn" else f" --method {method}")
-    note = f"; used by `{command}`" if default else ""
-    return f"[`{path.name}`](../configs/runs/{path.name}) ({method}, d = {dim}{note})"
+    shipped = find(path.stem)
+    assert recipe(cls.id, method, dim) == path, f"{path.name} is not selected at its own d"
+    default = "; also without `--dim`" if recipe(cls.id, method) == path else ""
+    return (
+        f"[`{path.name}`](../configs/runs/{path.name}) ({method}, d = {dim}, serves "
+        f"{shipped.span}; used by `{shipped.command}`{default})"
+    )
 
 
 def _type_name(hint) -> str:

@@ -1,4 +1,4 @@
-"""The ``pinnlab`` command line: problems, solve, eval, info, study, report.
+"""The ``pinnlab`` command line: problems, recipes, solve, eval, info, study, report.
 
 Errors print as one line (``error: ...``) and exit with status 2; ``--debug`` shows the
 traceback instead.
@@ -44,6 +44,70 @@ def _print_metrics(metrics: dict) -> None:
         print(f"  {name:>16s} = {value:.4e}")
 
 
+def _named_recipe(args):
+    """The shipped recipe ``--recipe`` names, checked against the other options; or None."""
+    if args.recipe is None:
+        return None
+    if args.config is not None:
+        raise PinnlabError(
+            "--recipe and --config both give the run's config; give one of them "
+            "(--recipe NAME is the shipped configs/runs/NAME.yaml)."
+        )
+    from .recipes import find
+
+    chosen = find(args.recipe)
+    for option, given, own in (
+        ("problem", args.problem, chosen.problem),
+        ("--method", args.method, chosen.method),
+    ):
+        if given is not None and given != own:
+            raise PinnlabError(
+                f"recipe {chosen.name} is for {own}, but the {option} given is {given}; "
+                f"drop the {option}, or apply the file to {given} with --config {chosen.file}."
+            )
+    return chosen
+
+
+def _cmd_recipes(args) -> int:
+    from .recipes import recipes
+
+    found = recipes(args.problem, args.method)
+    if args.problem is not None and not recipes(args.problem):
+        from .registry import catalogue
+
+        catalogue(args.problems)[args.problem]  # an unknown id: the error with a did-you-mean
+    if args.json:
+        entries = [
+            {
+                "name": r.name,
+                "problem": r.problem,
+                "method": r.method,
+                "dim": r.dim,
+                "dims": list(r.dims),
+                "file": r.file,
+                "command": r.command,
+                "description": r.description,
+            }
+            for r in found
+        ]
+        print(json.dumps(entries, indent=2))
+        return 0
+    if not found:
+        print("no shipped recipes match; `pinnlab recipes` lists them all")
+        return 0
+    rows = [
+        ("id", "method", "dims", "file"),
+        *((r.problem, r.method, r.span, r.file) for r in found),
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for i, row in enumerate(rows):
+        print("  ".join([*(f"{v:{w}s}" for v, w in zip(row, widths, strict=False)), row[3]]))
+        if i:  # the command that selects it, and what it is
+            r = found[i - 1]
+            print(f"    {r.command}" + (f"  # {r.description}" if r.description else ""))
+    return 0
+
+
 def _cmd_solve(args) -> int:
     from .run import make_config, run
 
@@ -55,14 +119,25 @@ def _cmd_solve(args) -> int:
         sets.append(f"device={args.device}")
     if args.seed is not None:
         sets.append(f"seed={args.seed}")
+    chosen = _named_recipe(args)
     config = make_config(
         args.problem,
         method=args.method,
-        config=args.config,
+        config=chosen.path if chosen else args.config,
         params=params,
         sets=sets,
         problems_dirs=args.problems,
     )
+    if chosen is not None:
+        dim = config.problem.params().get("dim")
+        outside = isinstance(dim, int) and not chosen.serves(dim)
+        note = f"; d = {dim} lies outside its range" if outside else ""
+        print(f"recipe: {chosen.summary()}, named by --recipe{note}")
+    elif args.config is None:
+        from .recipes import asked_dim, selection
+
+        chosen = selection(config.problem.id, config.method, asked_dim(params, sets=sets))
+        print(chosen.message())
     out = (
         args.out
         or Path("runs")
@@ -201,7 +276,14 @@ def parser() -> argparse.ArgumentParser:
         "--param", action="append", default=[], metavar="NAME=VALUE", help="problem parameter"
     )
     s.add_argument("--method", default=None, help="solver (default: the config's, else pinn)")
-    s.add_argument("--config", help="run config YAML (default: the shipped recipe)")
+    s.add_argument(
+        "--config", help="run config YAML (default: the shipped recipe for the problem and --dim)"
+    )
+    s.add_argument(
+        "--recipe",
+        metavar="NAME",
+        help="the shipped recipe NAME (see `pinnlab recipes`), whatever --dim is",
+    )
     s.add_argument(
         "--set",
         action="append",
@@ -215,6 +297,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", action="store_true", help="continue from <out>.ckpt")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_solve)
+
+    rc = sub.add_parser("recipes", help="list the shipped recipes and the dimensions they serve")
+    rc.add_argument("problem", nargs="?", help="only this problem's")
+    rc.add_argument("--method", help="only this method's")
+    rc.add_argument("--json", action="store_true")
+    rc.set_defaults(func=_cmd_recipes)
 
     e = sub.add_parser("eval", help="evaluate a solution on points from a .npy file")
     e.add_argument("solution", help="solution .h5")

@@ -153,7 +153,11 @@ def read_yaml(
     path: str | Path, _seen: tuple[Path, ...] = (), *, extends: bool = True
 ) -> dict[str, Any]:
     """A YAML mapping from ``path``; with ``extends``, a ``base:`` key names a file it extends
-    (a path relative to ``path``)."""
+    (a path relative to ``path``).
+
+    A top-level ``recipe:`` mapping (a shipped recipe's declaration of the dimensions it
+    serves, read by :mod:`pinnlab.recipes`) is the file's own and no part of the config: it is
+    removed here, so neither a file extending it nor ``--config`` sees it."""
     path = Path(path)
     if path.resolve() in _seen:
         chain = " -> ".join(str(p) for p in (*_seen, path.resolve()))
@@ -166,6 +170,7 @@ def read_yaml(
         raise ConfigError(f"config file '{path}' is not valid YAML: {e}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file '{path}' must hold a mapping, got {type(data).__name__}.")
+    data.pop("recipe", None)
     base = data.pop("base", None) if extends else None
     if base is not None:
         data = merge(read_yaml(path.parent / base, (*_seen, path.resolve())), data)

@@ -34,7 +34,7 @@ from .memory import reuse_freed_memory
 from .metrics import METRICS, default_metric
 from .networks import ACTIVATIONS, INITS, NETWORKS
 from .problem import ExactSolution, Problem
-from .registry import catalogue, shipped_dir, solvers
+from .registry import catalogue, solvers
 from .solution import Solution
 from .training import Trainer
 
@@ -50,10 +50,14 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def recipe(problem_id: str, method: str) -> Path | None:
-    """The shipped recipe ``configs/runs/<problem>-<method>.yaml``, if there is one."""
-    path = shipped_dir("configs") / "runs" / f"{problem_id}-{method}.yaml"
-    return path if path.exists() else None
+def recipe(problem_id: str, method: str, dim: int | str | None = None) -> Path | None:
+    """The shipped recipe (``configs/runs/*.yaml``) for the problem, method and dimension, if
+    there is one: the one whose declared range holds ``dim``, else the nearest in log d;
+    without ``dim`` the problem's default one (:func:`pinnlab.recipes.select`)."""
+    from .recipes import select
+
+    chosen = select(problem_id, method, dim)
+    return chosen.path if chosen is not None else None
 
 
 def make_config(
@@ -68,9 +72,10 @@ def make_config(
 ) -> RunConfig:
     """Assemble and validate a run config.
 
-    Layers, later ones winning: the shipped recipe for (problem, method) when no ``config`` is
-    given; ``config`` (a YAML path, a mapping or a RunConfig); problem ``params``; nested
-    ``overrides``; ``--set`` assignments.
+    Layers, later ones winning: the shipped recipe for (problem, method, the ``dim`` that
+    ``params``, ``overrides`` or ``sets`` ask for; :func:`pinnlab.recipes.select`) when no
+    ``config`` is given; ``config`` (a YAML path, a mapping or a RunConfig); problem
+    ``params``; nested ``overrides``; ``--set`` assignments.
     """
     if isinstance(config, RunConfig):
         data = config.model_dump()
@@ -84,8 +89,12 @@ def make_config(
     if problem_id is None:
         raise ConfigError("no problem given: name one (e.g. poisson-sine) or set problem.id.")
     method = method or data.get("method", "pinn")
-    if config is None and (path := recipe(problem_id, method)) is not None:
-        data = read_yaml(path)
+    sets = tuple(sets)  # read twice: for the recipe's dimension, then as a layer
+    if config is None:  # the shipped recipe for the dimension the later layers ask for
+        from .recipes import asked_dim
+
+        if (path := recipe(problem_id, method, asked_dim(params, overrides, sets))) is not None:
+            data = read_yaml(path)
     data = merge(data, {"problem": {"id": problem_id, **(params or {})}, "method": method})
     data = merge(data, overrides or {})
     for assignment in sets:

@@ -140,7 +140,7 @@ def test_the_shipped_recipe_is_the_default_layer():
         data = read_yaml(path)
         problem_id, method = data["problem"]["id"], data.get("method", "pinn")
         if path.stem != f"{problem_id}-{method}":
-            continue  # a variant (another dimension, say), chosen with --config
+            continue  # a variant for another dimension, chosen by --dim (tests/test_recipes.py)
         assert recipe(problem_id, method) == path
         cfg = pl.make_config(problem_id, method=method)
         assert cfg == pl.make_config(config=path)
