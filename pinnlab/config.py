@@ -188,6 +188,16 @@ def merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def dotted(key: str, value: Any) -> dict[str, Any]:
+    """'train.steps', 20 -> {'train': {'steps': 20}}: the one reader of dotted keys."""
+    out: Any = value
+    for part in reversed(key.strip().split(".")):
+        if not part:
+            raise ConfigError(f"key '{key}' has an empty part.")
+        out = {part: out}
+    return out
+
+
 def parse_set(assignment: str) -> dict[str, Any]:
     """'train.steps=20' -> {'train': {'steps': 20}} (the value is parsed as YAML)."""
     if "=" not in assignment:
@@ -197,9 +207,4 @@ def parse_set(assignment: str) -> dict[str, Any]:
         value = yaml.safe_load(raw)
     except yaml.YAMLError:
         value = raw
-    out: dict[str, Any] = value
-    for part in reversed(key.strip().split(".")):
-        if not part:
-            raise ConfigError(f"--set key '{key}' has an empty part.")
-        out = {part: out}
-    return out
+    return dotted(key, value)

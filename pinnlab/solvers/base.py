@@ -147,6 +147,15 @@ class Solver(ABC):
         )
 
 
+def location_scale(values: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and standard deviation of each column of ``values`` (n, k), in float32: the
+    scale of a solution known before training (an output affine map starts from it). A spread
+    below 1e-8 · (1 + |mean|) (constant data) is taken as 1."""
+    mean, std = values.mean(dim=0), values.std(dim=0)
+    std = torch.where(std > 1e-8 * (1 + mean.abs()), std, torch.ones_like(std))
+    return mean.float(), std.float()
+
+
 def defined_solvers() -> list[type[Solver]]:
     """Every solver class defined so far (pinnlab's and those a registry has loaded), for
     messages that name the methods that would fit."""

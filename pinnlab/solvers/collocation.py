@@ -20,7 +20,7 @@ from ..domains import SpaceTime
 from ..errors import ConfigError, unknown_name
 from ..networks import DirichletTransform, OutputAffine, periodic_columns
 from ..problem import Dirichlet, Periodic
-from .base import Model, Solver, defined_solvers
+from .base import Model, Solver, defined_solvers, location_scale
 
 
 class PointSettings(Section):
@@ -157,10 +157,7 @@ class CollocationSolver(Solver):
         k = getattr(self.spec, "outputs", 1)
         if not values:
             return torch.zeros(k), torch.ones(k)
-        data = torch.cat(values)
-        mean, std = data.mean(dim=0), data.std(dim=0)
-        std = torch.where(std > 1e-8 * (1 + mean.abs()), std, torch.ones_like(std))
-        return mean.float(), std.float()
+        return location_scale(torch.cat(values))
 
     def weights(self) -> dict[str, float]:
         # The names are checked in ``check_weights``: a residual may be a dict of named terms,

@@ -17,7 +17,7 @@ from torch import Tensor
 from .. import montecarlo
 from ..config import Section
 from ..errors import ConfigError
-from .base import Solver
+from .base import Solver, location_scale
 
 
 class PathSettings(Section):
@@ -83,9 +83,8 @@ class PathSolver(Solver):
             self.sde, self.settings.time, x, generator, exact=self.exact, steps=self.euler_steps
         )
         y = montecarlo.discounted_payoff(self.sde, self.settings.time, xt)
-        mean, std = float(y.mean()), float(y.std())
-        std = std if std > 1e-8 * (1 + abs(mean)) else 1.0
-        return torch.tensor(mean), torch.tensor(std)
+        mean, std = location_scale(y.reshape(-1, 1))
+        return mean.reshape(()), std.reshape(())
 
     def discount(self) -> float:
         return math.exp(-self.sde.discount * self.tau)

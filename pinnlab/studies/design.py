@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from ..config import RunConfig, Section, merge, parse_set, read_yaml, validate
+from ..config import RunConfig, Section, dotted, merge, parse_set, read_yaml, validate
 from ..errors import ConfigError, PinnlabError
 from ..registry import shipped_dir
 
@@ -281,10 +281,7 @@ def nested(point: Mapping[str, Any]) -> dict[str, Any]:
         keys = factor_keys(factor)
         values = level if len(keys) > 1 else [level]
         for key, value in zip(keys, values, strict=True):
-            update: Any = value
-            for part in reversed(key.split(".")):
-                update = {part: update}
-            out = merge(out, update)
+            out = merge(out, dotted(key, value))
     return out
 
 
