@@ -11,9 +11,11 @@ File layout (format ``pinnlab-solution``, version 1; no pickled objects anywhere
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -245,11 +247,22 @@ class Solution:
         return f"Solution({self.problem}, method={self.config.method!r})"
 
 
-def load(path: str | os.PathLike, *, device: str = "cpu", problems_dirs=()) -> Solution:
-    """Load a solution saved by :meth:`Solution.save` (never unpickles anything)."""
-    import h5py
+@dataclass(frozen=True)
+class SavedSolution:
+    """What a solution file holds: its config (normalised as this version reads it), its
+    environment and metrics, and (unless read without arrays) its weights and history."""
 
-    from .registry import catalogue
+    config: RunConfig
+    environment: dict[str, Any]
+    metrics: dict[str, float]
+    weights: dict[str, Tensor] | None = None
+    history: dict[str, np.ndarray] | None = None
+
+
+def read(path: str | os.PathLike, *, arrays: bool = True) -> SavedSolution:
+    """The one reader of the file layout: a :class:`SavedSolution` from ``path``, or a
+    :class:`SolutionFileError` that says what is wrong with the file."""
+    import h5py
 
     path = Path(path)
     if not path.exists():
@@ -273,15 +286,29 @@ def load(path: str | os.PathLike, *, device: str = "cpu", problems_dirs=()) -> S
             raw = json.loads(f.attrs["config"])
             # Files written before net.normalize_input existed had no input map.
             raw.get("net", {}).setdefault("normalize_input", False)
-            config = RunConfig.model_validate(raw)
-            environment = json.loads(f.attrs["environment"])
-            metrics = json.loads(f.attrs["metrics"])
-            state = {k: torch.from_numpy(np.array(v)) for k, v in f["weights"].items()}
+            saved = SavedSolution(
+                RunConfig.model_validate(raw),
+                json.loads(f.attrs["environment"]),
+                json.loads(f.attrs["metrics"]),
+            )
+            if not arrays:
+                return saved
+            weights = {k: torch.from_numpy(np.array(v)) for k, v in f["weights"].items()}
             history = {k: np.array(v) for k, v in f["history"].items()}
         except SolutionFileError:
             raise
         except (KeyError, OSError, RuntimeError, ValueError, TypeError) as e:  # h5py raises all
             raise SolutionFileError(f"'{path}' is damaged or incomplete: {e}") from None
+    return dataclasses.replace(saved, weights=weights, history=history)
+
+
+def load(path: str | os.PathLike, *, device: str = "cpu", problems_dirs=()) -> Solution:
+    """Load a solution saved by :meth:`Solution.save` (never unpickles anything)."""
+    from .registry import catalogue
+
+    saved = read(path)
+    config, state = saved.config, saved.weights
+    environment, metrics, history = saved.environment, saved.metrics, saved.history
     problem = catalogue(problems_dirs).problem(config.problem.id, **config.problem.params())
     solver = build_solver(problem, config, problems_dirs)
     model = build_model(

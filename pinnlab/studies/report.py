@@ -182,10 +182,9 @@ def _dimension_sections(
 
 def _run_config(root: Path, run_id: str) -> RunConfig:
     """The normalised config of a run, from its solution file."""
-    import h5py
+    from ..solution import read
 
-    with h5py.File(root / "runs" / f"{run_id}.h5", "r") as f:
-        return RunConfig.model_validate_json(f.attrs["config"])
+    return read(root / "runs" / f"{run_id}.h5", arrays=False).config
 
 
 def _dimension_table(

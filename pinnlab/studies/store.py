@@ -207,13 +207,10 @@ def _drop_partial_line(path: Path) -> None:
 
 
 def _read_solution_attrs(path: Path) -> tuple[dict[str, float], dict[str, Any]]:
-    import h5py
+    from ..solution import read
 
-    try:
-        with h5py.File(path, "r") as f:
-            return json.loads(f.attrs["metrics"]), json.loads(f.attrs["environment"])
-    except (OSError, KeyError, ValueError) as e:
-        raise SolutionFileError(f"'{path}' is not a readable solution file: {e}") from None
+    saved = read(path, arrays=False)
+    return saved.metrics, saved.environment
 
 
 def load(root: str | os.PathLike):
