@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 solve: $(STAMP)
 	$(BIN)/pinnlab solve poisson-sine --out runs/poisson-sine.h5
 
-## The whole test suite, slow tests (wheel install, doc snippets) included: what CI runs (~4 min)
+## The whole test suite, slow tests (wheel install, doc snippets, recipe digests) included: what CI runs (~20 min)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
