@@ -198,6 +198,19 @@ def dotted(key: str, value: Any) -> dict[str, Any]:
     return out
 
 
+def overlay(
+    params: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    sets: Iterable[str] = (),
+) -> dict[str, Any]:
+    """The layers a caller puts over a base config, merged in order: problem ``params``,
+    nested ``overrides``, ``--set`` assignments (later ones win)."""
+    data = merge({"problem": dict(params or {})}, overrides or {})
+    for assignment in sets:
+        data = merge(data, parse_set(assignment))
+    return data
+
+
 def parse_set(assignment: str) -> dict[str, Any]:
     """'train.steps=20' -> {'train': {'steps': 20}} (the value is parsed as YAML)."""
     if "=" not in assignment:

@@ -36,7 +36,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import Field, model_validator
 
-from .config import Section, merge, parse_set, read_yaml, validate
+from .config import Section, overlay, read_yaml, validate
 from .errors import ConfigError, unknown_name
 from .registry import shipped_dir
 
@@ -282,11 +282,7 @@ def asked_dim(
     overrides: Mapping[str, Any] | None = None,
     sets: Iterable[str] = (),
 ) -> int | str | None:
-    """The ``problem.dim`` that the layers over the recipe ask for, as
-    :func:`pinnlab.make_config` merges them (problem ``params``, ``overrides``, ``--set``)."""
-    data: dict[str, Any] = {"problem": dict(params or {})}
-    data = merge(data, overrides or {})
-    for assignment in sets:
-        data = merge(data, parse_set(assignment))
-    problem = data.get("problem")
+    """The ``problem.dim`` that the layers over the recipe ask for
+    (:func:`pinnlab.config.overlay`, as :func:`pinnlab.make_config` merges them)."""
+    problem = overlay(params, overrides, sets).get("problem")
     return problem.get("dim") if isinstance(problem, Mapping) else None

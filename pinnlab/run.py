@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .build import build_model, build_problem, build_solver
-from .config import ProblemSection, RunConfig, merge, parse_set, read_yaml, validate
+from .config import ProblemSection, RunConfig, merge, overlay, read_yaml, validate
 from .errors import (
     AccuracyWarning,
     ConfigError,
@@ -89,17 +89,13 @@ def make_config(
     if problem_id is None:
         raise ConfigError("no problem given: name one (e.g. poisson-sine) or set problem.id.")
     method = method or data.get("method", "pinn")
-    sets = tuple(sets)  # read twice: for the recipe's dimension, then as a layer
-    if config is None:  # the shipped recipe for the dimension the later layers ask for
-        from .recipes import asked_dim
-
-        if (path := recipe(problem_id, method, asked_dim(params, overrides, sets))) is not None:
+    layers = overlay(params, overrides, sets)
+    if config is None:  # the shipped recipe for the dimension the layers ask for
+        asked = layers["problem"].get("dim") if isinstance(layers["problem"], Mapping) else None
+        if (path := recipe(problem_id, method, asked)) is not None:
             data = read_yaml(path)
-    data = merge(data, {"problem": {"id": problem_id, **(params or {})}, "method": method})
-    data = merge(data, overrides or {})
-    for assignment in sets:
-        data = merge(data, parse_set(assignment))
-    cfg = validate(RunConfig, data)
+    data = merge(data, {"problem": {"id": problem_id}, "method": method})
+    cfg = validate(RunConfig, merge(data, layers))
     solver_cls = solvers(problems_dirs)[cfg.method]
     extra = catalogue(problems_dirs)[cfg.problem.id].extra_metric_names
     if cfg.metric not in METRICS and cfg.metric not in extra:

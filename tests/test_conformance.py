@@ -71,8 +71,7 @@ def test_solver_conformance(method, problem_id, recipe, tmp_path):
     config = pl.make_config(config=small(recipe.model_dump(), method))
     problem = build_problem(config)
     solver = build_solver(problem, config)
-    with pytest.raises(AttributeError):  # immutable where it counts: no per-run state on it
-        _ = solver.model
+    before = dict(vars(solver))
     model = build_model(problem, config, device=torch.device("cpu"), solver=solver)
     assert isinstance(model, pl.Model) and isinstance(model.module, torch.nn.Module)
     generator = torch.Generator().manual_seed(0)
@@ -80,6 +79,9 @@ def test_solver_conformance(method, problem_id, recipe, tmp_path):
     assert batch and all(isinstance(v, torch.Tensor) for v in batch.values())
     terms = solver.loss(model, batch)
     assert terms and all(t.dim() == 0 and torch.isfinite(t) for t in terms.values())
+    # Stateless: setting up, drawing and taking the loss leave the solver as it was built.
+    after = vars(solver)
+    assert after.keys() == before.keys() and all(after[k] is before[k] for k in before)
     # Trained through the one loop, saved, loaded: the same outputs.
     solution = pl.run(config, out=tmp_path / "run.h5")
     loaded = pl.load(tmp_path / "run.h5")

@@ -15,7 +15,7 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
-from ..derivatives import METHODS, Derivatives, choose_method, method_for
+from ..derivatives import METHODS, Derivatives, method_for
 from ..derivatives.stochastic import estimator_variance
 from ..errors import unknown_name
 from ..networks import build_network
@@ -63,8 +63,8 @@ class PINN(CollocationSolver):
         """
         x = self._startup_points(model.shift.dtype)
         k = self.outputs
-        method = choose_method(
-            self.settings.derivatives, model, x.shape[1], probes=self.settings.probes
+        method = method_for(
+            model, self.settings.derivatives, x.shape[1], probes=self.settings.probes
         )
 
         def residual(shift: Tensor) -> Tensor:
