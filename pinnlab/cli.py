@@ -261,13 +261,22 @@ def parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="also load problem files from DIR (repeatable; see also $PINNLAB_PROBLEMS)",
     )
+    # --problems is accepted after the command too (pinnlab solve ID --problems DIR).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--problems",
+        action="append",
+        default=argparse.SUPPRESS,
+        metavar="DIR",
+        help=argparse.SUPPRESS,
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
-    q = sub.add_parser("problems", help="list the catalogue")
+    q = sub.add_parser("problems", parents=[common], help="list the catalogue")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_cmd_problems)
 
-    s = sub.add_parser("solve", help="train a solution of a catalogue problem")
+    s = sub.add_parser("solve", parents=[common], help="train a solution of a catalogue problem")
     s.add_argument(
         "problem", nargs="?", help="problem id (see `pinnlab problems`); default: the config's"
     )
@@ -298,25 +307,33 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_solve)
 
-    rc = sub.add_parser("recipes", help="list the shipped recipes and the dimensions they serve")
+    rc = sub.add_parser(
+        "recipes", parents=[common], help="list the shipped recipes and the dimensions they serve"
+    )
     rc.add_argument("problem", nargs="?", help="only this problem's")
     rc.add_argument("--method", help="only this method's")
     rc.add_argument("--json", action="store_true")
     rc.set_defaults(func=_cmd_recipes)
 
-    e = sub.add_parser("eval", help="evaluate a solution on points from a .npy file")
+    e = sub.add_parser(
+        "eval", parents=[common], help="evaluate a solution on points from a .npy file"
+    )
     e.add_argument("solution", help="solution .h5")
     e.add_argument("points", help=".npy array (n, dim); time-dependent problems: t in column 0")
     e.add_argument("--out", required=True, help="output .npy")
     e.add_argument("--grad", action="store_true", help="write the spatial gradient instead")
     e.set_defaults(func=_cmd_eval)
 
-    i = sub.add_parser("info", help="show a solution's config, environment and metrics")
+    i = sub.add_parser(
+        "info", parents=[common], help="show a solution's config, environment and metrics"
+    )
     i.add_argument("solution")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=_cmd_info)
 
-    st = sub.add_parser("study", help="run a study: a grid of runs over configs and seeds")
+    st = sub.add_parser(
+        "study", parents=[common], help="run a study: a grid of runs over configs and seeds"
+    )
     st.add_argument("config", help="study YAML, or the name of a shipped study (configs/studies)")
     st.add_argument("--out", required=True, help="the study's store directory")
     st.add_argument("--executor", default="local", help="local (process pool, default) or ray")
@@ -339,7 +356,9 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("--quiet", action="store_true", help="no progress bar")
     st.set_defaults(func=_cmd_study)
 
-    r = sub.add_parser("report", help="write report.md and figures of a study store")
+    r = sub.add_parser(
+        "report", parents=[common], help="write report.md and figures of a study store"
+    )
     r.add_argument("store", help="the study's store directory")
     r.set_defaults(func=_cmd_report)
     return p

@@ -144,6 +144,8 @@ def test_user_problems_with_the_problems_option(capsys, user_dir, tiny_yaml, tmp
     assert np.load(tmp_path / "v.npy").shape == (3,)
     # Without the folder, the solution's problem cannot be found.
     assert "unknown problem 'test-heat'" in error_line(capsys, ["info", str(h5)])
+    # After the command, as a user types it, the option works too.
+    assert "test-heat" in run_ok(capsys, ["info", str(h5), "--problems", str(user_dir)])
 
 
 def test_user_problems_from_the_environment(capsys, user_dir, tiny_yaml, tmp_path, monkeypatch):
