@@ -38,7 +38,7 @@ from .problem import (
 from .registry import Catalogue, catalogue, problem
 from .run import make_config, run, solve
 from .solution import Solution, load
-from .solvers import Model, Solver
+from .solvers import Model, NetworkSpec, Solver
 from .version import __version__
 
 __all__ = [
@@ -56,6 +56,7 @@ __all__ = [
     "HamiltonianForm",
     "Jet",
     "Model",
+    "NetworkSpec",
     "Neumann",
     "ParameterError",
     "Periodic",

@@ -8,6 +8,7 @@ dotted key, the value given and what is allowed (with a did-you-mean for names).
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -35,36 +36,74 @@ class ProblemSection(BaseModel):
         return dict(self.model_extra or {})
 
 
+#: The flat ``net.*`` keys of pinnlab ≤ 0.x that ``net.wrap`` replaces, in the order their
+#: stages were built (from the input inward), with the wrapper and setting each one became.
+_FLAT_NET_KEYS = {
+    "periodic": ("periodic", "modes"),
+    "additive": ("additive", "units"),
+    "bottleneck": ("bottleneck", "rank"),
+    "bottleneck_basis": ("bottleneck", "basis"),
+    "fourier_features": ("fourier", "features"),
+    "fourier_scale": ("fourier", "scale"),
+}
+
+
+def translate_net(net: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``net`` section with the flat keys of earlier versions (``fourier_features``,
+    ``fourier_scale``, ``periodic``, ``additive``, ``bottleneck``, ``bottleneck_basis``)
+    rewritten as ``net.wrap`` entries, with a FutureWarning naming the new keys: the one
+    place old configs are translated. 0 (the old "off") adds no stage; an explicit
+    ``net.wrap`` entry wins over a translated one."""
+    old = {k: net[k] for k in _FLAT_NET_KEYS if k in net}
+    if not old:
+        return dict(net)
+    owners = {"bottleneck_basis": "bottleneck", "fourier_scale": "fourier_features"}
+    wrap: dict[str, dict[str, Any]] = {}
+    for key, (name, setting) in _FLAT_NET_KEYS.items():
+        # A setting of a stage that is off (0 or absent) had no effect, except a source basis,
+        # which asks for a bottleneck (and is refused without its rank).
+        active = old.get(owners.get(key, key)) or (
+            key == "bottleneck_basis" and old.get(key) == "source"
+        )
+        if key in old and active:
+            wrap.setdefault(name, {})[setting] = old[key]
+    written = ", ".join(f"net.{k}={v!r}" for k, v in old.items())
+    new = ", ".join(f"net.wrap.{n}.{k}={v!r}" for n, sub in wrap.items() for k, v in sub.items())
+    warnings.warn(
+        f"{written}: these net keys are deprecated; write {new or 'nothing (they were off)'} "
+        "(docs/networks.md, net.wrap).",
+        FutureWarning,
+        stacklevel=2,
+    )
+    explicit = net.get("wrap") or {}
+    out = {k: v for k, v in net.items() if k not in _FLAT_NET_KEYS}
+    out["wrap"] = merge(wrap, explicit) if isinstance(explicit, Mapping) else explicit
+    return out
+
+
 class NetSection(Section):
-    kind: str = "mlp"
+    """The network: a body (``kind``, ``width``, ``depth``, ``activation``, ``init``) and the
+    ``wrap`` stages before it, from the input inward (:mod:`pinnlab.networks.wrappers`)."""
+
+    kind: str = Field("mlp", description="the body (networks registry: mlp, resmlp, deepsets)")
     width: int = Field(64, ge=1)
     depth: int = Field(4, ge=1)
     activation: str = "tanh"
     init: str = Field("glorot-normal", description="weight initialisation (networks.INITS)")
-    fourier_features: int = Field(0, ge=0, description="0 disables random Fourier features")
-    fourier_scale: float = Field(1.0, gt=0)
+    wrap: dict[str, dict[str, Any] | None] = Field(
+        default_factory=dict,
+        description="wrapper name -> its settings, in the order they act from the input "
+        "(periodic, additive, bottleneck, fourier, or a registered one); null leaves one out",
+    )
     hard_bc: bool = Field(False, description="impose Dirichlet data exactly (needs a lift)")
-    periodic: int = Field(
-        0, ge=0, description="K ≥ 1: Periodic conditions exact by a K-harmonic Fourier embedding"
-    )
-    additive: int = Field(
-        0,
-        ge=0,
-        description="K ≥ 1: add Σᵢ hᵢ(xᵢ), a K-unit network per input coordinate (networks.Additive)",
-    )
-    bottleneck: int = Field(
-        0,
-        ge=0,
-        description="r ≥ 1: project the input to r coordinates first (networks.Projection)",
-    )
-    bottleneck_basis: Literal["learned", "source"] = Field(
-        "learned",
-        description="the bottleneck's rows: 'learned' (trained from small random rows) or "
-        "'source' (fixed to the principal directions of the source's gradients; pinn)",
-    )
     normalize_input: bool = Field(
         True, description="map the domain's bounding box to [-1, 1]^D before the first layer"
     )
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _translate(cls, data: Any) -> Any:
+        return translate_net(data) if isinstance(data, Mapping) else data
 
 
 class TrainSection(Section):

@@ -9,9 +9,12 @@ a reference line for every rel_l2.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import Tensor
 
+from .derivatives import gradient
 from .problem import ExactSolution, Problem
 
 TEST_POINTS = 10_000
@@ -19,7 +22,7 @@ TEST_POINTS = 10_000
 #: at least 1,000 points: 1,000 points at d = 100,000.
 TEST_NUMBERS = 10**8
 TEST_SEED = 20241127
-#: Inputs (points × columns) per chunk when the exact gradient is taken by autograd.
+#: Inputs (points × columns) per chunk when the exact gradient is taken by reverse mode.
 GRAPH_NUMBERS = 2**22
 #: The names :func:`error_metrics` returns.
 FIELD_METRICS = (
@@ -80,7 +83,8 @@ def chunk_rows(columns: int, most: int | None = None) -> int:
 
 
 def exact_with_grad(problem: Problem, x: Tensor, time_dependent: bool) -> tuple[Tensor, Tensor]:
-    """The exact solution and its spatial gradient (by autograd on the closed form).
+    """The exact solution and its spatial gradient (the engine's reverse mode on the closed
+    form: :func:`pinnlab.derivatives.gradient`).
 
     Scalar problems give (n,) and (n, d); problems with k outputs give (n, k) and (n, k, d).
     Evaluated in chunks of about ``GRAPH_NUMBERS`` inputs: the closed form's autograd graph
@@ -91,19 +95,10 @@ def exact_with_grad(problem: Problem, x: Tensor, time_dependent: bool) -> tuple[
 
 
 def _exact_with_grad(problem: Problem, x: Tensor, time_dependent: bool) -> tuple[Tensor, Tensor]:
-    with torch.enable_grad():
-        x = x.detach().requires_grad_(True)
-        u = problem.exact(x)
-        columns = u.unsqueeze(1) if u.dim() == 1 else u
-        g = torch.stack(
-            [
-                torch.autograd.grad(columns[:, c].sum(), x, retain_graph=True)[0]
-                for c in range(columns.shape[1])
-            ],
-            dim=1,
-        )
+    """u*(x) and ∂u*/∂x by the derivative engine's reverse mode (t's column dropped)."""
+    u, g = gradient(problem.exact, x)
     g = g[..., 1:] if time_dependent else g
-    return u.detach(), g[:, 0] if u.dim() == 1 else g
+    return u.detach(), g.detach()
 
 
 def error_metrics(u: Tensor, u_true: Tensor, grad: Tensor, grad_true: Tensor) -> dict[str, float]:
@@ -182,3 +177,23 @@ def fit_baselines(
         "const_rel_l2": float((u - u.mean(dim=0)).norm() / u.norm()),
         "linear_rel_l2": float((u - fit).norm() / u.norm()),
     }
+
+
+class Metric:
+    """A measure of a trained solution that users add by name: a subclass with a ``name``,
+    found by the metric registry (:func:`pinnlab.registry.metrics`: entry points
+    ``pinnlab.metrics``, subclasses in the catalogue folders). Every solution of a problem it
+    ``applies`` to reports it beside pinnlab's own metrics, and a run's ``metric`` may name it.
+    """
+
+    #: The name it is reported under; empty for an abstract metric.
+    name: ClassVar[str] = ""
+
+    def applies(self, problem: Problem) -> bool:
+        """Whether it can be measured for ``problem`` (by default: where u* is known)."""
+        return isinstance(problem, ExactSolution)
+
+    def __call__(self, solution) -> float:
+        """Its value for ``solution`` (a :class:`pinnlab.Solution`: callable on points, with
+        ``grad``, ``problem`` and ``config``)."""
+        raise NotImplementedError

@@ -85,7 +85,7 @@ class Periodic:
 
     ``axis`` counts spatial coordinates from 0 (time is not one). A collocation solver imposes
     it softly (mean squared mismatch at points drawn on the two ends), or exactly with
-    ``net.periodic`` = K ≥ 1: the network then sees x_a only through cos(2πk(x_a − low)/P),
+    ``net.wrap.periodic.modes`` = K ≥ 1: the network then sees x_a only through cos(2πk(x_a − low)/P),
     sin(2πk(x_a − low)/P), k = 1 … K (P = high − low), and the soft terms are dropped.
     """
 

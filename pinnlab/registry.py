@@ -1,4 +1,5 @@
-"""Registries: the problem catalogue and the solvers, found on disk and in installed packages.
+"""Registries: the problem catalogue, solvers, networks, wrappers, activations and metrics,
+found on disk and in installed packages.
 
 pinnlab never imports ``problems/`` by name. The catalogue folders are, in order:
 
@@ -8,10 +9,13 @@ pinnlab never imports ``problems/`` by name. The catalogue folders are, in order
 3. folders passed explicitly (the command line's ``--problems DIR``).
 
 Each ``*.py`` file in a folder is imported; every :class:`pinnlab.Problem` subclass it defines
-with a non-empty ``id`` is a catalogue entry, and every :class:`pinnlab.Solver` subclass with a
-non-empty ``name`` a solver. Installed packages add entries through entry points: the groups
-``pinnlab.problems`` and ``pinnlab.solvers`` (name = the id or method name, object = the
-class). Two entries with the same name are an error. Nothing is mutated: each registry is
+with a non-empty ``id`` is a catalogue entry, and every subclass with a non-empty ``name`` of
+:class:`pinnlab.Solver`, :class:`pinnlab.networks.Network` (a body, ``net.kind``),
+:class:`pinnlab.networks.Wrapper` (``net.wrap``), :class:`pinnlab.networks.Activation` or
+:class:`pinnlab.metrics.Metric` an entry of that registry. Installed packages add entries
+through entry points: the groups ``pinnlab.problems``, ``pinnlab.solvers``,
+``pinnlab.networks``, ``pinnlab.wrappers``, ``pinnlab.activations`` and ``pinnlab.metrics``
+(name = the id or name, object = the class). Two entries with the same name are an error. Nothing is mutated: each registry is
 built from these sources, and a study's workers, given the same folders, see the same entries.
 """
 
@@ -121,26 +125,77 @@ class Registry(Mapping[str, Any]):
         return len(self._entries)
 
 
-@functools.lru_cache(maxsize=8)
-def _solvers(dirs: tuple[Path, ...]) -> Registry:
-    entries = [(name, cls, "pinnlab") for name, cls in SOLVERS.items()]
-    for name, cls in entry_points("pinnlab.solvers"):
-        if not (isinstance(cls, type) and issubclass(cls, Solver)):
-            raise PinnlabError(f"entry point '{name}' (pinnlab.solvers) is not a Solver class.")
+#: Each registry: (what its entries are called in messages, the base class, the entry-point
+#: group, pinnlab's own entries). Entries are classes with a non-empty ``name``.
+def _kinds() -> dict[str, tuple[str, type, str, Mapping[str, type]]]:
+    from .metrics import Metric
+    from .networks import ACTIVATIONS, NETWORKS, WRAPPERS, Activation, Network, Wrapper
+
+    return {
+        "solvers": ("method", Solver, "pinnlab.solvers", SOLVERS),
+        "networks": ("network (net.kind)", Network, "pinnlab.networks", NETWORKS),
+        "wrappers": ("wrapper (net.wrap)", Wrapper, "pinnlab.wrappers", WRAPPERS),
+        "activations": (
+            "activation (net.activation)",
+            Activation,
+            "pinnlab.activations",
+            ACTIVATIONS,
+        ),
+        "metrics": ("metric", Metric, "pinnlab.metrics", {}),
+    }
+
+
+@functools.lru_cache(maxsize=32)
+def _registry(kind: str, dirs: tuple[Path, ...]) -> Registry:
+    label, base, group, builtin = _kinds()[kind]
+    entries = [(name, cls, "pinnlab") for name, cls in builtin.items()]
+    for name, cls in entry_points(group):
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            raise PinnlabError(f"entry point '{name}' ({group}) is not a {base.__name__} class.")
         entries.append((name, cls, f"entry point {name}"))
     for folder in dirs:
         for path in sorted(folder.glob("*.py")):
             if not path.name.startswith("_"):
                 entries += [
-                    (c.name, c, str(path)) for c in _defined_in(_import_file(path), Solver, "name")
+                    (c.name, c, str(path)) for c in _defined_in(_import_file(path), base, "name")
                 ]
-    return Registry("method", entries)
+    return Registry(label, entries)
 
 
 def solvers(extra_dirs: Iterable[str | os.PathLike] = ()) -> Registry:
     """Method name -> solver class: pinnlab's, installed packages' (entry points) and those
     defined in the catalogue folders (shipped, $PINNLAB_PROBLEMS, ``extra_dirs``)."""
-    return _solvers(catalogue_dirs(extra_dirs))
+    return _registry("solvers", catalogue_dirs(extra_dirs))
+
+
+def networks(extra_dirs: Iterable[str | os.PathLike] = ()) -> Registry:
+    """``net.kind`` -> body class (:class:`pinnlab.networks.Network` with a ``name``)."""
+    return _registry("networks", catalogue_dirs(extra_dirs))
+
+
+def wrappers(extra_dirs: Iterable[str | os.PathLike] = ()) -> Registry:
+    """``net.wrap`` key -> wrapper class (:class:`pinnlab.networks.Wrapper`)."""
+    return _registry("wrappers", catalogue_dirs(extra_dirs))
+
+
+def activations(extra_dirs: Iterable[str | os.PathLike] = ()) -> Registry:
+    """``net.activation`` -> activation class (:class:`pinnlab.networks.Activation`)."""
+    return _registry("activations", catalogue_dirs(extra_dirs))
+
+
+def metrics(extra_dirs: Iterable[str | os.PathLike] = ()) -> Registry:
+    """Metric name -> :class:`pinnlab.metrics.Metric` class: the metrics users add (pinnlab's
+    own are computed together, :data:`pinnlab.metrics.METRICS`, and their names are taken)."""
+    from .metrics import METRICS
+
+    found = _registry("metrics", catalogue_dirs(extra_dirs))
+    taken = sorted(set(found) & set(METRICS))
+    if taken:
+        raise PinnlabError(
+            f"metric '{taken[0]}' is one of pinnlab's own ({', '.join(METRICS)}); name yours "
+            "differently."
+        )
+    return found
 
 
 class Catalogue(Mapping[str, type[Problem]]):

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .build import build_model, build_problem, build_solver
+from . import registry
+from .build import build_model, build_problem, build_solver, wrappers
 from .config import ProblemSection, RunConfig, merge, overlay, read_yaml, validate
 from .errors import (
     AccuracyWarning,
@@ -32,9 +33,8 @@ from .errors import (
 )
 from .memory import reuse_freed_memory
 from .metrics import METRICS, default_metric
-from .networks import ACTIVATIONS, INITS, NETWORKS
+from .networks import INITS
 from .problem import ExactSolution, Problem
-from .registry import catalogue, solvers
 from .solution import Solution
 from .training import Trainer
 
@@ -96,17 +96,19 @@ def make_config(
             data = read_yaml(path)
     data = merge(data, {"problem": {"id": problem_id}, "method": method})
     cfg = validate(RunConfig, merge(data, layers))
-    solver_cls = solvers(problems_dirs)[cfg.method]
-    extra = catalogue(problems_dirs)[cfg.problem.id].extra_metric_names
+    solver_cls = registry.solvers(problems_dirs)[cfg.method]
+    extra = (
+        *registry.catalogue(problems_dirs)[cfg.problem.id].extra_metric_names,
+        *registry.metrics(problems_dirs),
+    )
     if cfg.metric not in METRICS and cfg.metric not in extra:
         raise unknown_name("metric", cfg.metric, (*METRICS, *extra))
     settings = validate(solver_cls.Settings, cfg.solver, prefix="solver")
-    if cfg.net.kind not in NETWORKS:
-        raise unknown_name("network (net.kind)", cfg.net.kind, NETWORKS)
-    if cfg.net.activation not in ACTIVATIONS:
-        raise unknown_name("activation (net.activation)", cfg.net.activation, ACTIVATIONS)
+    registry.networks(problems_dirs)[cfg.net.kind]  # each name is known, or a clear error
+    registry.activations(problems_dirs)[cfg.net.activation]
     if cfg.net.init not in INITS:
         raise unknown_name("initialisation (net.init)", cfg.net.init, INITS)
+    wrap = {w.name: w.model_dump() for w in wrappers(cfg, problems_dirs)}
     problem = build_problem(cfg, problems_dirs)
     build_solver(problem, cfg, problems_dirs)  # checks the form and the settings against it
     # Record every value, defaults included, so the config alone rebuilds the run later.
@@ -114,6 +116,7 @@ def make_config(
         update={
             "problem": ProblemSection(id=problem.id, **problem.params()),
             "solver": settings.model_dump(),
+            "net": cfg.net.model_copy(update={"wrap": wrap}),
         }
     )
 
@@ -128,7 +131,7 @@ def fingerprint(config: RunConfig, problems_dirs: Iterable = ()) -> str:
     data = config.model_dump(
         exclude_defaults=True, exclude={"train": {"time_budget", "checkpoint_every"}}
     )
-    defaults = solvers(problems_dirs)[config.method].Settings().model_dump()
+    defaults = registry.solvers(problems_dirs)[config.method].Settings().model_dump()
     data["solver"] = {
         k: v for k, v in config.solver.items() if k not in defaults or v != defaults[k]
     }
@@ -200,10 +203,15 @@ def run(
     device = resolve_device(config.device)
     problem = build_problem(config, problems_dirs)
     solver = build_solver(problem, config, problems_dirs)
-    model = build_model(problem, config, device=device, solver=solver)
+    model = build_model(problem, config, device=device, solver=solver, problems_dirs=problems_dirs)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     solution = Solution(
-        problem, model.module, config, solver=solver, environment=environment(device, config.seed)
+        problem,
+        model.module,
+        config,
+        solver=solver,
+        environment=environment(device, config.seed),
+        added_metrics=tuple(registry.metrics(problems_dirs).values()),
     )
     has_truth = (
         solver.has_truth or isinstance(problem, ExactSolution) or solution.reference() is not None
@@ -303,7 +311,7 @@ def solve(
     params = {}
     if isinstance(problem, Problem):
         params, problem = problem.params(), problem.id
-    names = catalogue()[problem].parameters()
+    names = registry.catalogue()[problem].parameters()
     params.update({k: v for k, v in overrides.items() if k in names})
     rest = {k: v for k, v in overrides.items() if k not in names}
     sections = set(RunConfig.model_fields) - {"problem", "method"}

@@ -14,7 +14,8 @@ import contextlib
 import dataclasses
 import json
 import os
-from collections.abc import Mapping
+import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from .derivatives import Derivatives
 from .errors import ShapeError, SolutionFileError
 from .files import atomic_write
 from .metrics import (
+    Metric,
     chunk_rows,
     error_metrics,
     exact_with_grad,
@@ -69,6 +71,7 @@ class Solution:
         history: Mapping[str, Any] | None = None,
         environment: Mapping[str, Any] | None = None,
         metrics: Mapping[str, float] | None = None,
+        added_metrics: Sequence[type[Metric]] = (),
     ):
         self.problem = problem
         self.model = model
@@ -76,12 +79,15 @@ class Solution:
         self.history = {k: np.asarray(v) for k, v in (history or {}).items()}
         self.environment = dict(environment or {})
         self._metrics = dict(metrics) if metrics else None
+        #: The metrics users registered (:func:`pinnlab.registry.metrics`), measured beside
+        #: pinnlab's own where they apply.
+        self.added_metrics = tuple(added_metrics)
         self._truth_cache = None
         self._reference = None
         #: The (immutable) solver that trained it, for what only its method can measure.
         self.solver = solver if solver is not None else build_solver(problem, config)
         #: For solutions of x alone at a time t* (Feynman–Kac, deep BSDE): t*; else None.
-        self.at_time = self.solver.slice_time(self.solver.settings)
+        self.at_time = self.solver.network().at_time
         self.time_dependent = problem.time_dependent and self.at_time is None
         self.in_dim = problem.dim + int(self.time_dependent)
         #: For a solution known at one point only (deep BSDE at x₀): that point; else None.
@@ -146,8 +152,18 @@ class Solution:
 
         Against ``exact``: the error metrics on the test set (at x₀ only for a solution known
         at one point). Against a ``reference()``: the ``ref_*`` metrics. A problem adds its own
-        by defining ``extra_metrics(solution) -> dict[str, float]``.
+        by defining ``extra_metrics(solution) -> dict[str, float]``; a registered
+        :class:`~pinnlab.metrics.Metric` adds its value where it applies.
         """
+        out = self._builtin_metrics()
+        for cls in self.added_metrics:
+            metric = cls()
+            if metric.applies(self.problem):
+                with torch.no_grad():  # solution.grad still differentiates
+                    out[cls.name] = float(metric(self))
+        return out
+
+    def _builtin_metrics(self) -> dict[str, float]:
         out = self.problem.extra_metrics(self)
         out.update(self.solver.metrics(self.model))
         ref = self.reference()
@@ -286,8 +302,11 @@ def read(path: str | os.PathLike, *, arrays: bool = True) -> SavedSolution:
             raw = json.loads(f.attrs["config"])
             # Files written before net.normalize_input existed had no input map.
             raw.get("net", {}).setdefault("normalize_input", False)
+            with warnings.catch_warnings():  # a file's old net keys are translated quietly
+                warnings.simplefilter("ignore", FutureWarning)
+                config = RunConfig.model_validate(raw)
             saved = SavedSolution(
-                RunConfig.model_validate(raw),
+                config,
                 json.loads(f.attrs["environment"]),
                 json.loads(f.attrs["metrics"]),
             )
@@ -304,15 +323,20 @@ def read(path: str | os.PathLike, *, arrays: bool = True) -> SavedSolution:
 
 def load(path: str | os.PathLike, *, device: str = "cpu", problems_dirs=()) -> Solution:
     """Load a solution saved by :meth:`Solution.save` (never unpickles anything)."""
-    from .registry import catalogue
+    from .registry import catalogue, metrics
 
     saved = read(path)
     config, state = saved.config, saved.weights
-    environment, metrics, history = saved.environment, saved.metrics, saved.history
+    environment, saved_metrics, history = saved.environment, saved.metrics, saved.history
     problem = catalogue(problems_dirs).problem(config.problem.id, **config.problem.params())
     solver = build_solver(problem, config, problems_dirs)
     model = build_model(
-        problem, config, device=torch.device(device), solver=solver, trained=True
+        problem,
+        config,
+        device=torch.device(device),
+        solver=solver,
+        trained=True,
+        problems_dirs=problems_dirs,
     ).module
     try:
         model.load_state_dict(state)
@@ -325,5 +349,6 @@ def load(path: str | os.PathLike, *, device: str = "cpu", problems_dirs=()) -> S
         solver=solver,
         history=history,
         environment=environment,
-        metrics=metrics,
+        metrics=saved_metrics,
+        added_metrics=tuple(metrics(problems_dirs).values()),
     )

@@ -15,7 +15,7 @@ import pinnlab as pl
 from pinnlab.cli import main
 from pinnlab.derivatives import EXACT_METHODS, STOCHASTIC_METHODS
 from pinnlab.domains import SAMPLINGS
-from pinnlab.networks import build_network
+from pinnlab.networks import Fourier, build_network
 from pinnlab.training import Interrupted, Trainer
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -43,7 +43,13 @@ def test_sampling_on_the_generator_device(sampling):
 def test_derivatives_on_cuda_match_the_cpu(method, fourier, dim):
     g = torch.Generator().manual_seed(0)
     net = build_network(
-        dim + 1, 2, width=8, depth=2, fourier_features=fourier, activation="silu", generator=g
+        dim + 1,
+        2,
+        width=8,
+        depth=2,
+        wrap=[Fourier(features=fourier)] if fourier else [],
+        activation="silu",
+        generator=g,
     ).double()
     x = torch.rand(6, dim + 1, generator=g, dtype=torch.float64)
     b = torch.randn(6, dim, 10, generator=g, dtype=torch.float64)

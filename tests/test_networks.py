@@ -13,14 +13,19 @@ import pinnlab as pl
 from pinnlab.networks import (
     ACTIVATIONS,
     NETWORKS,
-    Activation,
     Additive,
+    AdditivePart,
+    Bottleneck,
     Chain,
     DirichletTransform,
+    Fourier,
     FourierFeatures,
     InputMap,
     OutputAffine,
+    Periodic,
+    PeriodicEmbedding,
     Projection,
+    activation,
     build_network,
     chebyshev,
     has_readout,
@@ -35,20 +40,20 @@ def gen(seed=0):
 @pytest.mark.parametrize("name", list(ACTIVATIONS))
 def test_activation_derivatives_match_autograd(name):
     z = torch.linspace(-3, 3, 41, dtype=torch.float64).requires_grad_(True)
-    f0, f1, f2 = ACTIVATIONS[name](z)
+    f0, f1, f2 = ACTIVATIONS[name].closed_form(z)
     (d1,) = torch.autograd.grad(f0.sum(), z, create_graph=True)
     (d2,) = torch.autograd.grad(d1.sum(), z)
     torch.testing.assert_close(f1, d1, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(f2, d2, rtol=1e-10, atol=1e-12)
-    torch.testing.assert_close(Activation(name)(z), f0)
+    torch.testing.assert_close(activation(name)(z), f0)
 
 
 @pytest.mark.parametrize("fourier", [0, 4])
 @pytest.mark.parametrize("kind", list(NETWORKS))
 def test_build_network_shapes_and_seeded_init(kind, fourier):
-    kw = dict(kind=kind, width=8, depth=2, fourier_features=fourier)
+    kw = dict(kind=kind, width=8, depth=2, wrap=[Fourier(features=fourier)] if fourier else [])
     if kind == "deepsets" and fourier:
-        with pytest.raises(pl.ConfigError, match=r"net\.fourier_features"):
+        with pytest.raises(pl.ConfigError, match=r"net\.wrap\.fourier"):
             build_network(3, 2, generator=gen(1), **kw)
         return
     a = build_network(3, 2, generator=gen(1), **kw)
@@ -140,7 +145,7 @@ def test_input_map_sends_the_box_to_the_unit_cube_inside_the_first_layer(kind, f
 
     low = torch.tensor([0.0, -2.0, 1.0], dtype=torch.float64)
     high = torch.tensor([1.0, 2.0, 5.0], dtype=torch.float64)
-    kw = dict(kind=kind, width=8, depth=2, fourier_features=fourier)
+    kw = dict(kind=kind, width=8, depth=2, wrap=[Fourier(features=fourier)] if fourier else [])
     if kind == "deepsets" and fourier:
         return  # refused (test_build_network_shapes_and_seeded_init)
     mapped = build_network(3, 1, generator=gen(3), input_box=(low, high), **kw).double()
@@ -179,9 +184,10 @@ def test_initialisations(kind):
 
 def test_additive_network_adds_one_network_per_coordinate():
     box = (torch.zeros(4), torch.ones(4))
-    net = build_network(4, 1, width=8, depth=2, additive=3, input_box=box, generator=gen(1))
+    kw = dict(width=8, depth=2, wrap=[AdditivePart(units=3)], input_box=box)
+    net = build_network(4, 1, generator=gen(1), **kw)
     assert isinstance(net, Additive)
-    again = build_network(4, 1, width=8, depth=2, additive=3, input_box=box, generator=gen(1))
+    again = build_network(4, 1, generator=gen(1), **kw)
     x = torch.rand(6, 4, generator=gen())
     torch.testing.assert_close(net(x), again(x))  # seeded like every network
     assert net.a.shape == net.b.shape == (4, 3) and net.c.shape == (4, 3, 1)
@@ -203,9 +209,8 @@ def test_additive_and_bottleneck_parts_act_on_the_periodic_embedding():
         2,
         width=8,
         depth=2,
-        periodic=(1, -5.0, 5.0, 2),
-        additive=2,
-        bottleneck=2,
+        wrap=[Periodic(modes=2), AdditivePart(units=2), Bottleneck(rank=2)],
+        periodic=[(1, -5.0, 5.0)],
         generator=gen(),
     ).double()
     assert isinstance(net[1], Additive) and isinstance(net[1].net[0], Projection)
@@ -214,7 +219,7 @@ def test_additive_and_bottleneck_parts_act_on_the_periodic_embedding():
     low[:, 1], high[:, 1] = -5.0, 5.0
     torch.testing.assert_close(net(low), net(high), rtol=1e-12, atol=1e-12)
     # From a config: the run builds the same composition (no ConfigError).
-    sets = ["net.additive=2", "net.bottleneck=4", "net.periodic=2"]
+    sets = ["net.wrap.periodic.modes=2", "net.wrap.additive.units=2", "net.wrap.bottleneck.rank=4"]
     config = pl.make_config("nls", sets=sets)
     model = build_model(pl.problem("nls"), config, device=torch.device("cpu")).module
     embedded = next(m for m in model.modules() if isinstance(m, Chain))
@@ -225,8 +230,10 @@ def _projection(model) -> Projection:
     return next(m for m in model.modules() if isinstance(m, Projection))
 
 
-def _source_config(problem_id, dim=None, method="pinn", **net):
-    net = {"width": 8, "depth": 2, "bottleneck_basis": "source", **net}
+def _source_config(problem_id, dim=None, method="pinn", rank=None, periodic=False):
+    bottleneck = {"basis": "source", **({"rank": rank} if rank else {})}
+    wrap = {**({"periodic": {"modes": 2}} if periodic else {}), "bottleneck": bottleneck}
+    net = {"width": 8, "depth": 2, "wrap": wrap}
     params = {"dim": dim} if dim else None
     return pl.make_config(problem_id, method=method, params=params, overrides={"net": net})
 
@@ -248,7 +255,7 @@ def test_projection_fixed_to_gradients_projects_raw_inputs_onto_them():
 
 def test_bottleneck_basis_source_spans_the_ridge_directions_and_stays_fixed(tmp_path):
     problem = pl.problem("poisson-ridge", dim=40)
-    config = _source_config("poisson-ridge", 40, bottleneck=6)
+    config = _source_config("poisson-ridge", 40, rank=6)
     proj = _projection(build_model(problem, config, device=torch.device("cpu")).module)
     rows = proj.weight.detach().double()
     assert torch.count_nonzero(rows.norm(dim=1)) == 4  # u varies along 4 directions only
@@ -266,7 +273,7 @@ def test_bottleneck_basis_source_spans_the_ridge_directions_and_stays_fixed(tmp_
 
 
 def test_bottleneck_basis_source_warns_when_the_source_is_not_low_rank():
-    config = _source_config("poisson-sine", 50, bottleneck=8)
+    config = _source_config("poisson-sine", 50, rank=8)
     with pytest.warns(RuntimeWarning, match="carry only"):
         build_model(pl.problem("poisson-sine", dim=50), config, device=torch.device("cpu"))
 
@@ -274,21 +281,22 @@ def test_bottleneck_basis_source_warns_when_the_source_is_not_low_rank():
 @pytest.mark.parametrize(
     ("problem_id", "method", "net", "message"),
     [
-        ("poisson-ridge", "pinn", {}, "set net.bottleneck"),
-        ("poisson-ridge", "deep-ritz", {"bottleneck": 2}, "no strong-form residual"),
-        ("poisson-harmonic", "pinn", {"bottleneck": 2}, "does not vary in the interior"),
-        ("nls", "pinn", {"bottleneck": 2, "periodic": 2}, "periodic embedding"),
+        ("poisson-ridge", "pinn", {}, r"missing key 'net\.wrap\.bottleneck\.rank'"),
+        ("poisson-ridge", "deep-ritz", {"rank": 2}, "no strong-form residual"),
+        ("poisson-harmonic", "pinn", {"rank": 2}, "does not vary in the interior"),
+        ("nls", "pinn", {"rank": 2, "periodic": True}, "after periodic the bottleneck sees"),
     ],
 )
 def test_bottleneck_basis_source_refuses_what_it_cannot_do(problem_id, method, net, message):
-    config = _source_config(problem_id, method=method, **net)
     with pytest.raises(pl.ConfigError, match=message):
+        config = _source_config(problem_id, method=method, **net)
         build_model(pl.problem(problem_id), config, device=torch.device("cpu"))
 
 
 def test_bottleneck_network_sees_the_input_through_r_coordinates():
     box = (torch.zeros(6), torch.ones(6))
-    net = build_network(6, 1, width=8, depth=2, bottleneck=2, input_box=box, generator=gen(1))
+    kw = dict(width=8, depth=2, wrap=[Bottleneck(rank=2)], input_box=box)
+    net = build_network(6, 1, generator=gen(1), **kw)
     proj = net[0]
     assert isinstance(proj, Projection) and proj.weight.shape == (2, 6)
     # Moving x along the null space of the projection (of the mapped inputs) changes nothing.
@@ -337,12 +345,13 @@ def test_deepsets_is_refused_where_the_solution_is_not_symmetric(
     with pytest.raises(pl.ConfigError, match=message):
         build_model(pl.problem(problem_id, **params), config, device=torch.device("cpu"))
     assert pl.problem("bs-max-call", dim=3).exchangeable
-    with pytest.raises(pl.ConfigError, match=r"net\.additive"):
-        build_network(4, 1, kind="deepsets", additive=2, generator=gen())
+    with pytest.raises(pl.ConfigError, match=r"net\.wrap\.additive"):
+        build_network(4, 1, kind="deepsets", wrap=[AdditivePart(units=2)], generator=gen())
 
 
 @pytest.mark.parametrize(
-    "kw", [{"kind": "mlp"}, {"kind": "resmlp"}, {"kind": "deepsets"}, {"fourier_features": 3}]
+    "kw",
+    [{"kind": "mlp"}, {"kind": "resmlp"}, {"kind": "deepsets"}, {"wrap": [Fourier(features=3)]}],
 )
 def test_readout_is_what_the_output_layer_maps_linearly(kw):
     net = build_network(5, 2, width=8, depth=2, generator=gen(1), **kw)
@@ -360,8 +369,8 @@ def test_readout_is_what_the_output_layer_maps_linearly(kw):
     assert has_readout(wrapped)
     wrapped.set_readout(weight, bias)  # shift and scale folded into the network's layer
     torch.testing.assert_close(wrapped(x), phi @ weight.T + bias)
-    assert not has_readout(build_network(5, 1, additive=2, generator=gen()))
-    assert has_readout(build_network(5, 1, bottleneck=2, generator=gen()))  # a Chain
+    assert not has_readout(build_network(5, 1, wrap=[AdditivePart(units=2)], generator=gen()))
+    assert has_readout(build_network(5, 1, wrap=[Bottleneck(rank=2)], generator=gen()))  # a Chain
 
 
 def test_readout_is_declared_by_the_network_not_found_by_its_type():
@@ -380,10 +389,10 @@ def test_readout_is_declared_by_the_network_not_found_by_its_type():
         {"kind": "mlp"},
         {"kind": "resmlp"},
         {"kind": "deepsets"},
-        {"fourier_features": 3},
-        {"additive": 3},
-        {"additive": 3, "bottleneck": 2},
-        {"periodic": (1, 0.0, 1.0, 2), "additive": 2},
+        {"wrap": [Fourier(features=3)]},
+        {"wrap": [AdditivePart(units=3)]},
+        {"wrap": [AdditivePart(units=3), Bottleneck(rank=2)]},
+        {"wrap": [Periodic(modes=2), AdditivePart(units=2)], "periodic": [(1, 0.0, 1.0)]},
     ],
 )
 def test_zero_output_makes_the_network_vanish(kw):
@@ -439,3 +448,45 @@ def test_deepsets_solution_saves_and_loads(tmp_path):
     torch.testing.assert_close(
         torch.as_tensor(loaded(x[:, [4, 2, 0, 1, 3]])), torch.as_tensor(loaded(x))
     )
+
+
+# --- net.wrap: the config's list of stages, and the old flat keys ---------------------------
+OLD_AND_NEW = [
+    ({"fourier_features": 4, "fourier_scale": 0.5}, {"fourier": {"features": 4, "scale": 0.5}}),
+    ({"additive": 3, "bottleneck": 2}, {"additive": {"units": 3}, "bottleneck": {"rank": 2}}),
+    ({"periodic": 2, "additive": 2}, {"periodic": {"modes": 2}, "additive": {"units": 2}}),
+]
+
+
+@pytest.mark.parametrize(("old", "new"), OLD_AND_NEW)
+def test_old_flat_net_keys_are_translated_with_a_warning_to_the_same_network(old, new):
+    problem_id = "nls" if "periodic" in old else "poisson-sine"
+    with pytest.warns(FutureWarning, match=r"deprecated; write net\.wrap\."):
+        before = pl.make_config(problem_id, overrides={"net": {"width": 8, **old}})
+    after = pl.make_config(problem_id, overrides={"net": {"width": 8, "wrap": new}})
+    assert before.net.wrap == after.net.wrap
+    problem = pl.problem(problem_id)
+    a, b = (build_model(problem, c, device=torch.device("cpu")).module for c in (before, after))
+    assert all(torch.equal(a.state_dict()[k], v) for k, v in b.state_dict().items())
+
+
+def test_an_old_key_set_to_zero_adds_no_stage():
+    with pytest.warns(FutureWarning, match="they were off"):
+        assert pl.make_config("poisson-sine", sets=["net.additive=0"]).net.wrap == {}
+
+
+def test_a_null_wrapper_is_left_out_and_the_order_is_the_written_one():
+    cfg = pl.make_config("nls", sets=["net.wrap.periodic.modes=2", "net.wrap.fourier.features=3"])
+    assert list(cfg.net.wrap) == ["periodic", "fourier"]
+    off = pl.make_config("nls", overrides={"net": {"wrap": {"periodic": None}}})
+    assert off.net.wrap == {}
+    model = build_model(pl.problem("nls"), cfg, device=torch.device("cpu")).module
+    chain = next(m for m in model.modules() if isinstance(m, Chain))
+    assert isinstance(chain[0], PeriodicEmbedding) and isinstance(chain[1][0], FourierFeatures)
+
+
+def test_a_stage_that_must_come_first_says_so():
+    wrap = {"fourier": {"features": 3}, "periodic": {"modes": 2}}
+    cfg = pl.make_config("nls", config={"net": {"wrap": wrap}})  # no recipe underneath
+    with pytest.raises(pl.ConfigError, match=r"net\.wrap\.periodic must come first.*fourier"):
+        build_model(pl.problem("nls"), cfg, device=torch.device("cpu"))

@@ -16,7 +16,7 @@ import pinnlab as pl
 import pinnlab.metrics
 import pinnlab.solution
 from pinnlab import schrodinger
-from pinnlab.networks import PeriodicEmbedding, build_network
+from pinnlab.networks import AdditivePart, Bottleneck, Periodic, PeriodicEmbedding, build_network
 from pinnlab.solvers import PINN
 
 #: The published reference grid (see /work/shared/data/README.md); CI checks out the
@@ -241,13 +241,18 @@ def test_soft_periodic_terms_vanish_for_periodic_functions_only():
 def test_the_pinn_loss_has_the_periodic_terms_unless_the_embedding_makes_them_exact():
     soft = pl.run(tiny_config("nls", dim=1, solver={"n_interior": 16, "n_boundary": 8}))
     exact = pl.run(
-        tiny_config("nls", dim=1, net={"periodic": 2}, solver={"n_interior": 16, "n_boundary": 8})
+        tiny_config(
+            "nls",
+            dim=1,
+            net={"wrap": {"periodic": {"modes": 2}}},
+            solver={"n_interior": 16, "n_boundary": 8},
+        )
     )
     assert "loss.periodic" in soft.history and "loss.periodic_dx" in soft.history
     assert "loss.periodic" not in exact.history and "loss.initial" in exact.history
     assert any(isinstance(m, PeriodicEmbedding) for m in exact.model.modules())
-    with pytest.raises(pl.ConfigError, match="has 0 Periodic conditions"):
-        pl.run(tiny_config("poisson-sine", net={"periodic": 1}))
+    with pytest.raises(pl.ConfigError, match="has 0;"):
+        pl.run(tiny_config("poisson-sine", net={"wrap": {"periodic": {"modes": 1}}}))
 
 
 def test_periodic_condition_checks_its_arguments():
@@ -263,10 +268,10 @@ def test_periodic_condition_checks_its_arguments():
 
 # --- the Fourier embedding ---------------------------------------------------------------
 #: Networks behind the embedding: a plain MLP, and one with an additive part and a bottleneck.
-PARTS = [{}, {"additive": 2, "bottleneck": 3}]
+PARTS = [[], [AdditivePart(units=2), Bottleneck(rank=3)]]
 
 
-def _embedded(modes: int = 3, normalize: bool = True, parts: dict | None = None) -> torch.nn.Module:
+def _embedded(modes: int = 3, normalize: bool = True, parts: list = ()) -> torch.nn.Module:
     domain = problem().strong_form().domain
     net = build_network(
         2,
@@ -275,8 +280,8 @@ def _embedded(modes: int = 3, normalize: bool = True, parts: dict | None = None)
         width=12,
         depth=3,
         input_box=domain.bounds() if normalize else None,
-        periodic=(1, -5.0, 5.0, modes),
-        **(parts or {}),
+        wrap=[Periodic(modes=modes), *parts],
+        periodic=[(1, -5.0, 5.0)],
     )
     return net.double()
 

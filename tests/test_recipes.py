@@ -80,7 +80,7 @@ def test_the_declaration_is_the_files_own_and_no_part_of_the_config(tmp_path):
     assert "recipe" not in read_yaml(ridge)  # nor its base's
     # --config with a recipe file, and a file extending one, validate; the child inherits
     # no declaration.
-    assert pl.make_config(config=ridge).net.bottleneck == 8
+    assert pl.make_config(config=ridge).net.wrap["bottleneck"]["rank"] == 8
     child = tmp_path / "child.yaml"
     child.write_text(f"base: {ridge}\ntrain: {{steps: 3}}\n")
     assert pl.make_config(config=child).train.steps == 3
@@ -141,16 +141,16 @@ def test_issue_19_poisson_sine_at_d_1000_and_poisson_ridge_at_d_100000():
     chosen = select("poisson-sine", "pinn", 1000)
     assert isinstance(chosen, Recipe) and chosen.name == "poisson-sine-d1000-pinn"
     assert chosen.dims == (317, 3162) and chosen.path.name == "poisson-sine-d1000-pinn.yaml"
-    assert cfg.net.additive == 16 and cfg.problem.params()["dim"] == 1000
+    assert cfg.net.wrap["additive"]["units"] == 16 and cfg.problem.params()["dim"] == 1000
     cfg = pl.make_config("poisson-ridge", method="pinn", params={"dim": 100000})
     assert select("poisson-ridge", "pinn", 100000).name == "poisson-ridge-d100000-pinn"
-    assert cfg.net.bottleneck == 8 and cfg.net.bottleneck_basis == "source"
+    assert cfg.net.wrap["bottleneck"] == {"rank": 8, "basis": "source"}
     assert cfg.train.optimizer == "adam+lbfgs"
 
 
 def test_the_requested_dimension_replaces_the_recipes_own():
     cfg = pl.make_config("poisson-sine", params={"dim": 2000})
-    assert cfg.problem.params()["dim"] == 2000 and cfg.net.additive == 16  # the d = 1000 recipe
+    assert cfg.problem.params()["dim"] == 2000 and "additive" in cfg.net.wrap  # the d = 1000 recipe
 
 
 def test_the_dimension_may_come_from_any_layer():

@@ -226,8 +226,8 @@ def test_feynman_kac_refit_solves_the_output_layer_and_lowers_the_error():
     assert refit.environment["refit_starts"] == 50 * cfg.solver["n_samples"]
     assert refit.history["error"][-1] == plain.history["error"][-1]  # same training
     assert refit.metrics["rel_l2"] < 0.7 * plain.metrics["rel_l2"], (plain.metrics, refit.metrics)
-    cfg.net.additive = 2
-    with pytest.raises(ConfigError, match=r"solver\.refit.*net\.additive"):
+    cfg.net.wrap = {"additive": {"units": 2}}
+    with pytest.raises(ConfigError, match=r"solver\.refit.*net\.wrap\.additive"):
         pl.run(cfg)
 
 

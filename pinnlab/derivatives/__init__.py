@@ -11,6 +11,10 @@ Residuals read like mathematics (``-d.laplacian - f(d.x)``); the method is a set
 ``hutchinson``     stochastic, unbiased: k Rademacher probes (``hutchinson-gauss``: Gaussian)
 ``sdgd``           stochastic, unbiased: k random axes rescaled by d/k (Hu et al. 2024)
 =================  ========================================================================
+
+Beside :class:`Derivatives`, :func:`gradient` gives any row-wise callable's value and
+Jacobian by reverse mode (a closed-form solution, a residual, a network whose gradient is used
+as data), and :func:`partial_derivative` one ∂u/∂x_a by a forward-mode jet along e_a alone.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from ..errors import ConfigError, ShapeError, unknown_name
-from .exact import ForwardMode, JetResult, ReducedMode, ReverseMode, reducible
+from .exact import ForwardMode, JetResult, ReducedMode, ReverseMode, gradient, reducible
 from .jets import Jet, propagate
 from .stochastic import SDGD, Hutchinson, estimator_variance
 
@@ -33,7 +37,9 @@ __all__ = [
     "Jet",
     "choose_method",
     "get_method",
+    "gradient",
     "method_for",
+    "partial_derivative",
     "propagate",
 ]
 
@@ -93,6 +99,20 @@ def method_for(module, name: str, in_dim: int, *, probes: int = 16, exact: bool 
         device=param.device if param is not None else None,
         exact=exact,
     )
+
+
+def partial_derivative(net, points: Tensor, column: int) -> tuple[Tensor, Tensor]:
+    """u and ∂u/∂x_a at ``points`` (n, D), a = ``column`` (an input column, t included).
+
+    The first-order jet along the one direction e_a by forward mode: J = ∇u·e_a, exact, at the
+    cost of one direction instead of D, for every network (plain callables through torch.func;
+    the first-layer reduction has nothing to reduce at order 1). Returns u and ∂u/∂x_a, both
+    (n, k) for a network with k outputs, with their graphs to the parameters and to x.
+    """
+    direction = torch.zeros(1, points.shape[1], dtype=points.dtype, device=points.device)
+    direction[0, column] = 1.0
+    jet = ForwardMode().jet(net, points, direction, None, 1)
+    return jet.value, jet.jac()[:, 0]
 
 
 class Derivatives:

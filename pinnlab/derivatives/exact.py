@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import warnings
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -99,11 +100,20 @@ def reducible(net, dim: int, *, dtype: torch.dtype, device) -> bool:
 
 
 class ReverseMode:
-    """The reference: reverse-mode autograd, one backward pass per direction and output."""
+    """The reference: reverse-mode autograd, one backward pass per direction and output.
+
+    Works for any callable of the points, not only networks. ``create_graph=False`` leaves the
+    first derivatives without a graph of their own (for derivatives used as data: a control
+    variate's coefficient, a metric); the value keeps its graph in either case. Second
+    derivatives always build it (they differentiate the first).
+    """
 
     name = "reverse"
     stochastic = False
     min_order = 0
+
+    def __init__(self, create_graph: bool = True):
+        self.create_graph = create_graph
 
     def jet(self, net, x: Tensor, directions, weights, order: int, pinned: int = 0) -> JetResult:
         """Under ``torch.no_grad()`` the results come without their autograd graph (as forward
@@ -127,9 +137,10 @@ class ReverseMode:
             m = dim if v is None else v.shape[1]
             # One host copy of the weights (not a device sync per direction).
             ws = [1.0] * m if weights is None else weights.tolist()
+            graph = self.create_graph or order >= 2
             jacs, laps = [], []
             for c in range(u.shape[1]):
-                (g,) = torch.autograd.grad(u[:, c].sum(), x, create_graph=True)
+                g = _grad(u[:, c].sum(), x, graph)
                 jacs.append(g if v is None else torch.einsum("nd,nmd->nm", g, v))
                 if order < 2:
                     continue
@@ -138,12 +149,48 @@ class ReverseMode:
                     if w == 0.0:
                         continue
                     if v is None:
-                        (h,) = torch.autograd.grad(g[:, k].sum(), x, create_graph=True)
+                        h = _grad(g[:, k].sum(), x, True)
                         total = total + w * h[:, k]
                     else:
                         vk = v[:, k, :]
-                        (h,) = torch.autograd.grad((g * vk).sum(), x, create_graph=True)
+                        h = _grad((g * vk).sum(), x, True)
                         total = total + w * (h * vk).sum(dim=1)
                 laps.append(total)
             lap = torch.stack(laps, dim=1) if order >= 2 else None
             return JetResult(u, torch.stack(jacs, dim=2), lap)
+
+
+def _grad(total: Tensor, x: Tensor, create_graph: bool) -> Tensor:
+    """∂ total/∂x, keeping the graph for the next output; zero where total does not depend on
+    x (an output constant in x, or a first derivative of an affine map)."""
+    if not total.requires_grad:
+        return torch.zeros_like(x)
+    (g,) = torch.autograd.grad(
+        total, x, create_graph=create_graph, retain_graph=True, allow_unused=True
+    )
+    return torch.zeros_like(x) if g is None else g
+
+
+def gradient(
+    fn: Callable[[Tensor], Tensor], x: Tensor, *, create_graph: bool = False
+) -> tuple[Tensor, Tensor]:
+    """v = fn(x) and its Jacobian in x, row by row, by reverse mode (:class:`ReverseMode`).
+
+    ``fn`` maps each row of x (n, D) on its own (a network, a closed-form solution, a
+    residual) to v of shape (n,) or (n, k). Row i of v depends on row i of x only, so
+    ∂(Σᵢ v_ic)/∂x_i = ∇v_c(x_i): one backward pass per output c gives every row's gradient.
+    Returns v as ``fn`` gives it, with its graph to fn's parameters (not to x), and
+    ∂v/∂x of shape v.shape + (D,): (n, D) or (n, k, D), with a graph of its own only with
+    ``create_graph``. Under ``torch.no_grad()`` both come detached.
+    """
+    shapes: list[torch.Size] = []
+
+    def columns(y: Tensor) -> Tensor:
+        v = fn(y)
+        shapes.append(v.shape)
+        return v.reshape(len(y), -1)
+
+    jet = ReverseMode(create_graph).jet(columns, x, None, None, 1)
+    shape = shapes[0]
+    jac = jet.reduced_jac.transpose(1, 2)  # (n, k, D)
+    return jet.value.reshape(shape), jac.reshape(*shape, x.shape[1])

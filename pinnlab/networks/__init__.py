@@ -13,8 +13,11 @@ By role:
   ``Projection``;
 - ``bodies``: ``MLP``, ``ResidualMLP``, ``DeepSets`` (with ``chebyshev``);
 - ``outputs``: ``DirichletTransform`` (hard Dirichlet conditions), ``OutputAffine``;
-- ``compose``: ``Chain``, ``Additive`` and ``build_network``, the network a run config
-  describes (``NETWORKS``: the bodies by name).
+- ``wrappers``: the stages a config lists under ``net.wrap`` (``WRAPPERS``: ``periodic``,
+  ``additive``, ``bottleneck``, ``fourier``), each one pydantic model that builds its stage;
+- ``compose``: ``Chain`` and ``Additive``, the modules that compose others;
+- ``builder``: ``build_network``, the network a run config describes: wrappers around a body
+  (``NETWORKS``: the bodies by name).
 
 The jet algebra of separable maps the bodies use lives with the derivative engine
 (:func:`pinnlab.derivatives.jets.coordinatewise_jet`).
@@ -22,32 +25,42 @@ The jet algebra of separable maps the bodies use lives with the derivative engin
 
 from __future__ import annotations
 
-from .activations import ACTIVATIONS, Activation
+from .activations import ACTIVATIONS, Activation, activation
 from .base import Network, has_readout, periodic_columns
 from .bodies import MLP, DeepSets, ResidualMLP
+from .builder import NETWORKS, build_network
 from .chebyshev import chebyshev
-from .compose import NETWORKS, Additive, Chain, build_network
+from .compose import Additive, Chain
 from .init import INITS
 from .inputs import FourierFeatures, InputMap, PeriodicEmbedding, Projection
 from .outputs import DirichletTransform, OutputAffine
+from .wrappers import WRAPPERS, AdditivePart, Bottleneck, Fourier, Periodic, Site, Wrapper
 
 __all__ = [
     "ACTIVATIONS",
     "INITS",
     "MLP",
     "NETWORKS",
+    "WRAPPERS",
     "Activation",
     "Additive",
+    "AdditivePart",
+    "Bottleneck",
     "Chain",
     "DeepSets",
     "DirichletTransform",
+    "Fourier",
     "FourierFeatures",
     "InputMap",
     "Network",
     "OutputAffine",
+    "Periodic",
     "PeriodicEmbedding",
     "Projection",
     "ResidualMLP",
+    "Site",
+    "Wrapper",
+    "activation",
     "build_network",
     "chebyshev",
     "has_readout",

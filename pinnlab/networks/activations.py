@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -46,35 +47,69 @@ def _relu2(z):
     return r * r, 2 * r, 2 * (z > 0).to(z.dtype)
 
 
-#: activation name -> z ↦ (σ(z), σ'(z), σ''(z)).
-ACTIVATIONS: dict[str, Callable[[Tensor], tuple[Tensor, Tensor, Tensor]]] = {
-    "tanh": _tanh,
-    "sin": _sin,
-    "softplus": _softplus,
-    "gelu": _gelu,
-    "silu": _silu,
-    "relu2": _relu2,
-}
-
-
 class Activation(nn.Module):
-    """An elementwise activation with its first two derivatives in closed form."""
+    """An elementwise activation σ with σ' and σ'' in closed form, so that jets propagate
+    through it exactly.
 
-    def __init__(self, name: str):
-        super().__init__()
-        if name not in ACTIVATIONS:
-            raise unknown_name("activation", name, ACTIVATIONS)
-        self.name = name
-        self._fn = ACTIVATIONS[name]
+    A new activation is a subclass with a ``name`` and a ``closed_form(z) -> (σ, σ', σ'')``;
+    it is found by name in the activation registry (:func:`pinnlab.registry.activations`:
+    pinnlab's, entry points ``pinnlab.activations``, subclasses in the catalogue folders).
+    """
+
+    #: The name a config gives (``net.activation``); empty for an abstract activation.
+    name: ClassVar[str] = ""
+
+    @staticmethod
+    def closed_form(z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(σ(z), σ'(z), σ''(z)), elementwise."""
+        raise NotImplementedError
 
     def forward(self, z: Tensor) -> Tensor:
-        if self.name == "tanh":
-            return torch.tanh(z)
-        return self._fn(z)[0]
+        return self.closed_form(z)[0]
 
     def forward_jet(self, jet: Jet) -> Jet:
-        f0, f1, f2 = self._fn(jet.value)
+        f0, f1, f2 = self.closed_form(jet.value)
         return jet.elementwise(f0, f1, f2 if jet.order >= 2 else None)
 
     def extra_repr(self) -> str:
         return self.name
+
+
+def _closed(name: str, fn: Callable[[Tensor], tuple[Tensor, Tensor, Tensor]]):
+    return type(name.capitalize(), (Activation,), {"name": name, "closed_form": staticmethod(fn)})
+
+
+class Tanh(Activation):
+    name = "tanh"
+    closed_form = staticmethod(_tanh)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return torch.tanh(z)
+
+
+#: pinnlab's activations by name (the registry adds users').
+ACTIVATIONS: dict[str, type[Activation]] = {
+    "tanh": Tanh,
+    **{
+        name: _closed(name, fn)
+        for name, fn in (
+            ("sin", _sin),
+            ("softplus", _softplus),
+            ("gelu", _gelu),
+            ("silu", _silu),
+            ("relu2", _relu2),
+        )
+    },
+}
+
+
+def activation(spec: str | type[Activation] | Activation) -> Activation:
+    """An activation module from a name of pinnlab's (:data:`ACTIVATIONS`), a class (as the
+    registry resolves a user's) or an instance."""
+    if isinstance(spec, Activation):
+        return spec
+    if isinstance(spec, type) and issubclass(spec, Activation):
+        return spec()
+    if spec not in ACTIVATIONS:
+        raise unknown_name("activation", spec, ACTIVATIONS)
+    return ACTIVATIONS[spec]()

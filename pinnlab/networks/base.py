@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from torch import Tensor, nn
 
 
@@ -18,7 +20,20 @@ class Network(nn.Module):
       output layer (:func:`pinnlab.training.fit_readout`) needs;
     - ``zero_output_()``: set the output layer (and any other output coefficients) to zero,
       so that the network's output is u ≡ 0 — a wrapper's output is then what it makes of 0.
+
+    A body that a config can name (``net.kind``) has a ``name`` and takes
+    ``(in_dim, out_dim, width, depth, activation, *, generator, input_map, init)``; the
+    network registry (:func:`pinnlab.registry.networks`) finds it. ``wrappable = False`` where
+    no ``net.wrap`` stage may precede it; ``invariant = True`` where its output is the same at
+    every permutation of its inputs (then only exchangeable problems may use it).
     """
+
+    #: The body's name in configs (``net.kind``); empty for a network that is not a body.
+    name: ClassVar[str] = ""
+    #: Whether ``net.wrap`` stages (embeddings, projections) may come before this body.
+    wrappable: ClassVar[bool] = True
+    #: Whether the output is invariant under permutations of the input coordinates.
+    invariant: ClassVar[bool] = False
 
     def has_readout(self) -> bool:
         """Whether ``readout`` and ``set_readout`` apply (see the class docstring)."""

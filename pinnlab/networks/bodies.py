@@ -18,7 +18,7 @@ from ..derivatives.jets import (
     propagate,
     weighted_sum,
 )
-from .activations import Activation
+from .activations import activation as activation_module
 from .base import Network
 from .chebyshev import chebyshev
 from .init import _initialise, _set_linear
@@ -53,6 +53,8 @@ class _LinearOutput(Network):
 class MLP(_LinearOutput):
     """Fully connected network: ``depth`` hidden layers of ``width`` units, linear output."""
 
+    name = "mlp"
+
     def __init__(
         self,
         in_dim: int,
@@ -69,7 +71,7 @@ class MLP(_LinearOutput):
         self.input_map = input_map
         dims = [in_dim] + [width] * depth
         self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
-        self.act = Activation(activation)
+        self.act = activation_module(activation)
         self.out = nn.Linear(dims[-1], out_dim)
         _initialise([*self.hidden, self.out], init, generator)
 
@@ -94,6 +96,8 @@ class MLP(_LinearOutput):
 class ResidualMLP(_LinearOutput):
     """An input layer, then ``depth − 1`` residual blocks h ← h + σ(W h + b), linear output."""
 
+    name = "resmlp"
+
     def __init__(
         self,
         in_dim: int,
@@ -110,7 +114,7 @@ class ResidualMLP(_LinearOutput):
         self.input_map = input_map
         self.inp = nn.Linear(in_dim, width)
         self.blocks = nn.ModuleList(nn.Linear(width, width) for _ in range(depth - 1))
-        self.act = Activation(activation)
+        self.act = activation_module(activation)
         self.out = nn.Linear(width, out_dim)
         _initialise([self.inp, *self.blocks, self.out], init, generator)
 
@@ -151,6 +155,10 @@ class DeepSets(Network):
     qᵢ = Σ_k w_k V_kᵢ²; the first-layer reduction then replaces the seed's directions by K per
     point (a QR factorisation of weight-free numbers), so ρ's weights meet K directions, not d.
     """
+
+    name = "deepsets"
+    wrappable = False  # it takes each coordinate itself: nothing may mix them first
+    invariant = True
 
     def __init__(
         self,

@@ -1,5 +1,4 @@
-"""Composition: modules in sequence (Chain), a network plus a separable part (Additive), and
-the network a run config describes (build_network)."""
+"""Composition: modules in sequence (Chain) and a network plus a separable part (Additive)."""
 
 from __future__ import annotations
 
@@ -9,11 +8,10 @@ import torch
 from torch import Tensor, nn
 
 from ..derivatives.jets import Jet, MixedBasis, column, coordinatewise_jet, propagate
-from ..errors import ConfigError, unknown_name
 from .activations import Activation
+from .activations import activation as activation_module
 from .base import Network, has_readout, periodic_columns
-from .bodies import MLP, DeepSets, ResidualMLP
-from .inputs import FourierFeatures, InputMap, PeriodicEmbedding, Projection, _mapped
+from .inputs import InputMap, _mapped
 
 
 class Chain(nn.Sequential, Network):
@@ -64,7 +62,7 @@ class Additive(Network):
         in_dim: int,
         out_dim: int,
         units: int,
-        activation: str = "tanh",
+        activation: str | type[Activation] = "tanh",
         *,
         generator: torch.Generator,
         input_map: InputMap | None = None,
@@ -72,7 +70,7 @@ class Additive(Network):
         super().__init__()
         self.net = net
         self.input_map = input_map
-        self.act = Activation(activation)
+        self.act = activation_module(activation)
         new = dict(generator=generator, device=generator.device)
         # Unit slopes and offsets spread over [−1, 1] (the mapped inputs' range); outputs of
         # size 1/√(d K) so that the sum over d coordinates starts at the scale of one unit.
@@ -102,7 +100,7 @@ class Additive(Network):
 
     def _separable_jet(self, jet: Jet) -> Jet:
         t, dt = _mapped(self.input_map, jet.value)
-        f0, f1, f2 = self.act._fn(t.unsqueeze(2) * self.a + self.b)
+        f0, f1, f2 = self.act.closed_form(t.unsqueeze(2) * self.a + self.b)
         c = self.c
         value = torch.einsum("ndk,dko->no", f0, c)
         h1 = torch.einsum("ndk,dko->ndo", f1 * self.a, c) * column(dt)  # hᵢ'(xᵢ)
@@ -117,94 +115,3 @@ class Additive(Network):
         if jet.basis is not None:
             raise MixedBasis  # the input arrived reduced: the coordinates are lost
         return propagate(self.net, jet) + self._separable_jet(jet)
-
-
-NETWORKS = {"mlp": MLP, "resmlp": ResidualMLP, "deepsets": DeepSets}
-
-
-def build_network(
-    in_dim: int,
-    out_dim: int,
-    *,
-    kind: str = "mlp",
-    width: int = 64,
-    depth: int = 4,
-    activation: str = "tanh",
-    fourier_features: int = 0,
-    fourier_scale: float = 1.0,
-    init: str = "glorot-normal",
-    generator: torch.Generator,
-    input_box: tuple[Tensor, Tensor] | None = None,
-    periodic: tuple[int, float, float, int] | None = None,
-    additive: int = 0,
-    bottleneck: int = 0,
-) -> nn.Module:
-    """The network a run config describes: optional Fourier features, then an MLP body.
-
-    Weights are initialised (``init``: one of INITS; zero biases) from ``generator`` only. With
-    ``input_box`` = (low, high), inputs are first mapped from that box to [−1, 1]^D
-    (:class:`InputMap`, folded into the first layer). With ``periodic`` = (column, low, high,
-    K), the network is exactly periodic in that input column (:class:`PeriodicEmbedding`).
-    With ``additive`` = K ≥ 1, one K-unit network per input coordinate is added
-    (:class:`Additive`). With ``bottleneck`` = r ≥ 1, the input is first projected to r
-    coordinates (:class:`Projection`). Both act on the periodic embedding's output when there
-    is one, so the network stays exactly periodic.
-    """
-    if kind not in NETWORKS:
-        raise unknown_name("network", kind, NETWORKS)
-    extras = dict(
-        fourier_features=fourier_features,
-        periodic=periodic,
-        additive=additive,
-        bottleneck=bottleneck,
-    )
-    if kind == "deepsets" and any(extras.values()):
-        named = ", ".join(f"net.{k}" for k, v in extras.items() if v)
-        raise ConfigError(
-            f"net.kind=deepsets applies one function to every input coordinate itself; it does "
-            f"not combine with {named} (which mix or embed the coordinates first)."
-        )
-    input_map = InputMap.of(input_box)
-    body = dict(
-        kind=kind,
-        width=width,
-        depth=depth,
-        activation=activation,
-        fourier_features=fourier_features,
-        fourier_scale=fourier_scale,
-        init=init,
-        generator=generator,
-    )
-    if periodic is not None:  # everything else acts on the embedded input
-        axis, low, high, modes = periodic
-        embed = PeriodicEmbedding(in_dim, axis, low, high, modes, input_map=input_map)
-        rest = build_network(
-            embed.out_dim, out_dim, additive=additive, bottleneck=bottleneck, **body
-        )
-        return Chain(embed, rest)
-    if additive:
-        net = build_network(in_dim, out_dim, input_box=input_box, bottleneck=bottleneck, **body)
-        return Additive(
-            net, in_dim, out_dim, additive, activation, generator=generator, input_map=input_map
-        )
-    if bottleneck:
-        proj = Projection(in_dim, bottleneck, generator=generator, input_map=input_map)
-        return Chain(proj, build_network(bottleneck, out_dim, **body))
-    if fourier_features:
-        ff = FourierFeatures(
-            in_dim, fourier_features, fourier_scale, generator=generator, input_map=input_map
-        )
-        body = NETWORKS[kind](
-            ff.out_dim, out_dim, width, depth, activation, generator=generator, init=init
-        )
-        return Chain(ff, body)
-    return NETWORKS[kind](
-        in_dim,
-        out_dim,
-        width,
-        depth,
-        activation,
-        generator=generator,
-        input_map=input_map,
-        init=init,
-    )

@@ -1,6 +1,6 @@
 """Solvers, by method name."""
 
-from .base import Model, Solver, check_form
+from .base import Model, NetworkSpec, Solver, check_form
 from .deep_bsde import DeepBSDE
 from .deep_ritz import DeepRitz
 from .feynman_kac import FeynmanKac
@@ -23,6 +23,7 @@ __all__ = [
     "DeepRitz",
     "FeynmanKac",
     "Model",
+    "NetworkSpec",
     "Solver",
     "check_form",
 ]

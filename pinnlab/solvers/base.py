@@ -1,4 +1,4 @@
-"""What every solver is: a declared form, a settings model, ``setup`` and two hooks.
+"""What every solver is: a declared form, a settings model, ``network``, ``setup`` and two hooks.
 
 A solver is immutable: it is built from (problem, settings) and never changes after. For one
 run, ``setup(net, generator)`` returns a :class:`Model`: the module trained and saved (the
@@ -6,12 +6,14 @@ network, wrapped where the method transforms it), the derivative method resolved
 whatever state the run carries between steps. Then the two hooks take the model explicitly:
 ``batch(model, generator)`` draws training points and ``loss(model, batch)`` turns them into a
 dict of named loss terms; the one training loop in :mod:`pinnlab.training` does the rest.
+``network()`` says what the network maps (a :class:`NetworkSpec`), for the network's builder.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -41,6 +43,25 @@ class Model:
 
     def parameters(self):
         return self.module.parameters()
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """The network a solver trains: inputs from ``domain`` (its columns: t first for a
+    space-time solution) to ``outputs`` channels; ``at_time``, for a solver that learns
+    x ↦ u(t*, x) at one time t* (Feynman–Kac, deep BSDE), that time (None: space-time or
+    stationary); ``periodic``, the (column, low, high) of each
+    Periodic condition the solver takes from the problem (an exact embedding may impose one:
+    ``net.wrap.periodic``); ``source_gradients``, where the solver has a strong-form residual,
+    the gradients of the equation's data in the inputs (``net.wrap.bottleneck.basis: source``).
+    """
+
+    domain: Domain
+    _: KW_ONLY
+    outputs: int = 1
+    at_time: float | None = None
+    periodic: tuple[tuple[int, float, float], ...] = ()
+    source_gradients: Callable[[], Tensor] | None = None
 
 
 class Solver(ABC):
@@ -117,34 +138,8 @@ class Solver(ABC):
         return False
 
     @abstractmethod
-    def input_domain(self) -> Domain:
-        """The domain of the network's inputs (columns: t first for space-time solutions)."""
-
-    @property
-    def outputs(self) -> int:
-        """Number of output channels of the network."""
-        return 1
-
-    @classmethod
-    def slice_time(cls, settings: Section) -> float | None:
-        """For solvers that learn x ↦ u(t*, x) at one time t*: that time; None for space-time."""
-        return None
-
-    # --- capabilities a network option needs; by default not offered ----------------------
-    def periodic_column(self) -> tuple[int, float, float]:
-        """(input column, low, high) of the one Periodic condition an exact periodic
-        embedding (``net.periodic``) makes hold."""
-        raise ConfigError(
-            f"net.periodic: method '{self.name}' imposes no Periodic conditions; set net.periodic=0."
-        )
-
-    def source_gradients(self) -> Tensor:
-        """The gradients in the inputs of the equation's data (``net.bottleneck_basis:
-        source``), (m, D) float64."""
-        raise ConfigError(
-            f"net.bottleneck_basis=source: method '{self.name}' has no strong-form residual to "
-            "take the source from; use method pinn, or net.bottleneck_basis=learned."
-        )
+    def network(self) -> NetworkSpec:
+        """What the solver's network maps, and what its wrappers may use."""
 
 
 def location_scale(values: Tensor) -> tuple[Tensor, Tensor]:

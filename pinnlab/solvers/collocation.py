@@ -4,7 +4,7 @@ A collocation solver reads a form with a ``domain`` and named ``conditions``; ea
 draws interior points and points on every condition's part of the boundary, and turns
 Dirichlet conditions into mean squared misfits (or imposes them exactly with ``net.hard_bc``)
 and Periodic conditions into mean squared mismatches between the two ends (or imposes them
-exactly with ``net.periodic``: a Fourier embedding of the periodic coordinate).
+exactly with ``net.wrap.periodic``: a Fourier embedding of the periodic coordinate).
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from ..config import Section
+from ..derivatives import partial_derivative
 from ..domains import SpaceTime
 from ..errors import ConfigError, unknown_name
 from ..networks import DirichletTransform, OutputAffine, periodic_columns
 from ..problem import Dirichlet, Periodic
-from .base import Model, Solver, defined_solvers, location_scale
+from .base import Model, NetworkSpec, Solver, defined_solvers, location_scale
 
 
 class PointSettings(Section):
@@ -78,8 +79,10 @@ class CollocationSolver(Solver):
             f"{how}; methods that impose it: {', '.join(fit) or 'none yet'}."
         )
 
-    def input_domain(self):
-        return self.spec.domain
+    def network(self) -> NetworkSpec:
+        t = int(self.time_dependent)
+        periodic = tuple((c.axis + t, c.low, c.high) for c in self.periodic().values())
+        return NetworkSpec(self.spec.domain, outputs=self.spec.outputs, periodic=periodic)
 
     @property
     def outputs(self) -> int:
@@ -129,17 +132,6 @@ class CollocationSolver(Solver):
 
     def periodic(self) -> dict[str, Periodic]:
         return {k: c for k, c in self.spec.conditions.items() if isinstance(c, Periodic)}
-
-    def periodic_column(self) -> tuple[int, float, float]:
-        """(input column, low, high) of the form's one Periodic condition, for an embedding."""
-        conditions = list(self.periodic().values())
-        if len(conditions) != 1:
-            raise ConfigError(
-                f"net.periodic: {self.problem.id} has {len(conditions)} Periodic conditions; "
-                "the embedding needs exactly one. Set net.periodic=0."
-            )
-        c = conditions[0]
-        return c.axis + int(self.time_dependent), c.low, c.high
 
     def dirichlet(self) -> dict[str, Dirichlet]:
         return {k: c for k, c in self.spec.conditions.items() if isinstance(c, Dirichlet)}
@@ -228,22 +220,11 @@ class CollocationSolver(Solver):
             ends = batch[name].repeat(2, 1)
             n = len(batch[name])
             ends[:n, column], ends[n:, column] = c.low, c.high
-            if c.derivatives:
-                ends.requires_grad_(True)
-            with torch.enable_grad():
-                u = net(ends)
-                terms[name] = (u[:n] - u[n:]).square().mean()
-                if c.derivatives:
-                    ux = torch.stack(
-                        [
-                            torch.autograd.grad(u[:, j].sum(), ends, create_graph=True)[0][
-                                :, column
-                            ]
-                            for j in range(u.shape[1])
-                        ],
-                        dim=1,
-                    )
-                    terms[f"{name}_dx"] = (ux[:n] - ux[n:]).square().mean()
+            # ∂u/∂x_a by the engine: a forward-mode jet along e_a alone, u from the same pass.
+            u, ux = partial_derivative(net, ends, column) if c.derivatives else (net(ends), None)
+            terms[name] = (u[:n] - u[n:]).square().mean()
+            if ux is not None:
+                terms[f"{name}_dx"] = (ux[:n] - ux[n:]).square().mean()
         return terms
 
     def check_weights(self, terms: dict[str, Tensor]) -> None:

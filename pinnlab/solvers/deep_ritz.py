@@ -50,7 +50,7 @@ class DeepRitz(CollocationSolver):
     Settings = DeepRitzSettings
 
     #: Dirichlet data by the penalty (or exactly), Neumann data in the energy; a Periodic
-    #: condition only exactly, by the embedding (``net.periodic``).
+    #: condition only exactly, by the embedding (``net.wrap.periodic``).
     imposes = (Dirichlet, Neumann, Periodic)
 
     def __init__(self, problem, settings: DeepRitzSettings, *, dtype, hard_bc=False):
@@ -87,7 +87,9 @@ class DeepRitz(CollocationSolver):
         model = super().bind(module)
         for name, c in self.spec.conditions.items():
             if isinstance(c, Periodic) and name not in model.imposed:
-                self.refuse(name, c, " (a Periodic condition exactly only: set net.periodic=K)")
+                self.refuse(
+                    name, c, " (a Periodic condition exactly only: set net.wrap.periodic.modes=K)"
+                )
         return model
 
     @property

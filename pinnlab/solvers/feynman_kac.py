@@ -35,6 +35,7 @@ from torch import Tensor, nn
 from tqdm.auto import trange
 
 from .. import montecarlo
+from ..derivatives import gradient
 from ..errors import ConfigError, FormError
 from ..networks import OutputAffine, has_readout
 from ..training import fit_readout
@@ -79,7 +80,7 @@ class FeynmanKac(PathSolver):
         if self.settings.refit and not has_readout(net):
             raise ConfigError(
                 "solver.refit fits the network's linear output layer; this network has none "
-                "that it exposes (net.kind mlp, resmlp or deepsets without net.additive have "
+                "that it exposes (net.kind mlp, resmlp or deepsets without net.wrap.additive have "
                 "one). Set solver.refit=0."
             )
         return self.bind(OutputAffine(net, *self.pilot()))
@@ -114,14 +115,12 @@ class FeynmanKac(PathSolver):
         """N at the starts, and the regression target Ỹ (with the control variate, ∇N
         detached)."""
         x, y = batch["x"], batch["target"]
-        with torch.enable_grad():
-            if self.control:
-                x = x.detach().requires_grad_(True)
-            u = net(x).reshape(len(x))
-            if self.control:
-                (grad,) = torch.autograd.grad(u.sum(), x, retain_graph=True)
-                y = y - (batch["shift"] * grad.detach()).sum(dim=1)
-        return u, y
+        if not self.control:
+            return net(x).reshape(len(x)), y
+        with torch.enable_grad():  # N keeps its graph for the loss; ∇N (reverse mode) has none
+            u, grad = gradient(net, x)
+        y = y - (batch["shift"] * grad.reshape(len(x), -1).detach()).sum(dim=1)
+        return u.reshape(len(x)), y
 
     def loss(self, model: Model, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         u, y = self._fit(model.module, batch)

@@ -17,7 +17,7 @@ from torch import Tensor
 from .. import montecarlo
 from ..config import Section
 from ..errors import ConfigError
-from .base import Solver, location_scale
+from .base import NetworkSpec, Solver, location_scale
 
 
 class PathSettings(Section):
@@ -47,12 +47,9 @@ class PathSolver(Solver):
             )
         self.exact = settings.sampler == "exact"
 
-    def input_domain(self):
-        return self.sde.region
-
-    @classmethod
-    def slice_time(cls, settings: PathSettings) -> float:
-        return settings.time
+    def network(self) -> NetworkSpec:
+        """x ↦ u(t*, x) on the SDE's region, t* = ``solver.time``."""
+        return NetworkSpec(self.sde.region, at_time=self.settings.time)
 
     @property
     def euler_steps(self) -> int:

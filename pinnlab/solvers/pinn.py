@@ -11,15 +11,17 @@ mean |u(y|x_a=low) − u(y|x_a=high)|² and the same for ∂u/∂x_a.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from pydantic import Field
 from torch import Tensor, nn
 
-from ..derivatives import METHODS, Derivatives, method_for
+from ..derivatives import METHODS, Derivatives, gradient, method_for
 from ..derivatives.stochastic import estimator_variance
 from ..errors import unknown_name
 from ..networks import build_network
-from .base import Model
+from .base import Model, NetworkSpec
 from .collocation import CollocationSolver, PointSettings
 
 
@@ -45,6 +47,10 @@ class PINN(CollocationSolver):
                 "derivative method (solver.derivatives)", settings.derivatives, METHODS
             )
         self.strong = self.spec
+
+    def network(self) -> NetworkSpec:
+        """The collocation network, with the source's gradients for a bottleneck's basis."""
+        return dataclasses.replace(super().network(), source_gradients=self.source_gradients)
 
     def bind(self, module: nn.Module) -> Model:
         """The model with its derivative method resolved (``auto`` looks at the module)."""
@@ -82,18 +88,16 @@ class PINN(CollocationSolver):
         interior (−∇f for −Δu = f). The residual of u ≡ 0 is evaluated through an all-zero
         network, so the derivative engine sees a network as usual and contributes nothing.
         """
-        x = self._startup_points(torch.float64).requires_grad_(True)
+        x = self._startup_points(torch.float64)
         zero = build_network(
             x.shape[1], self.outputs, width=1, depth=1, generator=torch.Generator()
         ).double()
         for p in zero.parameters():
             p.detach().zero_()
-        r = self._residual_columns(zero, x)
-        rows = []
-        for j in range(r.shape[1]):
-            (g,) = torch.autograd.grad(r[:, j].sum(), x, retain_graph=True, allow_unused=True)
-            rows.append(torch.zeros_like(x) if g is None else g)
-        return torch.cat(rows).detach()
+        # ∇ₓ of the residual (a function of x through f and through the network's jets) by
+        # the engine's reverse mode: (n, k, D), one backward pass per component.
+        _, g = gradient(lambda y: self._residual_columns(zero, y), x)
+        return g.transpose(0, 1).reshape(-1, x.shape[1]).detach()
 
     def _startup_points(self, dtype: torch.dtype) -> Tensor:
         """The 256 fixed interior points of the evaluations made before training."""

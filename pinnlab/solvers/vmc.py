@@ -40,7 +40,7 @@ from ..domains import Box
 from ..mcmc import Metropolis, blocking
 from ..metrics import energy_metrics
 from ..problem import HamiltonianForm
-from .base import Model, Solver
+from .base import Model, NetworkSpec, Solver
 
 #: Seed of the chains that measure a trained wavefunction's energy (metrics are reproducible).
 EVAL_SEED = 20241128
@@ -128,10 +128,11 @@ class VMC(Solver):
     def has_truth(self) -> bool:
         return self.spec.ground_energy is not None
 
-    def input_domain(self) -> Box:
-        """The box the network's inputs are scaled from: the walls, or ±4 lengths on R^d."""
+    def network(self) -> NetworkSpec:
+        """Inputs scaled from the walls, or from ±4 lengths on R^d."""
         s = self.spec
-        return s.domain if s.domain is not None else Box(s.dim, -4 * s.length, 4 * s.length)
+        box = s.domain if s.domain is not None else Box(s.dim, -4 * s.length, 4 * s.length)
+        return NetworkSpec(box)
 
     def setup(self, net: nn.Module, generator: torch.Generator) -> Model:
         return self.bind(LogPsi(net, self.spec))

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import Field, field_validator
 
 from ..config import RunConfig, Section, dotted, merge, parse_set, read_yaml, validate
@@ -81,6 +82,23 @@ class StudyConfig(Section):
         """A hash of everything that defines the study (its runs and how they are analysed)."""
         data = self.model_dump(exclude={"description"})
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def level_label(level: Any) -> Any:
+    """A level as tables show it: a scalar as it is, null as 'none', a mapping or list as
+    compact YAML (``{features: 32}``: a wrapper's settings, say)."""
+    if level is None:
+        return "none"
+    if isinstance(level, (Mapping, list)):
+        return yaml.safe_dump(level, default_flow_style=True, sort_keys=False).strip()
+    return level
+
+
+def factor_label(factor: str, level: Any) -> Any:
+    """The label of a factor's level (joined factors: 'a, b')."""
+    if len(factor_keys(factor)) > 1:
+        return ", ".join(str(level_label(v)) for v in level)
+    return level_label(level)
 
 
 def factor_keys(factor: str) -> list[str]:

@@ -23,7 +23,7 @@ import pandas as pd
 from ..config import RunConfig
 from ..files import atomic_write
 from . import stats
-from .design import StudyConfig, aliases, factor_keys, resolution, two_level_signs
+from .design import StudyConfig, aliases, factor_label, resolution, two_level_signs
 from .store import load
 
 DIM = "problem.dim"
@@ -148,8 +148,9 @@ def _groups(study: StudyConfig, df: pd.DataFrame) -> list[tuple[str, pd.DataFram
 def _dimension_sections(
     study: StudyConfig, df: pd.DataFrame, root: Path, problems_dirs: list
 ) -> list[str]:
+    from ..build import build_solver
     from ..metrics import fit_baselines
-    from ..registry import catalogue, solvers
+    from ..registry import catalogue
 
     figures = root / "figures"
 
@@ -164,8 +165,8 @@ def _dimension_sections(
             d: catalogue(problems_dirs).problem(config.problem.id, **{**params, "dim": d})
             for d in dims
         }
-        solver = solvers(problems_dirs)[config.method]
-        at_time = solver.slice_time(solver.Settings.model_validate(config.solver))
+        solver = build_solver(problems[dims[0]], config, problems_dirs)
+        at_time = solver.network().at_time
         baselines = {d: fit_baselines(p, at_time=at_time) for d, p in problems.items()}
         lines += [f"### {label}", ""]
         lines += _dimension_table(part, dims, baselines, response)
@@ -385,7 +386,7 @@ def _cost_figure(part, dims, fits, grid, figures: Path, name: str) -> str:
 def _factor_sections(study: StudyConfig, df: pd.DataFrame, figures: Path) -> list[str]:
     factors = [f for f in study.grid if df[f].nunique() > 1]
     # The baseline of each factor is its first level in the grid (as the DataFrame labels it).
-    baseline = {f: _level_label(f, study.grid[f][0]) for f in factors}
+    baseline = {f: factor_label(f, study.grid[f][0]) for f in factors}
     # Aliased interactions are one estimate: reported once, under every name of its set.
     sets = {names[0]: " = ".join(names) for names in aliases(study)}
     hidden = {name for names in aliases(study) for name in names[1:]}
@@ -487,11 +488,6 @@ def _at_baseline(df: pd.DataFrame, baseline: dict, factor: str) -> pd.DataFrame:
         if f != factor:
             keep &= (df[f] == level).to_numpy()
     return df[keep]
-
-
-def _level_label(factor: str, level: Any) -> Any:
-    """A level as :func:`pinnlab.studies.load` labels it (joined factors: 'a, b')."""
-    return ", ".join(str(v) for v in level) if len(factor_keys(factor)) > 1 else level
 
 
 def _effect_row(e: stats.Effect) -> tuple:

@@ -24,7 +24,7 @@ from typing import Any
 
 from ..errors import PinnlabError, SolutionFileError
 from ..files import atomic_write
-from .design import StudyConfig, StudyRun, factor_keys
+from .design import StudyConfig, StudyRun, factor_keys, factor_label, level_label
 
 FORMAT = "pinnlab-study"
 FORMAT_VERSION = 1
@@ -242,11 +242,9 @@ def load(root: str | os.PathLike):
         }
         for factor, level in record["point"].items():
             keys = factor_keys(factor)
+            row[factor] = factor_label(factor, level)
             if len(keys) > 1:
-                row[factor] = ", ".join(str(v) for v in level)
-                row.update(zip(keys, level, strict=True))
-            else:
-                row[factor] = level
+                row.update(zip(keys, map(level_label, level), strict=True))
         for key, value in record["problem"].items():
             row.setdefault(f"problem.{key}", value)
         row.setdefault("method", record["method"])
