@@ -34,7 +34,7 @@ from .errors import (
 from .memory import reuse_freed_memory
 from .metrics import METRICS, default_metric
 from .networks import INITS
-from .problem import ExactSolution, Problem
+from .problem import Problem
 from .solution import Solution
 from .training import Trainer
 
@@ -213,12 +213,11 @@ def run(
         environment=environment(device, config.seed),
         added_metrics=tuple(registry.metrics(problems_dirs).values()),
     )
-    has_truth = (
-        solver.has_truth or isinstance(problem, ExactSolution) or solution.reference() is not None
-    )
+    has_truth = solution.measures_error()
     if not has_truth and config.train.target_error is not None:
         raise ConfigError(
-            f"train.target_error needs a problem with a known truth; {problem.id} has none."
+            f"train.target_error needs a known truth where the solution is defined; "
+            f"{problem.id} has none for method {config.method}."
         )
 
     last: dict[str, float] = {}  # the metrics of the latest evaluation

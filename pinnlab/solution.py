@@ -214,14 +214,31 @@ class Solution:
             return x
         return torch.cat([torch.full_like(x[:, :1], self.at_time), x], dim=1)
 
-    def _reference_metrics(self, ref: Reference) -> dict[str, float]:
-        """The ref_* metrics at the reference's points, where this solution is defined."""
+    def measures_error(self) -> bool:
+        """Whether :meth:`evaluate` measures an error: the method's own (an energy against a
+        known E₀), against the exact solution, or against a reference at points where this
+        solution is defined (a deep BSDE solution at x₀ is not, on a reference cloud)."""
+        if self.solver.has_truth or isinstance(self.problem, ExactSolution):
+            return True
+        ref = self.reference()
+        return ref is not None and self._reference_inputs(ref) is not None
+
+    def _reference_inputs(self, ref: Reference) -> Tensor | None:
+        """The reference's points as this solution's inputs; None where it is not defined
+        there (another time, or other points than its one point)."""
         x = ref.x
         if self.time_dependent:
             x = torch.cat([torch.full_like(x[:, :1], ref.t), x], dim=1)
         elif self.at_time is not None and abs(ref.t - self.at_time) > 1e-12:
-            return {}
+            return None
         if self.point is not None and not torch.allclose(x.double(), self.point[None].double()):
+            return None
+        return x
+
+    def _reference_metrics(self, ref: Reference) -> dict[str, float]:
+        """The ref_* metrics at the reference's points, where this solution is defined."""
+        x = self._reference_inputs(ref)
+        if x is None:
             return {}
         return reference_metrics(self._values(x.to(self._param)), ref.value, ref.stderr)
 

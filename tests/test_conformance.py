@@ -1,11 +1,14 @@
 """A conformance suite generic over the registries (as scikit-learn's estimator checks are):
 every solver, on a catalogue problem that offers its form, builds, sets up, draws a batch,
-gives a finite loss, trains two steps, saves, loads and gives the same outputs; every study
-config in configs/studies/ expands and runs one of its runs for two steps. A new solver or
-study is covered without editing this file."""
+gives a finite loss, trains two steps, saves, loads and gives the same outputs; so does every
+network the registries build (each body, alone and behind each wrapper), on the first
+catalogue problem and method that accept it; every study config in configs/studies/ expands
+and runs one of its runs for two steps. A new solver, body, wrapper or study is covered
+without editing this file."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +16,7 @@ import pytest
 import torch
 
 import pinnlab as pl
+from pinnlab import registry
 from pinnlab.build import build_model, build_problem, build_solver
 from pinnlab.config import merge
 from pinnlab.registry import solvers
@@ -101,6 +105,65 @@ def _inputs(solution: pl.Solution, problem: pl.Problem) -> np.ndarray:
     except pl.FormError:  # on R^d
         return 0.3 * torch.randn(4, problem.dim, generator=g).numpy()
     return domain.sample_interior(4, generator=g).numpy()
+
+
+def _network_cases():
+    """(body, wrapper or None, config): each registered body alone and behind each registered
+    wrapper (at its example settings), on the first (problem, method) that accepts it."""
+    bodies, wrappers = registry.networks(), registry.wrappers()
+    catalogue = pl.catalogue()
+    for body in sorted(bodies):
+        for wrapper in (None, *(sorted(wrappers) if bodies[body].wrappable else ())):
+            wrap = {} if wrapper is None else {wrapper: wrappers[wrapper].example().model_dump()}
+            net = {"kind": body, "width": 8, "depth": 2, "wrap": wrap}
+            for problem_id, method in itertools.product(catalogue, sorted(solvers())):
+                try:
+                    cfg = pl.make_config(
+                        problem_id, method=method, overrides={"net": net, "train": {"steps": 1}}
+                    )
+                    build_model(build_problem(cfg), cfg, device=torch.device("cpu"))
+                except pl.PinnlabError:
+                    continue
+                name = f"{body}+{wrapper}" if wrapper else body
+                yield pytest.param(cfg, id=f"{name}-{method}-{problem_id}")
+                break
+            else:
+                raise AssertionError(f"no catalogue problem accepts {body} with {wrapper}")
+
+
+@pytest.mark.parametrize("recipe", list(_network_cases()))
+def test_network_conformance(recipe, tmp_path):
+    config = pl.make_config(config=small(recipe.model_dump(), recipe.method))
+    problem = build_problem(config)
+    solution = pl.run(config, out=tmp_path / "run.h5")
+    loaded = pl.load(tmp_path / "run.h5")
+    x = _inputs(solution, problem)
+    np.testing.assert_array_equal(loaded(x), solution(x))
+    assert np.isfinite(solution(x)).all() and loaded.metrics == solution.metrics
+
+
+def _problem_cases():
+    """Every catalogue problem with the first method (by name) whose config it accepts."""
+    catalogue = pl.catalogue()
+    for problem_id in catalogue:
+        for method in sorted(solvers()):
+            if solvers()[method].form not in catalogue[problem_id].forms():
+                continue
+            try:
+                cfg = pl.make_config(problem_id, method=method, sets=["train.steps=1"])
+            except pl.PinnlabError:
+                continue
+            yield pytest.param(cfg, id=f"{problem_id}-{method}")
+            break
+        else:
+            raise AssertionError(f"no method accepts problem '{problem_id}'")
+
+
+@pytest.mark.parametrize("recipe", list(_problem_cases()))
+def test_problem_conformance(recipe, tmp_path):
+    """Each problem trains two steps with its recipe shrunk, saves, loads, gives the same
+    outputs and the same metrics."""
+    test_network_conformance(recipe, tmp_path)
 
 
 STUDIES = sorted((ROOT / "configs" / "studies").glob("*.yaml"))

@@ -120,3 +120,16 @@ def test_a_result_no_better_than_a_constant_is_warned_of():
     with warnings.catch_warnings():
         warnings.simplefilter("error", pl.AccuracyWarning)
         pl.run(tiny_config("poisson-sine", dim=1, train={"steps": 300, "lr": 1e-2}))
+
+
+def test_a_solution_at_one_point_against_a_reference_cloud_trains_without_an_error_metric():
+    """deep-bsde learns u(0, x₀); bs-basket-call's reference is a cloud of points at t = 0, so
+    there is no error to track: the run trains without evaluations (it used to stop with a
+    KeyError from inside the metrics), and a target error is refused before training."""
+    cfg = pl.make_config(
+        "bs-basket-call", method="deep-bsde", sets=["train.steps=2", "train.eval_every=1"]
+    )
+    solution = pl.run(cfg)
+    assert not solution.measures_error() and "error" not in solution.history
+    with pytest.raises(pl.ConfigError, match="target_error needs a known truth"):
+        pl.run(cfg.model_copy(update={"train": cfg.train.model_copy(update={"target_error": 0.1})}))
