@@ -11,7 +11,7 @@ Public API (everything a catalogue problem file or a user script needs)::
 from . import schrodinger
 from .config import RunConfig
 from .derivatives import Derivatives, Jet
-from .domains import Ball, Box, Domain, Slit, SpaceTime
+from .domains import Ball, Box, Domain, Part, Slit, SpaceTime, where
 from .errors import (
     AccuracyWarning,
     ConfigError,
@@ -25,6 +25,7 @@ from .errors import (
 )
 from .problem import (
     FORMS,
+    Condition,
     Dirichlet,
     EnergyForm,
     HamiltonianForm,
@@ -32,6 +33,7 @@ from .problem import (
     Periodic,
     Problem,
     Reference,
+    Robin,
     StochasticForm,
     StrongForm,
 )
@@ -47,6 +49,7 @@ __all__ = [
     "Ball",
     "Box",
     "Catalogue",
+    "Condition",
     "ConfigError",
     "Derivatives",
     "Dirichlet",
@@ -59,10 +62,12 @@ __all__ = [
     "NetworkSpec",
     "Neumann",
     "ParameterError",
+    "Part",
     "Periodic",
     "PinnlabError",
     "Problem",
     "Reference",
+    "Robin",
     "RunConfig",
     "ShapeError",
     "Slit",
@@ -82,4 +87,5 @@ __all__ = [
     "run",
     "schrodinger",
     "solve",
+    "where",
 ]

@@ -19,12 +19,13 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor
 
 from .derivatives.jets import Jet, propagate
-from .errors import ParameterError, unknown_name
+from .errors import ParameterError, did_you_mean, unknown_name
 
 SAMPLINGS = ("uniform", "sobol")
 
@@ -171,6 +172,12 @@ class Box(Domain):
     @property
     def surface_to_volume(self) -> float:
         return 2 * self.dim / (self.high - self.low)
+
+    def face(self, axis: int, side: Literal["low", "high"]) -> Face:
+        """The face x_axis = low (``side="low"``) or x_axis = high, a part for conditions."""
+        if not 0 <= axis < self.dim:
+            raise ParameterError(f"face({axis}, {side!r}): the box has axes 0 … {self.dim - 1}.")
+        return Face(axis, side)
 
     def interior_map(self) -> CubeMap:
         """x = low + (high − low)·u on [0, 1)^dim."""
@@ -451,3 +458,98 @@ class SpaceTime(Domain):
 
     def distance(self, x: Tensor) -> Tensor:
         return self.space.distance(x[:, 1:])
+
+
+# --- parts of a domain where a condition holds (sampled by pinnlab.parts) ------------------
+NAMED_PARTS = ("boundary", "initial", "final")
+
+
+class Part:
+    """A part of a domain where a condition holds."""
+
+    def __or__(self, other: Part | str) -> Union:
+        return Union((*members(self), *members(part_of(other))))
+
+    def __ror__(self, other: Part | str) -> Union:
+        return part_of(other) | self
+
+
+@dataclass(frozen=True, eq=False)
+class Named(Part):
+    """The whole spatial boundary, or the initial / final time slice (equal to its name:
+    ``condition.on == "initial"``)."""
+
+    which: Literal["boundary", "initial", "final"]
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, Named):
+            other = other.which
+        return isinstance(other, str) and self.which == other
+
+    def __hash__(self) -> int:
+        return hash(self.which)
+
+    def __str__(self) -> str:
+        return self.which
+
+
+@dataclass(frozen=True)
+class Face(Part):
+    """The face x_axis = low (``side="low"``) or = high of a box."""
+
+    axis: int
+    side: Literal["low", "high"]
+
+    def __post_init__(self):
+        if self.side not in ("low", "high"):
+            raise ParameterError(f"face side must be 'low' or 'high', got {self.side!r}.")
+
+    def __str__(self) -> str:
+        return f"face({self.axis}, {self.side!r})"
+
+
+@dataclass(frozen=True)
+class Where(Part):
+    """The points of ``within`` (the boundary by default) where ``predicate(x)`` is True;
+    ``predicate`` maps points (n, D) (t first for space-time) to a bool tensor (n,)."""
+
+    predicate: Callable[[Tensor], Tensor]
+    within: Part = Named("boundary")
+
+    def __str__(self) -> str:
+        name = getattr(self.predicate, "__name__", "predicate")
+        return f"where({name}) on {self.within}"
+
+
+@dataclass(frozen=True)
+class Union(Part):
+    """Several parts (not overlapping), sampled in proportion to their measures."""
+
+    parts: tuple[Part, ...]
+
+    def __str__(self) -> str:
+        return " | ".join(map(str, self.parts))
+
+
+def where(predicate: Callable[[Tensor], Tensor], within: Part | str = "boundary") -> Where:
+    """The part of ``within`` (default: the boundary) where ``predicate(x)`` holds."""
+    if not callable(predicate):
+        raise ParameterError(f"where() takes a function of the points, got {predicate!r}.")
+    return Where(predicate, part_of(within))
+
+
+def part_of(on: Part | str) -> Part:
+    """``on`` as a :class:`Part` (a name is one of "boundary", "initial", "final")."""
+    if isinstance(on, Part):
+        return on
+    if isinstance(on, str) and on in NAMED_PARTS:
+        return Named(on)
+    raise ParameterError(
+        f"on={on!r}: a part is one of {', '.join(NAMED_PARTS)}, a face (Box.face(axis, side)), "
+        f"pl.where(predicate) or a union of parts with |.{did_you_mean(str(on), NAMED_PARTS)}"
+    )
+
+
+def members(part: Part) -> tuple[Part, ...]:
+    """The parts a union joins (the part itself otherwise)."""
+    return part.parts if isinstance(part, Union) else (part,)

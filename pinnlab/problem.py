@@ -23,17 +23,14 @@ import math
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import pydantic
 import torch
 from torch import Tensor
 
-from .domains import Domain
+from .domains import Domain, Named, Part, SpaceTime, part_of
 from .errors import FormError, ParameterError, did_you_mean
-
-#: Where a condition holds: the spatial boundary, or the first/last time slice.
-PARTS = ("boundary", "initial", "final")
 
 #: form name -> the method a problem defines to offer it.
 FORMS: Mapping[str, str] = {
@@ -44,36 +41,86 @@ FORMS: Mapping[str, str] = {
 }
 
 
+def _part(condition, on) -> None:
+    """Store ``on`` as a :class:`~pinnlab.domains.Part` (a name is turned into one)."""
+    object.__setattr__(condition, "on", part_of(on))
+
+
+def _output(condition) -> None:
+    out = condition.output
+    if out is not None and (isinstance(out, bool) or not isinstance(out, int) or out < 0):
+        raise ParameterError(f"{type(condition).__name__}(output={out!r}): an output index ≥ 0.")
+
+
 @dataclass(frozen=True)
 class Dirichlet:
-    """u = value(x) on a part of the boundary of the domain.
+    """u = value(x) on a part of the domain.
 
-    ``on`` is "boundary" (the spatial boundary; lateral for space-time domains), "initial"
-    (t = t0) or "final" (t = t1). ``value`` maps points (n, dim) to (n,) or (n, k).
+    ``on`` is a part (:mod:`pinnlab.parts`): "boundary" (the spatial boundary; lateral for
+    space-time domains), "initial" (t = t0), "final" (t = t1), a face ``Box.face(axis,
+    side)``, ``pl.where(predicate)`` or a union ``a | b``. ``value`` maps points (n, dim) to
+    (n,) or (n, k); with ``output=j`` the condition holds for output j alone, value (n,).
     ``lift`` is an extension of the data into the domain, known without solving the problem,
     for hard-constraint transforms u = lift + φ·N (a function, or a constant such as 0.0 for
-    zero data); leave it None when the only extension at
-    hand is the exact solution itself (a transform would then start at the answer).
+    zero data); leave it None when the only extension at hand is the exact solution itself (a
+    transform would then start at the answer).
     """
 
     value: Callable[[Tensor], Tensor]
-    on: Literal["boundary", "initial", "final"] = "boundary"
+    on: Part | str = "boundary"
     lift: Callable[[Tensor], Tensor] | float | None = None
+    output: int | None = None
 
     def __post_init__(self):
-        if self.on not in PARTS:
-            raise ParameterError(
-                f"Dirichlet(on={self.on!r}): on must be one of {', '.join(PARTS)}.{did_you_mean(self.on, PARTS)}"
-            )
+        _part(self, self.on)
+        _output(self)
 
 
 @dataclass(frozen=True)
 class Neumann:
-    """a ∂u/∂n = flux(x) on the boundary (outer normal): a natural condition of the energy
-    form, which adds −∫ flux·u ds to the energy; nothing is imposed on the network."""
+    """∂u/∂n = flux(x) on a part of the boundary, n the outward unit normal.
+
+    In a strong form (the PINN) it is a residual ∇u·n − flux; in an energy form it is the
+    natural condition a ∂u/∂n = flux, which adds −∫ flux·u ds to the energy. ``output=j``:
+    for output j alone."""
 
     flux: Callable[[Tensor], Tensor]
-    on: Literal["boundary"] = "boundary"
+    on: Part | str = "boundary"
+    output: int | None = None
+
+    def __post_init__(self):
+        _part(self, self.on)
+        _output(self)
+
+
+@dataclass(frozen=True)
+class Robin:
+    """α u + β ∂u/∂n = value(x) on a part of the boundary (α, β numbers or functions of x)."""
+
+    alpha: float | Callable[[Tensor], Tensor]
+    beta: float | Callable[[Tensor], Tensor]
+    value: Callable[[Tensor], Tensor]
+    on: Part | str = "boundary"
+    output: int | None = None
+
+    def __post_init__(self):
+        _part(self, self.on)
+        _output(self)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A general condition residual(d) = 0 on a part: ``d`` is the same derivatives object a
+    strong form's residual gets, at the part's points, with ``d.normal`` (the outward unit
+    normals over the input columns) and ``d.normal_derivative`` (∇u·n). An initial velocity
+    is ``pl.Condition(lambda d: d.partial("t") - v(d.x), on="initial")``. The residual may be
+    (n,), (n, m) or a dict of named ones."""
+
+    residual: Callable[[Any], Tensor | Mapping[str, Tensor]]
+    on: Part | str = "boundary"
+
+    def __post_init__(self):
+        _part(self, self.on)
 
 
 @dataclass(frozen=True)
@@ -93,9 +140,15 @@ class Periodic:
     high: float
     axis: int = 0
     derivatives: int = 1
-    on: Literal["boundary"] = "boundary"
+    on: Part | str = "boundary"
 
     def __post_init__(self):
+        if part_of(self.on) != Named("boundary"):
+            raise ParameterError(
+                f"Periodic(on={self.on!r}): a periodic condition relates the two ends of "
+                "its axis; it takes no other part."
+            )
+        _part(self, self.on)
         if not self.high > self.low:
             raise ParameterError(
                 f"Periodic needs high > low, got low={self.low}, high={self.high}."
@@ -107,26 +160,28 @@ class Periodic:
             )
 
 
-Condition = Dirichlet | Neumann | Periodic
+#: Every condition kind a form may hold.
+CONDITIONS = (Dirichlet, Neumann, Robin, Periodic, Condition)
 
 #: Batch keys the solvers use themselves; a condition may not be named so.
 RESERVED = ("residual", "probes", "interior")
 
 
 def _check_conditions(conditions: Mapping[str, Any], domain) -> None:
-    from .domains import SpaceTime
+    from .parts import check
 
     for name, c in conditions.items():
-        if name in RESERVED:
+        if name in RESERVED or "/" in name:
             raise ParameterError(
                 f"condition name '{name}' is reserved (solvers use it for their own batch "
-                "entries); choose another name."
+                "entries) or holds a '/'; choose another name."
             )
-        if c.on != "boundary" and not isinstance(domain, SpaceTime):
+        if not isinstance(c, CONDITIONS):
             raise ParameterError(
-                f"condition '{name}' is on the {c.on} slice, which only a SpaceTime domain has; "
-                f"this form's domain is {type(domain).__name__}."
+                f"condition '{name}' is a {type(c).__name__}; a condition is one of "
+                f"{', '.join(k.__name__ for k in CONDITIONS)}."
             )
+        check(domain, c.on, name)
         space = domain.space.dim if isinstance(domain, SpaceTime) else domain.dim
         if isinstance(c, Periodic) and c.axis >= space:
             raise ParameterError(
@@ -145,7 +200,7 @@ class StrongForm:
 
     domain: Domain
     residual: Callable[[Any], Tensor | Mapping[str, Tensor]]
-    conditions: Mapping[str, Condition] = field(default_factory=dict)
+    conditions: Mapping[str, Any] = field(default_factory=dict)
     outputs: int = 1
 
     def __post_init__(self):
@@ -171,7 +226,7 @@ class EnergyForm:
     source: Callable[[Tensor], Tensor]
     diffusion: float | Callable[[Tensor], Tensor] = 1.0
     reaction: float | Callable[[Tensor], Tensor] = 0.0
-    conditions: Mapping[str, Condition] = field(default_factory=dict)
+    conditions: Mapping[str, Any] = field(default_factory=dict)
     outputs: int = 1
     eigenvalue: bool = False
     exact_eigenvalue: float | None = None
@@ -250,7 +305,7 @@ class StochasticForm:
         h = s - t
         return x + self.drift(t, x) * h + self.sigma_dw(t, x, xi * math.sqrt(h))
 
-    def strong_form(self, domain: Domain, conditions: Mapping[str, Condition] = ()) -> StrongForm:
+    def strong_form(self, domain: Domain, conditions: Mapping[str, Any] = ()) -> StrongForm:
         """The PDE on ``domain`` = [0, T] × space for collocation (PINN): the terminal condition
         on the final slice plus ``conditions`` (e.g. lateral data on a truncated space)."""
         from .domains import SpaceTime

@@ -36,6 +36,7 @@ from .metrics import METRICS, default_metric
 from .networks import INITS
 from .problem import Problem
 from .solution import Solution
+from .solvers import check_form
 from .training import Trainer
 
 
@@ -103,6 +104,12 @@ def make_config(
     )
     if cfg.metric not in METRICS and cfg.metric not in extra:
         raise unknown_name("metric", cfg.metric, (*METRICS, *extra))
+    # The form first: settings of a method that cannot solve the problem are beside the point.
+    check_form(
+        registry.catalogue(problems_dirs)[cfg.problem.id],
+        solver_cls,
+        registry.solvers(problems_dirs),
+    )
     settings = validate(solver_cls.Settings, cfg.solver, prefix="solver")
     registry.networks(problems_dirs)[cfg.net.kind]  # each name is known, or a clear error
     registry.activations(problems_dirs)[cfg.net.activation]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+import torch
 from helpers import tiny_config, write_problem_file
 
 import pinnlab as pl
@@ -65,11 +66,27 @@ def neumann_dir(tmp_path):
     return write_problem_file(tmp_path / "neumann", NEUMANN_PROBLEMS)
 
 
-def test_a_condition_the_pinn_cannot_impose_is_refused_naming_who_can(neumann_dir):
-    """Before: the PINN trained without the Neumann term and reported success."""
-    with pytest.raises(pl.ConfigError, match=r"'flux' \(Neumann\).*'pinn'.*deep-ritz"):
-        tiny_config("test-neumann-only", problems_dirs=[neumann_dir], dim=1)
-    # Deep Ritz imposes it (a natural condition of the energy) and trains.
+def test_the_pinn_imposes_a_neumann_condition_and_refusals_name_who_can(neumann_dir):
+    """Before: the PINN trained without the Neumann term and reported success. It now has
+    the term ∂u/∂n − flux; a condition a solver cannot impose is refused, naming who can."""
+    cfg = tiny_config("test-neumann-only", problems_dirs=[neumann_dir], dim=1)
+    assert "loss.flux" in pl.run(cfg, problems_dirs=[neumann_dir]).history
+    robin = pl.EnergyForm(
+        domain=pl.Box(1),
+        source=lambda x: x[:, 0],
+        conditions={"wall": pl.Robin(1.0, 1.0, lambda x: x[:, 0])},
+    )
+    problem = pl.catalogue([neumann_dir]).problem("test-neumann-only")
+    from pinnlab.config import validate
+    from pinnlab.solvers.deep_ritz import DeepRitz, DeepRitzSettings
+
+    class RobinProblem(type(problem)):
+        def energy_form(self):
+            return robin
+
+    with pytest.raises(pl.ConfigError, match=r"'wall' \(Robin\).*'deep-ritz'.*pinn"):
+        DeepRitz(RobinProblem(), validate(DeepRitzSettings, {}), dtype=torch.float32)
+    # Deep Ritz imposes Neumann (a natural condition of the energy) and trains.
     cfg = tiny_config("test-neumann-only", problems_dirs=[neumann_dir], dim=1, method="deep-ritz")
     assert "rel_l2" in pl.run(cfg, problems_dirs=[neumann_dir]).metrics
 

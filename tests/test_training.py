@@ -216,7 +216,7 @@ def test_time_budget_stops_training():
 
 def test_target_error_needs_a_truth(nan_dir):
     cfg = tiny_config("test-nan", problems_dirs=[nan_dir], train={"target_error": 0.1})
-    with pytest.raises(pl.ConfigError, match="needs a problem with a known truth"):
+    with pytest.raises(pl.ConfigError, match="target_error needs a known truth"):
         pl.run(cfg, problems_dirs=[nan_dir])
 
 

@@ -1,4 +1,5 @@
-"""The derivative engine: u, ∇u, ∂ₜu, Δu and tr(B Bᵀ ∇²u) of a network at a batch of points.
+"""The derivative engine: u, ∇u, ∂ₜu, Δu, tr(B Bᵀ ∇²u) and any partial derivative
+(``d.partial(0, 1)``, ``d.jacobian``, ``d.hessian``) of a network at a batch of points.
 
 Residuals read like mathematics (``-d.laplacian - f(d.x)``); the method is a setting:
 
@@ -26,6 +27,7 @@ from torch.nn import functional as F
 from ..errors import ConfigError, ShapeError, unknown_name
 from .exact import ForwardMode, JetResult, ReducedMode, ReverseMode, gradient, reducible
 from .jets import Jet, propagate
+from .partials import MAX_ORDER, Partials
 from .stochastic import SDGD, Hutchinson, estimator_variance
 
 __all__ = [
@@ -136,6 +138,7 @@ class Derivatives:
         time_dependent: bool = False,
         probes: Tensor | None = None,
         generator: torch.Generator | None = None,
+        normals: Tensor | None = None,
     ):
         if points.dim() != 2:
             raise ShapeError(f"points must have shape (n, dim), got {tuple(points.shape)}.")
@@ -150,6 +153,10 @@ class Derivatives:
         self._exact: JetResult | None = None
         self._exact_order = -1
         self._first: JetResult | None = None
+        self._partials: Partials | None = None
+        self._seeded = False
+        self.normals = normals
+        self._normal_derivative: Tensor | None = None
         self.probes = probes
         if method.stochastic and probes is None:
             if generator is None:
@@ -255,6 +262,97 @@ class Derivatives:
 
     def _estimate(self, probes: Tensor, factor: Tensor | None) -> Tensor:
         return self._squeeze(self._estimate_jet(probes, factor).lap)
+
+    # --- any partial derivative ---------------------------------------------------------
+    def _column(self, axis: int | str) -> int:
+        """The input column of ``axis``: an integer counts spatial coordinates from 0, "t" is
+        time (column 0 of a space-time problem's points)."""
+        if axis == "t":
+            if not self._t:
+                raise ShapeError("axis 't' is only defined for time-dependent problems.")
+            return 0
+        if isinstance(axis, bool) or not isinstance(axis, int):
+            raise ShapeError(f"an axis is a spatial index 0 … {self.dim - 1} or 't', got {axis!r}.")
+        if not 0 <= axis < self.dim:
+            raise ShapeError(
+                f"axis {axis} does not exist: this problem has {self.dim} spatial dimension"
+                f"{'s' if self.dim != 1 else ''} (axes 0 … {self.dim - 1}"
+                f"{' and t' if self._t else ''})."
+            )
+        return axis + self._t
+
+    def partial(self, *axes: int | str, output: int | None = None) -> Tensor:
+        """∂ᵏu/∂x_{a₁}⋯∂x_{aₖ} along the given axes (k ≤ 4): ``d.partial(0)`` = ∂u/∂x₀,
+        ``d.partial(0, 0)`` = ∂²u/∂x₀², ``d.partial("t")`` = ∂u/∂t, ``d.partial(0, 1)``.
+
+        Integers count spatial coordinates from 0 and "t" is time, whatever the column layout.
+        Shape (n,) for one output, (n, k) for k; ``output=j`` picks output j, (n,). Exact for
+        every method (see :mod:`pinnlab.derivatives.partials`); repeated requests are cached,
+        and first derivatives the engine has already computed are reused.
+        """
+        if not axes:
+            raise ShapeError("d.partial needs at least one axis (the value itself is d.u).")
+        if len(axes) > MAX_ORDER:
+            raise ShapeError(
+                f"d.partial{axes}: derivatives up to order {MAX_ORDER} are offered, got order "
+                f"{len(axes)}."
+            )
+        columns = tuple(self._column(a) for a in axes)
+        partials = self._partial_cache()
+        value = partials(columns)
+        k = value.shape[1]
+        if output is None:
+            return self._squeeze(value)
+        if isinstance(output, bool) or not isinstance(output, int) or not 0 <= output < k:
+            raise ShapeError(f"output={output!r}: the network has outputs 0 … {k - 1}.")
+        return value[:, output]
+
+    def _partial_cache(self) -> Partials:
+        if self._partials is None:
+            self._partials = Partials(self.net, self.points)
+        known = self._exact if self._exact is not None else self._first
+        if known is not None and known.reduced_jac is not None and not self._seeded:
+            jac = known.jac()  # (n, D, k): the engine's first derivatives, along every column
+            for c in range(jac.shape[1]):
+                self._partials.seed((c,), jac[:, c])
+            self._seeded = True
+        return self._partials
+
+    @property
+    def normal(self) -> Tensor:
+        """The outward unit normals at the points (n, D) over every input column: given at a
+        condition's points on a part of the boundary (:mod:`pinnlab.parts`)."""
+        if self.normals is None:
+            raise ShapeError(
+                "d.normal is defined at the points of a condition on a part of the boundary; "
+                "these points carry no normals."
+            )
+        return self.normals
+
+    @property
+    def normal_derivative(self) -> Tensor:
+        """∂u/∂n = ∇u·n, by one forward jet along each point's own normal (one direction,
+        whatever the dimension): (n,) or (n, k)."""
+        if self._normal_derivative is None:
+            jet = ForwardMode().jet(self.net, self.points, self.normal[:, None, :], None, 1)
+            self._normal_derivative = self._squeeze(jet.jac()[:, 0])
+        return self._normal_derivative
+
+    @property
+    def jacobian(self) -> Tensor:
+        """∂u_i/∂x_j over every input column (t first for space-time): (n, k, D)."""
+        return self._first_order().jac().transpose(1, 2)
+
+    @property
+    def hessian(self) -> Tensor:
+        """∂²u_i/∂x_j∂x_l over every input column: (n, k, D, D), by forward-over-reverse
+        torch.func per point (D + 1 passes; for moderate D)."""
+        from torch.func import jacfwd, jacrev, vmap
+
+        def single(y: Tensor) -> Tensor:
+            return self.net(y[None]).reshape(-1)
+
+        return vmap(jacfwd(jacrev(single)))(self.points)
 
     def variance(self, factor: Tensor | None = None) -> Tensor:
         """Per-point variance of the estimate of Δu (or of tr(B Bᵀ ∇²u)); 0 if exact."""

@@ -15,13 +15,30 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
+from .. import parts
 from ..config import Section
 from ..derivatives import partial_derivative
 from ..domains import SpaceTime
-from ..errors import ConfigError, unknown_name
+from ..errors import ConfigError, ShapeError, unknown_name
 from ..networks import DirichletTransform, OutputAffine, periodic_columns
-from ..problem import Dirichlet, Periodic
+from ..problem import Condition, Dirichlet, Neumann, Periodic, Robin
 from .base import Model, NetworkSpec, Solver, defined_solvers, location_scale
+
+#: The suffix of a batch entry holding the outward normals of a condition's points.
+NORMAL = "/normal"
+#: Conditions that read the normal at their points.
+NORMAL_CONDITIONS = (Neumann, Robin, Condition)
+
+
+def _shaped(value: Tensor, like: Tensor, name: str, what: str) -> Tensor:
+    """``value`` as ``like`` (n, k): (n,) or (n, k) values of a condition, else a clear error."""
+    if not isinstance(value, Tensor) or value.numel() != like.numel() or len(value) != len(like):
+        got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+        raise ShapeError(
+            f"condition '{name}': its {what} at {len(like)} points must have shape "
+            f"({len(like)},) or {tuple(like.shape)}, got {got}."
+        )
+    return value.reshape(like.shape)
 
 
 class PointSettings(Section):
@@ -90,7 +107,15 @@ class CollocationSolver(Solver):
 
     def _hard_condition(self) -> Dirichlet:
         """The one Dirichlet condition on the whole boundary that ``net.hard_bc`` imposes."""
-        conditions = [c for c in self.dirichlet().values() if c.on == "boundary"]
+        conditions = [
+            c for c in self.dirichlet().values() if c.on == "boundary" and c.output is None
+        ]
+        if not conditions:
+            held = ", ".join(f"'{k}' on {c.on}" for k, c in self.spec.conditions.items())
+            raise ConfigError(
+                f"net.hard_bc imposes one Dirichlet condition on the whole boundary, for every "
+                f"output; {self.problem.id} has {held or 'no conditions'}. Set net.hard_bc=false."
+            )
         if len(conditions) != 1 or conditions[0].lift is None:
             raise ConfigError(
                 f"net.hard_bc: {self.problem.id} provides no lift of its boundary data "
@@ -137,19 +162,31 @@ class CollocationSolver(Solver):
         return {k: c for k, c in self.spec.conditions.items() if isinstance(c, Dirichlet)}
 
     def data_scale(self) -> tuple[Tensor, Tensor]:
-        """Mean and standard deviation per output of the Dirichlet data (0 and 1 if none).
+        """Mean and standard deviation per output of the Dirichlet data (0 and 1 where an
+        output has none).
 
         Drawn from a fixed seed on the CPU: only the data the problem states is used.
         """
         generator = torch.Generator().manual_seed(0)
-        values = []
+        k = getattr(self.spec, "outputs", 1)
+        values, per_output = [], {j: [] for j in range(k)}
         for c in self.dirichlet().values():
             y = self.condition_points(c, 4096, generator=generator, dtype=torch.float64)
-            values.append(c.value(y).reshape(len(y), -1))
-        k = getattr(self.spec, "outputs", 1)
-        if not values:
-            return torch.zeros(k), torch.ones(k)
-        return location_scale(torch.cat(values))
+            v = c.value(y).reshape(len(y), -1)
+            if c.output is None:
+                values.append(v)
+            else:
+                per_output[c.output].append(v[:, 0])
+        if not any(per_output.values()):  # every condition holds for all outputs
+            if not values:
+                return torch.zeros(k), torch.ones(k)
+            return location_scale(torch.cat(values))
+        columns = [torch.cat([*(v[:, j] for v in values), *per_output[j]]) for j in range(k)]
+        scale = [
+            location_scale(c[:, None]) if len(c) else (torch.zeros(1), torch.ones(1))
+            for c in columns
+        ]
+        return torch.cat([m for m, _ in scale]), torch.cat([s for _, s in scale])
 
     def weights(self) -> dict[str, float]:
         # The names are checked in ``check_weights``: a residual may be a dict of named terms,
@@ -158,13 +195,15 @@ class CollocationSolver(Solver):
 
     def condition_points(self, condition, n: int, **kw) -> Tensor:
         """n points on the part of the domain where ``condition`` holds."""
+        return self.condition_sample(condition, n, **kw)[0]
+
+    def condition_sample(self, condition, n: int, **kw) -> tuple[Tensor, Tensor | None]:
+        """n points uniform on the part where ``condition`` holds, and the outward unit
+        normals there (:func:`pinnlab.parts.sample`)."""
         domain = self.spec.domain
         if isinstance(condition, Periodic):  # the periodic coordinate is set in periodic_terms
-            return domain.sample_interior(n, **kw)
-        if condition.on == "boundary":
-            return domain.sample_boundary(n, **kw)
-        t = domain.t0 if condition.on == "initial" else domain.t1
-        return domain.sample_slice(n, t, **kw)
+            return domain.sample_interior(n, **kw), None
+        return parts.sample(domain, condition.on, n, **kw)
 
     def points(
         self, generator: torch.Generator, imposed: frozenset[str] = frozenset()
@@ -175,8 +214,20 @@ class CollocationSolver(Solver):
         out = {self.interior: self.spec.domain.sample_interior(s.n_interior, **kw)}
         for name, c in self.spec.conditions.items():
             if name not in imposed:
-                out[name] = self.condition_points(c, s.n_boundary, **kw)
+                out[name], normal = self.condition_sample(c, s.n_boundary, **kw)
+                if isinstance(c, NORMAL_CONDITIONS):
+                    if normal is None:
+                        raise ConfigError(
+                            f"{self.problem.id}: condition '{name}' ({type(c).__name__}) needs "
+                            f"the outward normal, which the part {c.on} of "
+                            f"{type(self.spec.domain).__name__} does not have."
+                        )
+                    out[f"{name}{NORMAL}"] = normal
         return out
+
+    def samples(self, batch: dict[str, Tensor]) -> int:
+        """Points drawn (the normals that come with them are not counted)."""
+        return sum(len(v) for k, v in batch.items() if not k.endswith(NORMAL))
 
     def batch(self, model: Model, generator: torch.Generator) -> dict[str, Tensor]:
         return self.points(generator, model.imposed)
@@ -206,7 +257,9 @@ class CollocationSolver(Solver):
             if name in batch:
                 y = batch[name]
                 u = net(y)
-                terms[name] = self.mean_square(u - c.value(y).reshape(u.shape))
+                if c.output is not None:
+                    u = u[:, c.output : c.output + 1]
+                terms[name] = self.mean_square(u - _shaped(c.value(y), u, name, "value"))
         return terms
 
     def periodic_terms(self, net: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:

@@ -22,6 +22,7 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
+from .. import parts
 from ..derivatives import Derivatives
 from ..errors import ConfigError
 from ..metrics import energy_metrics
@@ -80,8 +81,15 @@ class DeepRitz(CollocationSolver):
             if isinstance(cond, Neumann):
                 y = batch[name]
                 flux = (cond.flux(y) * net(y).reshape(len(y))).mean()
-                energy = energy - spec.domain.surface_to_volume * flux
+                energy = energy - self._flux_scale(cond) * flux
         return energy
+
+    def _flux_scale(self, cond: Neumann) -> float:
+        """|part| / |Ω|: the mean over the part's points times it is ∫_part g u ds / |Ω|."""
+        domain = self.spec.domain
+        if cond.on == "boundary":
+            return domain.surface_to_volume
+        return parts.measure(domain, cond.on) / domain.volume
 
     def bind(self, module: nn.Module) -> Model:
         model = super().bind(module)

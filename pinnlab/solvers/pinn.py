@@ -19,10 +19,11 @@ from torch import Tensor, nn
 
 from ..derivatives import METHODS, Derivatives, gradient, method_for
 from ..derivatives.stochastic import estimator_variance
-from ..errors import unknown_name
+from ..errors import ShapeError, unknown_name
 from ..networks import build_network
+from ..problem import Condition, Dirichlet, Neumann, Periodic, Robin
 from .base import Model, NetworkSpec
-from .collocation import CollocationSolver, PointSettings
+from .collocation import NORMAL, NORMAL_CONDITIONS, CollocationSolver, PointSettings, _shaped
 
 
 class PINNSettings(PointSettings):
@@ -37,6 +38,9 @@ class PINN(CollocationSolver):
     form = "strong"
     Settings = PINNSettings
     interior = "residual"
+    #: Every condition kind, on any part: Dirichlet and Periodic as misfits (or exactly),
+    #: Neumann, Robin and general conditions as residuals at the part's points.
+    imposes = (Dirichlet, Periodic, Neumann, Robin, Condition)
 
     def __init__(self, problem, settings: PINNSettings, *, dtype, hard_bc=False):
         super().__init__(
@@ -151,8 +155,47 @@ class PINN(CollocationSolver):
             var = estimator_variance(model.method, batch["probes"], residual, self.problem.dim)
         return {"residual_var": float(var.detach().mean())}
 
+    def boundary_terms(self, model: Model, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Mean squared residual of each Neumann (∂u/∂n − flux), Robin (α u + β ∂u/∂n − g)
+        and general condition at its points, with the normals drawn with them."""
+        terms = {}
+        method = model.method if not model.method.stochastic else "forward"
+        for name, c in self.spec.conditions.items():
+            if not isinstance(c, NORMAL_CONDITIONS) or name not in batch:
+                continue
+            y = batch[name]
+            d = Derivatives(
+                model.module,
+                y,
+                method=method,
+                time_dependent=self.time_dependent,
+                normals=batch[f"{name}{NORMAL}"],
+            )
+            if isinstance(c, Condition):
+                r = c.residual(d)
+                named = r.items() if isinstance(r, dict) else [(None, r)]
+                for key, value in named:
+                    label = name if key is None else f"{name}.{key}"
+                    terms[label] = self.mean_square(_rows(value, len(y), label))
+                continue
+            dn = d.normal_derivative.reshape(len(y), -1)
+            u = None if isinstance(c, Neumann) else model.module(y)
+            if c.output is not None:
+                dn = dn[:, c.output : c.output + 1]
+                u = None if u is None else u[:, c.output : c.output + 1]
+            if isinstance(c, Neumann):
+                e = dn - _shaped(c.flux(y), dn, name, "flux")
+            else:
+                alpha, beta = (_coefficient(a, y, dn) for a in (c.alpha, c.beta))
+                e = alpha * u + beta * dn - _shaped(c.value(y), dn, name, "value")
+            terms[name] = self.mean_square(e)
+        return terms
+
     def loss(self, model: Model, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         r = self._residual(model, batch["residual"], batch.get("probes"))
+        n = len(batch["residual"])
+        for key, value in r.items() if isinstance(r, dict) else [("residual", r)]:
+            _rows(value, n, key)
         terms = (
             {k: self.mean_square(v) for k, v in r.items()}
             if isinstance(r, dict)
@@ -160,5 +203,23 @@ class PINN(CollocationSolver):
         )
         terms.update(self.dirichlet_terms(model.module, batch))
         terms.update(self.periodic_terms(model.module, batch))
+        terms.update(self.boundary_terms(model, batch))
         self.check_weights(terms)
         return terms
+
+
+def _rows(value, n: int, name: str) -> Tensor:
+    """A residual ``name`` must give one row per point: (n,) or (n, m)."""
+    if not isinstance(value, Tensor) or value.dim() not in (1, 2) or len(value) != n:
+        got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+        raise ShapeError(
+            f"residual '{name}' must have shape ({n},) or ({n}, m) at {n} points, got {got}."
+        )
+    return value
+
+
+def _coefficient(a, y: Tensor, like: Tensor) -> Tensor | float:
+    """A Robin coefficient: a number, or a function of the points reshaped as (n, 1)."""
+    if callable(a):
+        return a(y).reshape(len(y), -1)
+    return a

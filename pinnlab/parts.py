@@ -1,0 +1,202 @@
+"""Parts of a domain's boundary where a condition holds, sampled uniformly in surface measure,
+with the outward unit normal at every point.
+
+A part is ``"boundary"`` (the spatial boundary; lateral for space-time), ``"initial"`` or
+``"final"`` (the time slices t = t0, t1), a face of a box (``pl.Box(d).face(axis, "low")``),
+the boundary points where a predicate holds (``pl.where(lambda x: x[:, 0] > 0.5)``), or a
+union of parts (``a | b``; the parts of a union should not overlap). Normals are vectors over
+every input column (t first for space-time points): (0, n_x) on the lateral boundary, ∓e_t on
+the initial and final slices, so ∂u/∂n = ∇u·n whatever the part.
+
+Sampling per part: a face maps points of a unit cube as the box's interior does, with its
+coordinate fixed; a predicate keeps the base part's points that satisfy it (rejection, the
+acceptance rate estimated on 4,096 points and used for its measure); a union draws a
+multinomial number of points from each part in proportion to its measure.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .domains import (
+    Ball,
+    Box,
+    Domain,
+    Face,
+    Named,
+    Part,
+    SpaceTime,
+    Union,
+    Where,
+    members,
+    part_of,
+)
+from .errors import ParameterError
+
+#: Points drawn to estimate a predicate's acceptance rate (its part's measure).
+PROBE = 4096
+
+
+def slice_time(domain: Domain, part: Part) -> float | None:
+    """t of a time slice part (initial / final), else None."""
+    if isinstance(part, Named) and part.which != "boundary":
+        return domain.t0 if part.which == "initial" else domain.t1
+    return None
+
+
+def check(domain: Domain, part: Part, name: str) -> None:
+    """Fail at once where ``part`` does not exist on ``domain`` (naming the condition)."""
+    space = domain.space if isinstance(domain, SpaceTime) else domain
+    for p in members(part):
+        where_ = f"condition '{name}' on {p}"
+        if isinstance(p, Named) and p.which != "boundary" and not isinstance(domain, SpaceTime):
+            raise ParameterError(
+                f"{where_}: the {p.which} slice exists only on a SpaceTime domain; this "
+                f"form's domain is {type(domain).__name__}."
+            )
+        if isinstance(p, Face):
+            if not isinstance(space, Box):
+                raise ParameterError(
+                    f"{where_}: faces are parts of a Box; the space here is "
+                    f"{type(space).__name__} (use pl.where(...) on its boundary)."
+                )
+            if not 0 <= p.axis < space.dim:
+                raise ParameterError(
+                    f"{where_}: axis {p.axis} does not exist; the box has {space.dim} "
+                    f"coordinate(s) (axes 0 … {space.dim - 1})."
+                )
+        if isinstance(p, Where):
+            check(domain, p.within, name)
+            if _acceptance(domain, p) == 0:
+                raise ParameterError(
+                    f"{where_}: the predicate holds at none of {PROBE} points of "
+                    f"{p.within}; the part is empty."
+                )
+
+
+def measure(domain: Domain, part: Part | str) -> float:
+    """The surface measure of ``part`` (its volume for a time slice; × (t1 − t0) laterally)."""
+    part = part_of(part)
+    if isinstance(part, Union):
+        return sum(measure(domain, p) for p in part.parts)
+    if isinstance(part, Where):
+        return _acceptance(domain, part) * measure(domain, part.within)
+    if isinstance(domain, SpaceTime):
+        if slice_time(domain, part) is not None:
+            return domain.space.volume
+        return (domain.t1 - domain.t0) * measure(domain.space, part)
+    if isinstance(part, Face):
+        return (domain.high - domain.low) ** (domain.dim - 1)
+    return domain.surface_to_volume * domain.volume
+
+
+def sample(
+    domain: Domain,
+    part: Part | str,
+    n: int,
+    *,
+    generator: torch.Generator,
+    dtype=torch.float32,
+    sampling: str = "uniform",
+) -> tuple[Tensor, Tensor | None]:
+    """n points uniform in surface measure on ``part`` and their outward unit normals
+    ((n, D), or None where the boundary has none: a slit)."""
+    part = part_of(part)
+    kw = dict(generator=generator, dtype=dtype, sampling=sampling)
+    if isinstance(part, Union):
+        weights = torch.tensor([measure(domain, p) for p in part.parts], dtype=torch.float64)
+        picks = torch.multinomial(weights, n, replacement=True, generator=_cpu(generator))
+        counts = torch.bincount(picks, minlength=len(part.parts)).tolist()
+        drawn = [sample(domain, p, c, **kw) for p, c in zip(part.parts, counts, strict=True) if c]
+        x = torch.cat([d[0] for d in drawn])
+        nrm = None if any(d[1] is None for d in drawn) else torch.cat([d[1] for d in drawn])
+        return x, nrm
+    if isinstance(part, Where):
+        return _rejection(domain, part, n, kw)
+    if isinstance(domain, SpaceTime):
+        t = slice_time(domain, part)
+        if t is not None:
+            x = domain.sample_slice(n, t, **kw)
+            normal = torch.zeros_like(x)
+            normal[:, 0] = -1.0 if part.which == "initial" else 1.0
+            return x, normal
+        if isinstance(part, Named):
+            x = domain.sample_boundary(n, **kw)
+        else:
+            x = domain._sample(
+                n, None, _space_sampler(domain.space, part), generator, dtype, sampling
+            )
+        space_normal = normals(domain.space, x[:, 1:])
+        if space_normal is None:
+            return x, None
+        return x, torch.cat([torch.zeros_like(x[:, :1]), space_normal], dim=1)
+    x = _space_sampler(domain, part)(n, **kw)
+    return x, normals(domain, x)
+
+
+def _space_sampler(space: Domain, part: Part):
+    if isinstance(part, Face):
+        return lambda n, **kw: _face(space, part, n, **kw)
+    return space.sample_boundary
+
+
+def _face(box: Box, face: Face, n: int, *, generator, dtype, sampling) -> Tensor:
+    x = box.sample_interior(n, generator=generator, dtype=dtype, sampling=sampling)
+    x[:, face.axis] = box.low if face.side == "low" else box.high
+    return x
+
+
+def normals(space: Domain, x: Tensor) -> Tensor | None:
+    """The outward unit normal at boundary points x of ``space`` (None if it has none)."""
+    if isinstance(space, Box):
+        gaps = torch.cat([x - space.low, space.high - x], dim=1)  # (n, 2d): to each face
+        face = gaps.argmin(dim=1)
+        out = torch.zeros_like(x)
+        axis = face % space.dim
+        sign = torch.where(face < space.dim, -1.0, 1.0).to(x.dtype)
+        return out.scatter(1, axis[:, None], sign[:, None])
+    if isinstance(space, Ball):
+        r = x - space.center
+        return r / r.norm(dim=1, keepdim=True)
+    return None
+
+
+def _cpu(generator: torch.Generator) -> torch.Generator:
+    """A CPU generator seeded from ``generator`` (torch.multinomial's counts are drawn there)."""
+    seed = torch.randint(2**62, (1,), generator=generator, device=generator.device)
+    return torch.Generator().manual_seed(int(seed))
+
+
+def _acceptance(domain: Domain, part: Where) -> float:
+    """The fraction of ``part.within`` where the predicate holds (fixed seed, PROBE points)."""
+    x, _ = sample(domain, part.within, PROBE, generator=torch.Generator().manual_seed(0))
+    return float(_mask(part, x).double().mean())
+
+
+def _mask(part: Where, x: Tensor) -> Tensor:
+    keep = part.predicate(x)
+    if not isinstance(keep, Tensor) or keep.shape != (len(x),):
+        raise ParameterError(
+            f"{part}: the predicate must return a bool tensor of shape ({len(x)},), got "
+            f"{getattr(keep, 'shape', type(keep).__name__)}."
+        )
+    return keep.bool()
+
+
+def _rejection(domain: Domain, part: Where, n: int, kw) -> tuple[Tensor, Tensor | None]:
+    """Points of ``part.within`` where the predicate holds, drawn in rounds until n."""
+    rate = max(_acceptance(domain, part), 1.0 / PROBE)
+    xs, ns, total = [], [], 0
+    for _ in range(100):
+        x, nrm = sample(domain, part.within, max(64, int(1.2 * (n - total) / rate) + 1), **kw)
+        keep = _mask(part, x)
+        xs.append(x[keep])
+        ns.append(None if nrm is None else nrm[keep])
+        total += int(keep.sum())
+        if total >= n:
+            break
+    else:
+        raise ParameterError(f"{part}: fewer than {n} points found in 100 rounds of rejection.")
+    x = torch.cat(xs)[:n]
+    return x, None if any(v is None for v in ns) else torch.cat(ns)[:n]
