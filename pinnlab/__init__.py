@@ -11,7 +11,7 @@ Public API (everything a catalogue problem file or a user script needs)::
 from . import schrodinger
 from .config import RunConfig
 from .derivatives import Derivatives, Jet
-from .domains import Ball, Box, Domain, Part, Slit, SpaceTime, where
+from .domains import CSG, Ball, Box, Domain, Part, Slit, SpaceTime, where
 from .errors import (
     AccuracyWarning,
     ConfigError,
@@ -39,11 +39,13 @@ from .problem import (
 )
 from .registry import Catalogue, catalogue, problem
 from .run import make_config, run, solve
+from .shapes import Polygon
 from .solution import Solution, load
 from .solvers import Model, NetworkSpec, Solver
 from .version import __version__
 
 __all__ = [
+    "CSG",
     "FORMS",
     "AccuracyWarning",
     "Ball",
@@ -65,6 +67,7 @@ __all__ = [
     "Part",
     "Periodic",
     "PinnlabError",
+    "Polygon",
     "Problem",
     "Reference",
     "Robin",

@@ -126,6 +126,31 @@ class Domain(ABC):
         (see :meth:`interior_map`)."""
         return None
 
+    def contains(self, x: Tensor) -> Tensor:
+        """Whether each point lies in the closed domain, a bool (n,) (what CSG combines)."""
+        raise ParameterError(f"{type(self).__name__} cannot take part in CSG (no contains()).")
+
+    def on_boundary(self, x: Tensor) -> Tensor:
+        """Whether each point lies on the boundary (to a relative tolerance ``ON_TOLERANCE``)."""
+        raise ParameterError(f"{type(self).__name__} cannot take part in CSG (no on_boundary()).")
+
+    def normals(self, x: Tensor) -> Tensor | None:
+        """The outward unit normals at boundary points x, (n, dim); None where the boundary
+        has none (a slit)."""
+        return None
+
+    def __or__(self, other: Domain) -> CSG:
+        """The union (constructive solid geometry)."""
+        return CSG("union", self, other) if isinstance(other, Domain) else NotImplemented
+
+    def __and__(self, other: Domain) -> CSG:
+        """The intersection."""
+        return CSG("intersection", self, other) if isinstance(other, Domain) else NotImplemented
+
+    def __sub__(self, other: Domain) -> CSG:
+        """The difference: points of self not inside other."""
+        return CSG("difference", self, other) if isinstance(other, Domain) else NotImplemented
+
     def distance_jet(self, jet: Jet) -> Jet:
         """The jet of φ = ``distance`` along ``jet``'s directions, as one output column.
 
@@ -215,6 +240,22 @@ class Box(Domain):
         smallest, ratios = _nearest_ratios(psi)
         return smallest[:, 0] / ratios.sum(dim=1)
 
+    def contains(self, x: Tensor) -> Tensor:
+        return ((x >= self.low) & (x <= self.high)).all(dim=1)
+
+    def on_boundary(self, x: Tensor) -> Tensor:
+        tol = ON_TOLERANCE * (self.high - self.low)
+        near = ((x - self.low).abs() <= tol) | ((x - self.high).abs() <= tol)
+        return near.any(dim=1) & self.contains(x)
+
+    def normals(self, x: Tensor) -> Tensor:
+        """±e_a for the face nearest to each point (the one it lies on)."""
+        gaps = torch.cat([x - self.low, self.high - x], dim=1)  # (n, 2d): to each face
+        face = gaps.argmin(dim=1)
+        axis = face % self.dim
+        sign = torch.where(face < self.dim, -1.0, 1.0).to(x.dtype)
+        return torch.zeros_like(x).scatter(1, axis[:, None], sign[:, None])
+
     def extension(self, data: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
         """A lift of Dirichlet ``data`` into the box that reads the data on the faces only:
 
@@ -303,6 +344,17 @@ class Ball(Domain):
 
     def sample_boundary(self, n, *, generator, dtype=torch.float32, sampling="uniform"):
         return self.boundary_map().sample(n, generator, dtype, sampling)
+
+    def contains(self, x: Tensor) -> Tensor:
+        return (x - self.center).norm(dim=1) <= self.radius * (1 + ON_TOLERANCE)
+
+    def on_boundary(self, x: Tensor) -> Tensor:
+        r = (x - self.center).norm(dim=1)
+        return (r - self.radius).abs() <= 10 * ON_TOLERANCE * self.radius
+
+    def normals(self, x: Tensor) -> Tensor:
+        r = x - self.center
+        return r / r.norm(dim=1, keepdim=True)
 
     def distance(self, x: Tensor) -> Tensor:
         """φ = 1 − |x − c|²/r²."""
@@ -460,6 +512,184 @@ class SpaceTime(Domain):
         return self.space.distance(x[:, 1:])
 
 
+# --- constructive solid geometry ------------------------------------------------------------
+#: Points of the fixed-seed probe that estimates an acceptance rate (a volume, a measure).
+PROBE = 100_000
+#: How close (relative to the shape's size) a point must be to count as on a boundary.
+ON_TOLERANCE = 1e-9
+
+
+def _rejection(shape, n: int, generator, dtype, sampling, draw, keep) -> Tensor:
+    """n points of ``draw(m)`` where ``keep`` holds, drawn in rounds sized by the acceptance."""
+    out, total, rate = [], 0, max(shape.acceptance, 1e-6)
+    for _ in range(100):
+        x = draw(max(64, int(1.2 * (n - total) / rate) + 1))
+        x = x[keep(x)]
+        out.append(x)
+        total += len(x)
+        if total >= n:
+            return torch.cat(out)[:n]
+    raise ParameterError(f"{shape}: rejection sampling found fewer than {n} points in 100 rounds.")
+
+
+OPS = ("union", "intersection", "difference")
+
+
+@dataclass(frozen=True)
+class CSG(Domain):
+    """The union, intersection or difference of two domains of one dimension (``a | b``,
+    ``a & b``, ``a - b`` on domains: constructive solid geometry).
+
+    The interior is sampled by rejection from the bounding box; ``acceptance`` and ``volume``
+    are estimated on a fixed probe of 10⁵ points of it (standard error about 0.3 % of the
+    volume). The boundary is drawn from the operands' boundaries, keeping the points on the
+    result's: ∂(A ∪ B) = ∂A \\ B ∪ ∂B \\ A, ∂(A ∩ B) = ∂A ∩ B ∪ ∂B ∩ A,
+    ∂(A − B) = ∂A \\ B ∪ ∂B ∩ A, each in proportion to its measure (the kept fractions
+    estimated on 10⁵ points of each operand's boundary). A point's normal is that of the
+    operand it lies on, reversed for the subtracted one. Operands are any domains that answer
+    ``contains`` and ``on_boundary`` (boxes, balls, polygons, CSG shapes).
+    """
+
+    op: str
+    a: Domain
+    b: Domain
+
+    def __post_init__(self):
+        if self.op not in OPS:
+            raise ParameterError(f"CSG op must be one of {', '.join(OPS)}, got {self.op!r}.")
+        if self.a.dim != self.b.dim:
+            raise ParameterError(f"CSG of a {self.a.dim}-d and a {self.b.dim}-d domain.")
+        for d in (self.a, self.b):
+            d.contains(torch.zeros(1, d.dim, dtype=torch.float64))  # refuses what it cannot do
+
+    @property
+    def dim(self) -> int:  # type: ignore[override]
+        return self.a.dim
+
+    def contains(self, x: Tensor) -> Tensor:
+        ia, ib = self.a.contains(x), self.b.contains(x)
+        if self.op == "union":
+            return ia | ib
+        if self.op == "intersection":
+            return ia & ib
+        return ia & ~(ib & ~self.b.on_boundary(x))
+
+    def on_boundary(self, x: Tensor) -> Tensor:
+        return self._kept(self.a, x) | self._kept(self.b, x)
+
+    def _kept(self, operand: Domain, x: Tensor) -> Tensor:
+        """Points of ∂operand that are on the result's boundary."""
+        other = self.b if operand is self.a else self.a
+        on = operand.on_boundary(x)
+        strictly_in_other = other.contains(x) & ~other.on_boundary(x)
+        if self.op == "union":
+            return on & ~strictly_in_other
+        if self.op == "intersection":
+            return on & other.contains(x)
+        if operand is self.a:  # difference a − b
+            return on & ~strictly_in_other
+        return on & strictly_in_other | (on & self.a.on_boundary(x))
+
+    def bounds(self) -> tuple[Tensor, Tensor]:
+        (la, ha), (lb, hb) = self.a.bounds(), self.b.bounds()
+        if self.op == "union":
+            return torch.minimum(la, lb), torch.maximum(ha, hb)
+        if self.op == "intersection":
+            return torch.maximum(la, lb), torch.minimum(ha, hb)
+        return la, ha
+
+    def _box_points(self, m, generator, dtype, sampling) -> Tensor:
+        low, high = (v.to(dtype) for v in self.bounds())
+        u = _unit_cube(m, self.dim, generator, dtype, sampling)
+        return low.to(u.device) + (high - low).to(u.device) * u
+
+    @functools.cached_property
+    def acceptance(self) -> float:
+        x = self._box_points(PROBE, torch.Generator().manual_seed(0), torch.float64, "uniform")
+        return float(self.contains(x).double().mean())
+
+    @property
+    def volume(self) -> float:
+        low, high = self.bounds()
+        return self.acceptance * float((high - low).prod())
+
+    @functools.cached_property
+    def _boundary_fractions(self) -> tuple[float, float]:
+        """The fraction of each operand's boundary kept (fixed probe)."""
+        g = torch.Generator().manual_seed(1)
+        out = []
+        for d in (self.a, self.b):
+            y = d.sample_boundary(PROBE, generator=g, dtype=torch.float64)
+            out.append(float(self._kept(d, y).double().mean()))
+        return out[0], out[1]
+
+    @property
+    def surface_to_volume(self) -> float:
+        fa, fb = self._boundary_fractions
+        area = sum(f * d.surface_to_volume * d.volume for f, d in ((fa, self.a), (fb, self.b)))
+        return area / self.volume
+
+    def sample_interior(self, n, *, generator, dtype=torch.float32, sampling="uniform"):
+        def draw(m):
+            return self._box_points(m, generator, dtype, sampling)
+
+        return _rejection(self, n, generator, dtype, sampling, draw, self.contains)
+
+    def sample_boundary(self, n, *, generator, dtype=torch.float32, sampling="uniform"):
+        fa, fb = self._boundary_fractions
+        wa = fa * self.a.surface_to_volume * self.a.volume
+        wb = fb * self.b.surface_to_volume * self.b.volume
+        u = torch.rand(n, generator=generator, device=generator.device)
+        counts = [int((u < wa / (wa + wb)).sum())]
+        counts.append(n - counts[0])
+        out = []
+        for d, f, c in ((self.a, fa, counts[0]), (self.b, fb, counts[1])):
+            if not c:
+                continue
+            out.append(
+                _rejection(
+                    _Rate(f),
+                    c,
+                    generator,
+                    dtype,
+                    sampling,
+                    lambda m, d=d: d.sample_boundary(
+                        m, generator=generator, dtype=dtype, sampling=sampling
+                    ),
+                    lambda y, d=d: self._kept(d, y),
+                )
+            )
+        return torch.cat(out)
+
+    def normals(self, x: Tensor) -> Tensor:
+        """The outward normal of the operand each boundary point lies on (−n for the
+        subtracted one)."""
+        on_a = self._kept(self.a, x)
+        na, nb = self.a.normals(x), self.b.normals(x)
+        if na is None or nb is None:
+            raise ParameterError(f"{self}: an operand has no normals.")
+        if self.op == "difference":
+            nb = -nb
+        return torch.where(on_a[:, None], na, nb)
+
+    def distance(self, x: Tensor) -> Tensor:
+        """Positive inside, zero on the boundary: min / max of the operands' functions
+        (Rvachev's R₀ functions; not smooth where the two meet)."""
+        da, db = self.a.distance(x), self.b.distance(x)
+        if self.op == "union":
+            return torch.maximum(da, db)
+        if self.op == "intersection":
+            return torch.minimum(da, db)
+        return torch.minimum(da, -db)
+
+
+@dataclass(frozen=True)
+class _Rate:
+    """An acceptance rate, for :func:`_rejection` of a part of a boundary."""
+
+    acceptance: float
+
+
 # --- parts of a domain where a condition holds (sampled by pinnlab.parts) ------------------
 NAMED_PARTS = ("boundary", "initial", "final")
 
@@ -506,6 +736,16 @@ class Face(Part):
 
     def __str__(self) -> str:
         return f"face({self.axis}, {self.side!r})"
+
+
+@dataclass(frozen=True)
+class Edge(Part):
+    """Edge i of a polygon, from vertex i to vertex i + 1 (``Polygon.edge(i)``)."""
+
+    index: int
+
+    def __str__(self) -> str:
+        return f"edge({self.index})"
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ import torch
 from torch import Tensor
 
 from .domains import (
-    Ball,
     Box,
     Domain,
+    Edge,
     Face,
     Named,
     Part,
@@ -55,6 +55,16 @@ def check(domain: Domain, part: Part, name: str) -> None:
                 f"{where_}: the {p.which} slice exists only on a SpaceTime domain; this "
                 f"form's domain is {type(domain).__name__}."
             )
+        if isinstance(p, Edge):
+            if not hasattr(space, "sample_edges"):
+                raise ParameterError(
+                    f"{where_}: edges are parts of a Polygon; the space here is "
+                    f"{type(space).__name__}."
+                )
+            if not 0 <= p.index < len(space.vertices):
+                raise ParameterError(
+                    f"{where_}: the polygon has edges 0 … {len(space.vertices) - 1}."
+                )
         if isinstance(p, Face):
             if not isinstance(space, Box):
                 raise ParameterError(
@@ -88,6 +98,12 @@ def measure(domain: Domain, part: Part | str) -> float:
         return (domain.t1 - domain.t0) * measure(domain.space, part)
     if isinstance(part, Face):
         return (domain.high - domain.low) ** (domain.dim - 1)
+    if isinstance(part, Edge):
+        a, b = (
+            torch.tensor(domain.vertices[i % len(domain.vertices)])
+            for i in (part.index, part.index + 1)
+        )
+        return float((b - a).norm())
     return domain.surface_to_volume * domain.volume
 
 
@@ -138,6 +154,8 @@ def sample(
 def _space_sampler(space: Domain, part: Part):
     if isinstance(part, Face):
         return lambda n, **kw: _face(space, part, n, **kw)
+    if isinstance(part, Edge):
+        return lambda n, **kw: space.sample_edges([part.index], n, **kw)
     return space.sample_boundary
 
 
@@ -149,17 +167,7 @@ def _face(box: Box, face: Face, n: int, *, generator, dtype, sampling) -> Tensor
 
 def normals(space: Domain, x: Tensor) -> Tensor | None:
     """The outward unit normal at boundary points x of ``space`` (None if it has none)."""
-    if isinstance(space, Box):
-        gaps = torch.cat([x - space.low, space.high - x], dim=1)  # (n, 2d): to each face
-        face = gaps.argmin(dim=1)
-        out = torch.zeros_like(x)
-        axis = face % space.dim
-        sign = torch.where(face < space.dim, -1.0, 1.0).to(x.dtype)
-        return out.scatter(1, axis[:, None], sign[:, None])
-    if isinstance(space, Ball):
-        r = x - space.center
-        return r / r.norm(dim=1, keepdim=True)
-    return None
+    return space.normals(x)
 
 
 def _cpu(generator: torch.Generator) -> torch.Generator:
