@@ -408,8 +408,11 @@ def to_deepxde(
         where = layout(points[name])
         anchors.append(where)
         kind = dde.icbc.IC if c.on == "initial" else dde.icbc.DirichletBC
-        for k in range(form.outputs):
-            values = _condition_values(c.value, k, time_dependent, device)
+        # A condition on one output (output=j) has (n,) values for that component alone.
+        components = range(form.outputs) if c.output is None else [c.output]
+        for k in components:
+            column = k if c.output is None else 0
+            values = _condition_values(c.value, column, time_dependent, device)
             conditions.append(kind(geometry, values, _members(where), component=k))
     anchors.append(layout(points["residual"]))
     data_kind = dde.data.TimePDE if time_dependent else dde.data.PDE
