@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 from dataclasses import dataclass
 
 import numpy as np
@@ -374,3 +375,47 @@ class PoissonRidge(_BoxPoisson):
 
     def source(self, x):
         return self.frequency**2 * self.exact(x)
+
+
+@dataclass(frozen=True)
+class PoissonFlux(pl.Problem):
+    """−Δu = f on [0, 1]^d, u = Σᵢ sin(π xᵢ/2) + x₀², ∂u/∂n = 2 on x₀ = 1, Dirichlet data elsewhere.
+
+    f = (π²/4) Σᵢ sin(π xᵢ/2) − 2. The flux holds on the face x₀ = 1, where
+    ∂u/∂x₀ = (π/2) cos(π/2) + 2 = 2; u = exact on the other 2d − 1 faces (a union of faces).
+    The PINN fits the residual ∂u/∂n − 2 there; deep Ritz minimises
+    ∫ ½|∇u|² − f u dx − ∫_{x₀=1} 2u ds (the natural condition) with the Dirichlet penalty.
+    No lift: ``net.hard_bc`` imposes data on the whole boundary only. A mixed-condition test
+    written for pinnlab.
+    """
+
+    id = "poisson-flux"
+    dims = "d ≥ 1"
+
+    def source(self, x):
+        return (math.pi**2 / 4) * torch.sin(math.pi * x / 2).sum(dim=1) - 2.0
+
+    def exact(self, x):
+        return torch.sin(math.pi * x / 2).sum(dim=1) + x[:, 0] ** 2
+
+    def _conditions(self) -> dict:
+        """u = exact on every face but x₀ = 1 (a union of faces), ∂u/∂n = 2 on x₀ = 1."""
+        box = pl.Box(self.dim)
+        rest = [box.face(0, "low")]
+        rest += [box.face(i, side) for i in range(1, self.dim) for side in ("low", "high")]
+        return {
+            "dirichlet": pl.Dirichlet(self.exact, on=functools.reduce(operator.or_, rest)),
+            "flux": pl.Neumann(lambda x: torch.full_like(x[:, 0], 2.0), on=box.face(0, "high")),
+        }
+
+    def strong_form(self) -> pl.StrongForm:
+        return pl.StrongForm(
+            domain=pl.Box(self.dim, 0.0, 1.0),
+            residual=lambda d: -d.laplacian - self.source(d.x),
+            conditions=self._conditions(),
+        )
+
+    def energy_form(self) -> pl.EnergyForm:
+        return pl.EnergyForm(
+            domain=pl.Box(self.dim, 0.0, 1.0), source=self.source, conditions=self._conditions()
+        )

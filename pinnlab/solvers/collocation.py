@@ -216,6 +216,8 @@ class CollocationSolver(Solver):
             if name not in imposed:
                 out[name], normal = self.condition_sample(c, s.n_boundary, **kw)
                 if isinstance(c, NORMAL_CONDITIONS):
+                    if normal is None and isinstance(c, Condition):
+                        continue  # a general condition may not read d.normal (which says so)
                     if normal is None:
                         raise ConfigError(
                             f"{self.problem.id}: condition '{name}' ({type(c).__name__}) needs "

@@ -169,7 +169,7 @@ class PINN(CollocationSolver):
                 y,
                 method=method,
                 time_dependent=self.time_dependent,
-                normals=batch[f"{name}{NORMAL}"],
+                normals=batch.get(f"{name}{NORMAL}"),
             )
             if isinstance(c, Condition):
                 r = c.residual(d)
