@@ -115,25 +115,33 @@ def sample(
     generator: torch.Generator,
     dtype=torch.float32,
     sampling: str = "uniform",
+    with_normals: bool = True,
 ) -> tuple[Tensor, Tensor | None]:
     """n points uniform in surface measure on ``part`` and their outward unit normals
-    ((n, D), or None where the boundary has none: a slit)."""
+    ((n, D), or None where the boundary has none: a slit; or not asked for: at d = 100,000,
+    4,096 points' normals alone take 3 GB in float64)."""
     part = part_of(part)
     kw = dict(generator=generator, dtype=dtype, sampling=sampling)
     if isinstance(part, Union):
         weights = torch.tensor([measure(domain, p) for p in part.parts], dtype=torch.float64)
         picks = torch.multinomial(weights, n, replacement=True, generator=_cpu(generator))
         counts = torch.bincount(picks, minlength=len(part.parts)).tolist()
-        drawn = [sample(domain, p, c, **kw) for p, c in zip(part.parts, counts, strict=True) if c]
+        drawn = [
+            sample(domain, p, c, **kw, with_normals=with_normals)
+            for p, c in zip(part.parts, counts, strict=True)
+            if c
+        ]
         x = torch.cat([d[0] for d in drawn])
         nrm = None if any(d[1] is None for d in drawn) else torch.cat([d[1] for d in drawn])
         return x, nrm
     if isinstance(part, Where):
-        return _rejection(domain, part, n, kw)
+        return _rejection(domain, part, n, kw, with_normals)
     if isinstance(domain, SpaceTime):
         t = slice_time(domain, part)
         if t is not None:
             x = domain.sample_slice(n, t, **kw)
+            if not with_normals:
+                return x, None
             normal = torch.zeros_like(x)
             normal[:, 0] = -1.0 if part.which == "initial" else 1.0
             return x, normal
@@ -143,12 +151,12 @@ def sample(
             x = domain._sample(
                 n, None, _space_sampler(domain.space, part), generator, dtype, sampling
             )
-        space_normal = normals(domain.space, x[:, 1:])
+        space_normal = normals(domain.space, x[:, 1:]) if with_normals else None
         if space_normal is None:
             return x, None
         return x, torch.cat([torch.zeros_like(x[:, :1]), space_normal], dim=1)
     x = _space_sampler(domain, part)(n, **kw)
-    return x, normals(domain, x)
+    return x, normals(domain, x) if with_normals else None
 
 
 def _space_sampler(space: Domain, part: Part):
@@ -178,7 +186,9 @@ def _cpu(generator: torch.Generator) -> torch.Generator:
 
 def _acceptance(domain: Domain, part: Where) -> float:
     """The fraction of ``part.within`` where the predicate holds (fixed seed, PROBE points)."""
-    x, _ = sample(domain, part.within, PROBE, generator=torch.Generator().manual_seed(0))
+    x, _ = sample(
+        domain, part.within, PROBE, generator=torch.Generator().manual_seed(0), with_normals=False
+    )
     return float(_mask(part, x).double().mean())
 
 
@@ -192,12 +202,15 @@ def _mask(part: Where, x: Tensor) -> Tensor:
     return keep.bool()
 
 
-def _rejection(domain: Domain, part: Where, n: int, kw) -> tuple[Tensor, Tensor | None]:
+def _rejection(
+    domain: Domain, part: Where, n: int, kw, with_normals: bool
+) -> tuple[Tensor, Tensor | None]:
     """Points of ``part.within`` where the predicate holds, drawn in rounds until n."""
     rate = max(_acceptance(domain, part), 1.0 / PROBE)
     xs, ns, total = [], [], 0
     for _ in range(100):
-        x, nrm = sample(domain, part.within, max(64, int(1.2 * (n - total) / rate) + 1), **kw)
+        m = max(64, int(1.2 * (n - total) / rate) + 1)
+        x, nrm = sample(domain, part.within, m, **kw, with_normals=with_normals)
         keep = _mask(part, x)
         xs.append(x[keep])
         ns.append(None if nrm is None else nrm[keep])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import sys
 
 import pytest
@@ -49,7 +50,21 @@ def test_recipe_is_named_after_its_problem_and_method(path):
     assert data.get("method", "pinn") == cfg.method
 
 
-@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
+#: d = 100,000: two steps take 1–1.5 minutes and 13–16 GB each (the recipe's own batch at
+#: that d, and the float64 Dirichlet data it scales the output by), so CI leaves them out, as
+#: it does their digests; ``PINNLAB_HEAVY=1`` runs them.
+HEAVY = pytest.mark.skipif(
+    not os.environ.get("PINNLAB_HEAVY"), reason="d = 100,000: set PINNLAB_HEAVY=1"
+)
+
+
+def _two_step_params():
+    for path in RECIPES:
+        dim = read_yaml(path).get("problem", {}).get("dim", 0)
+        yield pytest.param(path, id=path.stem, marks=[HEAVY] if dim >= 100_000 else [])
+
+
+@pytest.mark.parametrize("path", list(_two_step_params()))
 def test_recipe_runs_two_steps(path, monkeypatch):
     # Errors on 512 test points instead of 10⁴: the recipe's network may be large.
     monkeypatch.setattr(
