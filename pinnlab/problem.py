@@ -52,8 +52,16 @@ def _output(condition) -> None:
         raise ParameterError(f"{type(condition).__name__}(output={out!r}): an output index ≥ 0.")
 
 
+class _OnPart:
+    """A condition on a part (``on``), for every output or one (``output``)."""
+
+    def __post_init__(self):
+        _part(self, self.on)
+        _output(self)
+
+
 @dataclass(frozen=True)
-class Dirichlet:
+class Dirichlet(_OnPart):
     """u = value(x) on a part of the domain.
 
     ``on`` is a part (:mod:`pinnlab.parts`): "boundary" (the spatial boundary; lateral for
@@ -71,13 +79,9 @@ class Dirichlet:
     lift: Callable[[Tensor], Tensor] | float | None = None
     output: int | None = None
 
-    def __post_init__(self):
-        _part(self, self.on)
-        _output(self)
-
 
 @dataclass(frozen=True)
-class Neumann:
+class Neumann(_OnPart):
     """∂u/∂n = flux(x) on a part of the boundary, n the outward unit normal.
 
     In a strong form (the PINN) it is a residual ∇u·n − flux; in an energy form it is the
@@ -88,13 +92,9 @@ class Neumann:
     on: Part | str = "boundary"
     output: int | None = None
 
-    def __post_init__(self):
-        _part(self, self.on)
-        _output(self)
-
 
 @dataclass(frozen=True)
-class Robin:
+class Robin(_OnPart):
     """α u + β ∂u/∂n = value(x) on a part of the boundary (α, β numbers or functions of x)."""
 
     alpha: float | Callable[[Tensor], Tensor]
@@ -102,10 +102,6 @@ class Robin:
     value: Callable[[Tensor], Tensor]
     on: Part | str = "boundary"
     output: int | None = None
-
-    def __post_init__(self):
-        _part(self, self.on)
-        _output(self)
 
 
 @dataclass(frozen=True)
