@@ -2,7 +2,8 @@
 with the outward unit normal at every point.
 
 A part is ``"boundary"`` (the spatial boundary; lateral for space-time), ``"initial"`` or
-``"final"`` (the time slices t = t0, t1), a face of a box (``pl.Box(d).face(axis, "low")``),
+``"final"`` (the time slices t = t0, t1), a face of a box (``pl.Box(d).face(axis, "low")``;
+on a CSG shape, the part of its first box operand's face on the shape's boundary),
 the boundary points where a predicate holds (``pl.where(lambda x: x[:, 0] > 0.5)``), or a
 union of parts (``a | b``; the parts of a union should not overlap). Normals are vectors over
 every input column (t first for space-time points): (0, n_x) on the lateral boundary, ∓e_t on
@@ -20,6 +21,7 @@ import torch
 from torch import Tensor
 
 from .domains import (
+    CSG,
     Box,
     Domain,
     Edge,
@@ -66,15 +68,22 @@ def check(domain: Domain, part: Part, name: str) -> None:
                     f"{where_}: the polygon has edges 0 … {len(space.vertices) - 1}."
                 )
         if isinstance(p, Face):
-            if not isinstance(space, Box):
+            box = face_box(space)
+            if box is None:
                 raise ParameterError(
-                    f"{where_}: faces are parts of a Box; the space here is "
-                    f"{type(space).__name__} (use pl.where(...) on its boundary)."
+                    f"{where_}: faces are parts of a Box (or of a CSG shape made with one); "
+                    f"the space here is {type(space).__name__} (use pl.where(...) on its "
+                    "boundary)."
                 )
             if not 0 <= p.axis < space.dim:
                 raise ParameterError(
                     f"{where_}: axis {p.axis} does not exist; the box has {space.dim} "
                     f"coordinate(s) (axes 0 … {space.dim - 1})."
+                )
+            if box is not space and _face_share(space, p) == 0:
+                raise ParameterError(
+                    f"{where_}: none of {PROBE} points of the box's face lies on the "
+                    f"boundary of the {type(space).__name__} shape; the part is empty."
                 )
         if isinstance(p, Where):
             check(domain, p.within, name)
@@ -97,7 +106,9 @@ def measure(domain: Domain, part: Part | str) -> float:
             return domain.space.volume
         return (domain.t1 - domain.t0) * measure(domain.space, part)
     if isinstance(part, Face):
-        return (domain.high - domain.low) ** (domain.dim - 1)
+        box = face_box(domain)
+        area = (box.high - box.low) ** (box.dim - 1)
+        return area if box is domain else area * _face_share(domain, part)
     if isinstance(part, Edge):
         a, b = (
             torch.tensor(domain.vertices[i % len(domain.vertices)])
@@ -167,10 +178,46 @@ def _space_sampler(space: Domain, part: Part):
     return space.sample_boundary
 
 
-def _face(box: Box, face: Face, n: int, *, generator, dtype, sampling) -> Tensor:
-    x = box.sample_interior(n, generator=generator, dtype=dtype, sampling=sampling)
+def face_box(space: Domain) -> Box | None:
+    """The box whose faces a :class:`Face` names on ``space``: the space itself, or a CSG
+    shape's first box operand (depth first); None if there is none."""
+    if isinstance(space, Box):
+        return space
+    if isinstance(space, CSG):
+        return face_box(space.a) or face_box(space.b)
+    return None
+
+
+def _face(space: Domain, face: Face, n: int, *, generator, dtype, sampling) -> Tensor:
+    """n points uniform on the face; on a CSG shape, on the part of its box's face that is
+    on the shape's boundary (rejection)."""
+    box = face_box(space)
+
+    def draw(m: int) -> Tensor:
+        x = box.sample_interior(m, generator=generator, dtype=dtype, sampling=sampling)
+        x[:, face.axis] = box.low if face.side == "low" else box.high
+        return x
+
+    if box is space:
+        return draw(n)
+    rate = max(_face_share(space, face), 1.0 / PROBE)
+    xs, total = [], 0
+    for _ in range(100):
+        x = draw(max(64, int(1.2 * (n - total) / rate) + 1))
+        xs.append(x[space.on_boundary(x)])
+        total += len(xs[-1])
+        if total >= n:
+            return torch.cat(xs)[:n]
+    raise ParameterError(f"{face}: fewer than {n} points found in 100 rounds of rejection.")
+
+
+def _face_share(space: Domain, face: Face) -> float:
+    """The fraction of the box's face on the boundary of the CSG shape ``space`` (fixed seed,
+    PROBE points): the face part's measure over the face's."""
+    box = face_box(space)
+    x = box.sample_interior(PROBE, generator=torch.Generator().manual_seed(0))
     x[:, face.axis] = box.low if face.side == "low" else box.high
-    return x
+    return float(space.on_boundary(x).double().mean())
 
 
 def normals(space: Domain, x: Tensor) -> Tensor | None:

@@ -53,6 +53,24 @@ def test_a_face_is_sampled_uniformly_with_its_normal(axis, side, sampling):
     assert parts.measure(box, box.face(axis, side)) == pytest.approx(9.0)
 
 
+def test_a_face_of_a_csg_shape_is_the_part_of_its_box_face_on_the_shape():
+    """The unit square minus the disk of radius ¼ about the origin: its face x = 0 is the
+    segment y ∈ [¼, 1], uniform, with normal −e₀ and measure ¾; a face that the shape covers
+    is refused as empty."""
+    box = pl.Box(2)
+    shape = box - pl.Ball(2, radius=0.25)
+    face = box.face(0, "low")
+    x, normal = draw(shape, face)
+    assert (x[:, 0] == 0.0).all() and (x[:, 1] >= 0.25 - 1e-9).all()
+    assert_uniform(((x[:, 1:] - 0.25) / 0.75).clamp(0, 1 - 1e-12))
+    torch.testing.assert_close(normal, torch.tensor([-1.0, 0.0]).double().expand_as(x))
+    assert parts.measure(shape, face) == pytest.approx(0.75, abs=0.03)
+    with pytest.raises(pl.ParameterError, match="part is empty"):
+        parts.check(box | pl.Ball(2, radius=2.0), face, "walls")
+    with pytest.raises(pl.ParameterError, match="faces are parts of a Box"):
+        parts.check(pl.Ball(2) - pl.Ball(2, radius=0.5), face, "walls")
+
+
 def test_boundary_normals_point_outward_with_unit_length():
     for domain in (pl.Box(3, -1.0, 2.0), pl.Ball(3, radius=1.5, center=0.5)):
         x, normal = draw(domain, "boundary", n=2000)

@@ -307,15 +307,38 @@ class Derivatives:
             # coordinate, ∂²u/∂x² as its Laplacian): cheaper than a jet per request.
             self._jet(2)
         partials = self._partial_cache()
-        if self.dim == 1 and len(columns) == 2 and columns[0] == columns[1] == self._t:
-            partials.seed(columns, self._jet(2).lap)
-        value = partials(columns)
+        value = self._diagonal_from_laplacian(partials, columns)
+        if value is None:
+            value = partials(columns)
         k = value.shape[1]
         if output is None:
             return self._squeeze(value)
         if isinstance(output, bool) or not isinstance(output, int) or not 0 <= output < k:
             raise ShapeError(f"output={output!r}: the network has outputs 0 … {k - 1}.")
         return value[:, output]
+
+    def _diagonal_from_laplacian(self, partials: Partials, columns: tuple[int, ...]):
+        """∂²u/∂x_a² of a spatial axis a from the engine's Laplacian where that saves jets: in
+        one spatial dimension it *is* the Laplacian; in two, the second diagonal is Δu minus the
+        first (Navier–Stokes' uₓₓ and u_yy: two jets instead of three). None otherwise."""
+        if (
+            self.method.stochastic
+            or self.points.shape[1] > FULL_JET_MAX_COLUMNS
+            or self.dim > 2
+            or len(columns) != 2
+            or columns[0] != columns[1]
+            or columns[0] < self._t
+        ):
+            return None
+        lap = self._jet(2).lap
+        if self.dim == 1:
+            partials.seed(columns, lap)
+            return None
+        other = (2 * self._t + 1 - columns[0],)  # the other spatial column
+        if other * 2 not in partials:
+            return None
+        partials.seed(columns, lap - partials(other * 2))
+        return partials(columns)
 
     def _partial_cache(self) -> Partials:
         if self._partials is None:

@@ -41,6 +41,10 @@ class Partials:
         self._rev: dict[tuple[int, ...], Tensor] = {}  # the reverse-mode graph's partials
         self._x: Tensor | None = None
 
+    def __contains__(self, columns: tuple[int, ...]) -> bool:
+        """Whether the partial along ``columns`` has been computed."""
+        return tuple(sorted(columns)) in self._cache
+
     def seed(self, columns: tuple[int, ...], value: Tensor) -> None:
         """Record a partial known already (the engine's first derivatives)."""
         self._cache.setdefault(tuple(sorted(columns)), value)

@@ -181,7 +181,12 @@ class CollocationSolver(Solver):
             if not values:
                 return torch.zeros(k), torch.ones(k)
             return location_scale(torch.cat(values))
-        columns = [torch.cat([*(v[:, j] for v in values), *per_output[j]]) for j in range(k)]
+        columns = [
+            torch.cat([*(v[:, j] for v in values), *per_output[j]])
+            if values or per_output[j]
+            else torch.zeros(0)  # an output without data (a pressure)
+            for j in range(k)
+        ]
         scale = [
             location_scale(c[:, None]) if len(c) else (torch.zeros(1), torch.ones(1))
             for c in columns
