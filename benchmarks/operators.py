@@ -16,7 +16,9 @@ shape (``--depth`` × ``--width`` tanh, glorot-normal, zero biases, from one see
   Hessian diagonals and the Jacobian's first column.
 
 The time is the median over ``--repeats`` steps after ``--warmup``; DeepXDE's derivative
-caches are cleared between steps (as its training loop does). Results go to ``--out`` (JSON)
+caches are cleared between steps (as its training loop does). ``--compile`` adds pinnlab's
+loss under ``torch.compile`` (inductor: the jets' elementwise chains fused into C++ loops),
+on a fresh copy of the same network, with the seconds its first steps take (the compilation). Results go to ``--out`` (JSON)
 and are printed as the markdown table docs/benchmarks.md shows.
 """
 
@@ -123,10 +125,15 @@ def points(case: str, dim: int, args) -> tuple[torch.Tensor, torch.Tensor | None
     return x, face
 
 
-def time_steps(loss_fn, net, args, clear=None) -> float:
+def time_steps(loss_fn, net, args, clear=None, timings=None) -> float:
+    """The median seconds of one step; ``timings`` (a list), if given, receives the seconds
+    of the warm-up steps together."""
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     times = []
+    start_all = time.perf_counter()
     for i in range(args.warmup + args.repeats):
+        if i == args.warmup and timings is not None:
+            timings.append(time.perf_counter() - start_all)
         start = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         loss = loss_fn()
@@ -152,6 +159,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -174,16 +182,31 @@ def main() -> None:
             args,
             clear=dde.grad.clear,
         )
-        rows.append(
-            {
-                "case": case,
-                "pinnlab_ms": 1e3 * t_ours,
-                "deepxde_ms": 1e3 * t_theirs,
-                "speedup": t_theirs / t_ours,
-            }
-        )
+        row = {
+            "case": case,
+            "pinnlab_ms": 1e3 * t_ours,
+            "deepxde_ms": 1e3 * t_theirs,
+            "speedup": t_theirs / t_ours,
+        }
+        if args.compile:
+            net = pinnlab_net(in_dim, out_dim, args)
+            loss = torch.compile(functools.partial(pinnlab_loss, kind, net, x, face, method))
+            warm: list[float] = []
+            t_compiled = time_steps(loss, net, args, timings=warm)
+            row.update(
+                compiled_ms=1e3 * t_compiled,
+                compiled_speedup=t_theirs / t_compiled,
+                compile_s=warm[0],
+            )
+        rows.append(row)
         print(
-            f"{case}: pinnlab {1e3 * t_ours:.1f} ms, deepxde {1e3 * t_theirs:.1f} ms, ×{t_theirs / t_ours:.2f}",
+            f"{case}: pinnlab {1e3 * t_ours:.1f} ms, deepxde {1e3 * t_theirs:.1f} ms, "
+            f"×{t_theirs / t_ours:.2f}"
+            + (
+                f"; compiled {row['compiled_ms']:.1f} ms, ×{row['compiled_speedup']:.2f}"
+                if args.compile
+                else ""
+            ),
             flush=True,
         )
     report = {
@@ -192,13 +215,21 @@ def main() -> None:
         "deepxde": dde.__version__,
         "rows": rows,
     }
-    print(
-        "\n| case | pinnlab ms/step | DeepXDE ms/step | DeepXDE / pinnlab |\n|---|---:|---:|---:|"
-    )
+    head = "| case | pinnlab ms/step | DeepXDE ms/step | DeepXDE / pinnlab |"
+    rule = "|---|---:|---:|---:|"
+    if args.compile:
+        head += " compiled ms/step | DeepXDE / compiled | compilation (s) |"
+        rule += "---:|---:|---:|"
+    print(f"\n{head}\n{rule}")
     for r in rows:
-        print(
+        line = (
             f"| {r['case']} | {r['pinnlab_ms']:.1f} | {r['deepxde_ms']:.1f} | {r['speedup']:.2f} |"
         )
+        if args.compile:
+            line += (
+                f" {r['compiled_ms']:.1f} | {r['compiled_speedup']:.2f} | {r['compile_s']:.0f} |"
+            )
+        print(line)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2) + "\n")

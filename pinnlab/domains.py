@@ -176,27 +176,75 @@ class Domain(ABC):
 
 @dataclass(frozen=True)
 class Box(Domain):
-    """The box [low, high]^dim (scalars broadcast to every coordinate)."""
+    """The box [low, high]^dim, or ∏ᵢ [lowᵢ, highᵢ] with one interval per axis (``low`` and
+    ``high`` numbers or sequences of ``dim`` numbers; equal entries are stored as one number)."""
 
     dim: int
-    low: float = 0.0
-    high: float = 1.0
+    low: float | tuple[float, ...] = 0.0
+    high: float | tuple[float, ...] = 1.0
 
     def __post_init__(self):
-        if not self.high > self.low:
+        for name in ("low", "high"):
+            value = getattr(self, name)
+            if isinstance(value, list | tuple):
+                if len(value) != self.dim:
+                    raise ParameterError(
+                        f"Box({self.dim}): {name} has {len(value)} entries, one per axis needed."
+                    )
+                value = tuple(float(v) for v in value)
+                object.__setattr__(self, name, value[0] if len(set(value)) == 1 else value)
+        if not all(h > lo for lo, h in zip(self.lows, self.highs, strict=True)):
             raise ParameterError(f"Box needs high > low, got low={self.low}, high={self.high}.")
 
     @property
+    def cube(self) -> bool:
+        """One interval for every axis."""
+        return not isinstance(self.low, tuple) and not isinstance(self.high, tuple)
+
+    @property
+    def lows(self) -> tuple[float, ...]:
+        return self.low if isinstance(self.low, tuple) else (self.low,) * self.dim
+
+    @property
+    def highs(self) -> tuple[float, ...]:
+        return self.high if isinstance(self.high, tuple) else (self.high,) * self.dim
+
+    @property
+    def sides(self) -> tuple[float, ...]:
+        """The edge lengths highᵢ − lowᵢ."""
+        return tuple(h - lo for lo, h in zip(self.lows, self.highs, strict=True))
+
+    def _ends(self, like: Tensor) -> tuple[Tensor | float, Tensor | float]:
+        """(low, high) to broadcast against points like ``like``: numbers for a cube, else
+        (dim,) tensors of its dtype and device."""
+        if self.cube:
+            return self.low, self.high
+        kw = dict(dtype=like.dtype, device=like.device)
+        return torch.tensor(self.lows, **kw), torch.tensor(self.highs, **kw)
+
+    @property
     def volume(self) -> float:
-        return (self.high - self.low) ** self.dim
+        if self.cube:
+            return (self.high - self.low) ** self.dim
+        return math.prod(self.sides)
 
     def bounds(self) -> tuple[Tensor, Tensor]:
-        full = functools.partial(torch.full, (self.dim,), dtype=torch.float64)
-        return full(self.low), full(self.high)
+        if self.cube:
+            full = functools.partial(torch.full, (self.dim,), dtype=torch.float64)
+            return full(self.low), full(self.high)
+        return tuple(torch.tensor(v, dtype=torch.float64) for v in (self.lows, self.highs))
 
     @property
     def surface_to_volume(self) -> float:
-        return 2 * self.dim / (self.high - self.low)
+        if self.cube:
+            return 2 * self.dim / (self.high - self.low)
+        return sum(2 / side for side in self.sides)
+
+    def face_area(self, axis: int) -> float:
+        """The (dim − 1)-measure of a face x_axis = const."""
+        if self.cube:
+            return (self.high - self.low) ** (self.dim - 1)
+        return self.volume / self.sides[axis]
 
     def face(self, axis: int, side: Literal["low", "high"]) -> Face:
         """The face x_axis = low (``side="low"``) or x_axis = high, a part for conditions."""
@@ -209,19 +257,31 @@ class Box(Domain):
         return CubeMap(self.dim, self._from_cube)
 
     def boundary_map(self) -> CubeMap:
-        """x = low + (high − low)·u with one coordinate, of a face picked uniformly among the
-        2·dim (all have equal area), set to low or high."""
+        """x = low + (high − low)·u with one coordinate, of a face picked among the 2·dim with
+        probability proportional to its area (uniformly for a cube), set to low or high."""
         return CubeMap(self.dim, self._boundary_from_cube)
 
     def _from_cube(self, u: Tensor, generator: torch.Generator) -> Tensor:
-        return self.low + (self.high - self.low) * u
+        low, high = self._ends(u)
+        return low + (high - low) * u
 
     def _boundary_from_cube(self, u: Tensor, generator: torch.Generator) -> Tensor:
         x = self._from_cube(u, generator)
-        n = u.shape[0]
-        face = torch.randint(2 * self.dim, (n,), generator=generator, device=generator.device)
+        n, device = u.shape[0], generator.device
+        if self.cube:
+            face = torch.randint(2 * self.dim, (n,), generator=generator, device=device)
+        else:  # faces 2i and 2i + 1 (low and high of axis i) weigh their area
+            area = torch.tensor([self.face_area(i) for i in range(self.dim)], device=device)
+            share = torch.cumsum(area.double().repeat_interleave(2), 0)
+            pick = torch.rand(n, generator=generator, device=device, dtype=torch.float64)
+            face = torch.searchsorted(share / share[-1], pick, right=True).clamp_(
+                max=2 * self.dim - 1
+            )
         axis, side = face // 2, (face % 2).to(u.dtype)
-        value = self.low + (self.high - self.low) * side
+        low, high = self._ends(u)
+        if not self.cube:
+            low, high = low[axis], high[axis]
+        value = low + (high - low) * side
         return x.scatter(1, axis[:, None], value[:, None])
 
     def sample_interior(self, n, *, generator, dtype=torch.float32, sampling="uniform"):
@@ -236,21 +296,25 @@ class Box(Domain):
         Evaluated as ψ_k / (1 + Σ_{i≠k} ψ_k/ψᵢ) with k = argminᵢ ψᵢ, an identity for any fixed
         k that stays finite (value and derivatives) on the faces, where ψ_k = 0.
         """
-        psi = 4.0 * (x - self.low) * (self.high - x) / (self.high - self.low) ** 2
+        low, high = self._ends(x)
+        psi = 4.0 * (x - low) * (high - x) / (high - low) ** 2
         smallest, ratios = _nearest_ratios(psi)
         return smallest[:, 0] / ratios.sum(dim=1)
 
     def contains(self, x: Tensor) -> Tensor:
-        return ((x >= self.low) & (x <= self.high)).all(dim=1)
+        low, high = self._ends(x)
+        return ((x >= low) & (x <= high)).all(dim=1)
 
     def on_boundary(self, x: Tensor) -> Tensor:
-        tol = ON_TOLERANCE * (self.high - self.low)
-        near = ((x - self.low).abs() <= tol) | ((x - self.high).abs() <= tol)
+        low, high = self._ends(x)
+        tol = ON_TOLERANCE * (high - low)
+        near = ((x - low).abs() <= tol) | ((x - high).abs() <= tol)
         return near.any(dim=1) & self.contains(x)
 
     def normals(self, x: Tensor) -> Tensor:
         """±e_a for the face nearest to each point (the one it lies on)."""
-        gaps = torch.cat([x - self.low, self.high - x], dim=1)  # (n, 2d): to each face
+        low, high = self._ends(x)
+        gaps = torch.cat([x - low, high - x], dim=1)  # (n, 2d): to each face
         face = gaps.argmin(dim=1)
         axis = face % self.dim
         sign = torch.where(face < self.dim, -1.0, 1.0).to(x.dtype)
@@ -283,15 +347,16 @@ def _nearest_ratios(psi: Tensor) -> tuple[Tensor, Tensor]:
 
 def _face_blend(box: Box, data: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     n, d = x.shape
-    side = box.high - box.low
-    psi = torch.cat([x - box.low, box.high - x], dim=1) / side  # (n, 2d): faces (i, low), (i, high)
+    low, high = box._ends(x)
+    side = high - low if box.cube else torch.cat([high - low] * 2)
+    psi = torch.cat([x - low, high - x], dim=1) / side  # (n, 2d): faces (i, low), (i, high)
     # w_f = (ψ_min/ψ_f)² / Σ_h (ψ_min/ψ_h)²: finite on the faces (ψ_min = 0 exactly there).
     ratios = _nearest_ratios(psi)[1].square()
     w = ratios / ratios.sum(dim=1, keepdim=True)
     faces = x.unsqueeze(1).repeat(1, 2 * d, 1)  # (n, 2d, d)
     axis = torch.arange(d, device=x.device)
-    faces[:, axis, axis] = box.low
-    faces[:, d + axis, axis] = box.high
+    faces[:, axis, axis] = low
+    faces[:, d + axis, axis] = high
     values = data(faces.reshape(n * 2 * d, d))
     values = values.reshape(n, 2 * d, -1) if values.dim() == 2 else values.reshape(n, 2 * d, 1)
     out = (w.unsqueeze(2) * values).sum(dim=1)
@@ -375,8 +440,12 @@ class Slit(Domain):
     outer: Box | Ball
 
     def __post_init__(self):
-        if self.outer.dim != 2 or not isinstance(self.outer, Box | Ball):
-            raise ParameterError(f"Slit needs a 2-d Box or Ball, got {self.outer}.")
+        if (
+            self.outer.dim != 2
+            or not isinstance(self.outer, Box | Ball)
+            or (isinstance(self.outer, Box) and not self.outer.cube)
+        ):
+            raise ParameterError(f"Slit needs a 2-d square Box or a Ball, got {self.outer}.")
 
     @property
     def dim(self) -> int:  # type: ignore[override]

@@ -107,7 +107,7 @@ def measure(domain: Domain, part: Part | str) -> float:
         return (domain.t1 - domain.t0) * measure(domain.space, part)
     if isinstance(part, Face):
         box = face_box(domain)
-        area = (box.high - box.low) ** (box.dim - 1)
+        area = box.face_area(part.axis)
         return area if box is domain else area * _face_share(domain, part)
     if isinstance(part, Edge):
         a, b = (
@@ -195,7 +195,7 @@ def _face(space: Domain, face: Face, n: int, *, generator, dtype, sampling) -> T
 
     def draw(m: int) -> Tensor:
         x = box.sample_interior(m, generator=generator, dtype=dtype, sampling=sampling)
-        x[:, face.axis] = box.low if face.side == "low" else box.high
+        x[:, face.axis] = (box.lows if face.side == "low" else box.highs)[face.axis]
         return x
 
     if box is space:
@@ -216,7 +216,7 @@ def _face_share(space: Domain, face: Face) -> float:
     PROBE points): the face part's measure over the face's."""
     box = face_box(space)
     x = box.sample_interior(PROBE, generator=torch.Generator().manual_seed(0))
-    x[:, face.axis] = box.low if face.side == "low" else box.high
+    x[:, face.axis] = (box.lows if face.side == "low" else box.highs)[face.axis]
     return float(space.on_boundary(x).double().mean())
 
 

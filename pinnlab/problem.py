@@ -345,9 +345,10 @@ class HamiltonianForm:
     def __post_init__(self):
         from .domains import Box
 
-        if self.domain is not None and not isinstance(self.domain, Box):
+        if self.domain is not None and not (isinstance(self.domain, Box) and self.domain.cube):
             raise ParameterError(
-                f"HamiltonianForm: hard walls are supported on a Box, got {type(self.domain).__name__}."
+                "HamiltonianForm: hard walls are supported on a Box with one interval for every "
+                f"axis, got {self.domain}."
             )
         if self.domain is not None and self.domain.dim != self.dim:
             raise ParameterError(

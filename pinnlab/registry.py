@@ -47,10 +47,12 @@ def shipped_dir(kind: str) -> Path:
     raise PinnlabError(f"pinnlab's shipped '{kind}' folder was not found beside {_PACKAGE}.")
 
 
-def catalogue_dirs(extra: Iterable[str | os.PathLike] = ()) -> tuple[Path, ...]:
-    """The catalogue folders: shipped, then $PINNLAB_PROBLEMS, then ``extra``."""
+def catalogue_dirs(extra: Iterable[str | os.PathLike | type] = ()) -> tuple[Path, ...]:
+    """The catalogue folders: shipped, then $PINNLAB_PROBLEMS, then ``extra`` (its Problem
+    classes, see :func:`catalogue`, are not folders and are left out)."""
     env = [p for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p]
-    dirs = [shipped_dir("problems"), *map(Path, env), *map(Path, extra)]
+    folders = [p for p in extra if not isinstance(p, type)]
+    dirs = [shipped_dir("problems"), *map(Path, env), *map(Path, folders)]
     for d in dirs:
         if not d.is_dir():
             raise PinnlabError(f"problem folder '{d}' does not exist or is not a folder.")
@@ -201,7 +203,7 @@ def metrics(extra_dirs: Iterable[str | os.PathLike] = ()) -> Registry:
 class Catalogue(Mapping[str, type[Problem]]):
     """Problem id -> problem class, read from the catalogue folders and entry points."""
 
-    def __init__(self, dirs: Iterable[Path]):
+    def __init__(self, dirs: Iterable[Path], classes: Iterable[type[Problem]] = ()):
         self.dirs = tuple(dirs)
         self._entries: dict[str, type[Problem]] = {}
         for name, cls in entry_points("pinnlab.problems"):
@@ -220,18 +222,25 @@ class Catalogue(Mapping[str, type[Problem]]):
                         and obj.id
                         and obj.__module__.startswith("pinnlab_catalogue_")
                     ):
-                        params = vars(obj).get("__dataclass_params__")
-                        if params is None or not params.frozen:
-                            raise PinnlabError(
-                                f"problem '{obj.id}' in {path} must be decorated with "
-                                "@dataclass(frozen=True), so that its fields are its parameters."
-                            )
-                        if obj.id in self._entries and self._entries[obj.id] is not obj:
-                            raise PinnlabError(
-                                f"problem id '{obj.id}' is defined twice: in "
-                                f"{inspect.getfile(self._entries[obj.id])} and {path}."
-                            )
-                        self._entries[obj.id] = obj
+                        self._add(obj, str(path))
+        for cls in classes:
+            if not (issubclass(cls, Problem) and cls.id):
+                raise PinnlabError(f"{cls.__qualname__} is not a Problem class with an id.")
+            self._add(cls, f"{cls.__module__}.{cls.__qualname__}")
+
+    def _add(self, cls: type[Problem], where: str) -> None:
+        params = vars(cls).get("__dataclass_params__")
+        if params is None or not params.frozen:
+            raise PinnlabError(
+                f"problem '{cls.id}' in {where} must be decorated with "
+                "@dataclass(frozen=True), so that its fields are its parameters."
+            )
+        if cls.id in self._entries and self._entries[cls.id] is not cls:
+            raise PinnlabError(
+                f"problem id '{cls.id}' is defined twice: in "
+                f"{inspect.getfile(self._entries[cls.id])} and {where}."
+            )
+        self._entries[cls.id] = cls
 
     def __getitem__(self, problem_id: str) -> type[Problem]:
         if problem_id not in self._entries:
@@ -250,13 +259,17 @@ class Catalogue(Mapping[str, type[Problem]]):
 
 
 @functools.lru_cache(maxsize=8)
-def _cached(dirs: tuple[Path, ...]) -> Catalogue:
-    return Catalogue(dirs)
+def _cached(dirs: tuple[Path, ...], classes: tuple[type[Problem], ...] = ()) -> Catalogue:
+    return Catalogue(dirs, classes)
 
 
-def catalogue(extra_dirs: Iterable[str | os.PathLike] = ()) -> Catalogue:
-    """The catalogue of the shipped problems, $PINNLAB_PROBLEMS and ``extra_dirs``."""
-    return _cached(catalogue_dirs(extra_dirs))
+def catalogue(extra_dirs: Iterable[str | os.PathLike | type[Problem]] = ()) -> Catalogue:
+    """The catalogue of the shipped problems, $PINNLAB_PROBLEMS and ``extra_dirs``: folders
+    of problem files, or Problem classes themselves (one defined in a script: ``pl.solve``
+    of its instance adds it, ``pl.load(path, problems_dirs=[MyProblem])`` finds it again)."""
+    extra = tuple(extra_dirs)
+    classes = tuple(dict.fromkeys(c for c in extra if isinstance(c, type)))
+    return _cached(catalogue_dirs(extra), classes)
 
 
 def problem(problem_id: str, **params: Any) -> Problem:

@@ -306,18 +306,38 @@ def solve(
     out: str | os.PathLike | None = None,
     resume: bool = False,
     progress: bool = False,
+    problems_dirs: Iterable = (),
     **overrides: Any,
 ) -> Solution:
-    """Solve a catalogue problem: ``pinnlab.solve("poisson-sine", dim=20, train={"steps": 500})``.
+    """Solve a problem: ``pinnlab.solve("poisson-sine", dim=20, train={"steps": 500})``.
 
-    Keyword arguments that are parameters of the problem set them; the others are config
-    sections (``net``, ``train``, ``solver``, ``seed``, ``device``, ``dtype``, ``metric``),
-    merged over the shipped recipe (or over ``config``).
+    ``problem`` is a catalogue id, a Problem (a catalogue one, or one whose class a script
+    defines: it joins the catalogue of this call), or a whole RunConfig (then nothing else
+    but ``out``, ``resume``, ``progress`` and ``problems_dirs``). Keyword arguments that are
+    parameters of the problem set them; the others are config sections (``net``, ``train``,
+    ``solver``, ``seed``, ``device``, ``dtype``, ``metric``), merged over the shipped recipe
+    (or over ``config``).
     """
+    if isinstance(problem, RunConfig):
+        if config is not None or overrides or method != "pinn":
+            raise ConfigError(
+                "solve(RunConfig) takes the config as it is: pass no config, method or "
+                "overrides beside it (or pass the config as config=...)."
+            )
+        return run(problem, out=out, resume=resume, progress=progress, problems_dirs=problems_dirs)
     params = {}
+    dirs = tuple(problems_dirs)
     if isinstance(problem, Problem):
+        if problem.id not in registry.catalogue(dirs) or (
+            registry.catalogue(dirs)[problem.id] is not type(problem)
+        ):
+            dirs = (*dirs, type(problem))
         params, problem = problem.params(), problem.id
-    names = registry.catalogue()[problem].parameters()
+    elif not isinstance(problem, str):
+        raise ConfigError(
+            f"solve() needs a problem id, a Problem or a RunConfig, got {type(problem).__name__}."
+        )
+    names = registry.catalogue(dirs)[problem].parameters()
     params.update({k: v for k, v in overrides.items() if k in names})
     rest = {k: v for k, v in overrides.items() if k not in names}
     sections = set(RunConfig.model_fields) - {"problem", "method"}
@@ -329,5 +349,7 @@ def solve(
             f"nor a config section.{did_you_mean(name, [*names, *sections])} "
             f"Parameters: {', '.join(names)}; sections: {', '.join(sorted(sections))}."
         )
-    cfg = make_config(problem, method=method, config=config, params=params, overrides=rest)
-    return run(cfg, out=out, resume=resume, progress=progress)
+    cfg = make_config(
+        problem, method=method, config=config, params=params, overrides=rest, problems_dirs=dirs
+    )
+    return run(cfg, out=out, resume=resume, progress=progress, problems_dirs=dirs)

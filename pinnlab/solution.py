@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from .build import build_model, build_solver
 from .config import RunConfig
 from .derivatives import Derivatives
-from .errors import ShapeError, SolutionFileError
+from .errors import ShapeError, SolutionFileError, UnknownNameError
 from .files import atomic_write
 from .metrics import (
     Metric,
@@ -350,7 +350,14 @@ def load(path: str | os.PathLike, *, device: str = "cpu", problems_dirs=()) -> S
     saved = read(path)
     config, state = saved.config, saved.weights
     environment, saved_metrics, history = saved.environment, saved.metrics, saved.history
-    problem = catalogue(problems_dirs).problem(config.problem.id, **config.problem.params())
+    problems = catalogue(problems_dirs)
+    if config.problem.id not in problems:
+        raise UnknownNameError(
+            f"'{path}' holds a solution of problem '{config.problem.id}', which is not in the "
+            "catalogue: pass the folder of its file or its class, "
+            "pinnlab.load(path, problems_dirs=[MyProblem]) (command line: --problems DIR)."
+        )
+    problem = problems.problem(config.problem.id, **config.problem.params())
     solver = build_solver(problem, config, problems_dirs)
     model = build_model(
         problem,

@@ -264,8 +264,8 @@ class Kovasznay(pl.Problem):
     (1948); the PINN setting of DeepXDE's example. Three outputs (u, v, p) and three named
     residuals (momentum_x, momentum_y, continuity); u and v are given on the whole boundary,
     each by a condition of its own output, and p on the outflow edge x = 1 (which fixes the
-    pressure's constant). pl.Box has one interval for every axis, so the rectangle is a
-    pl.Polygon. ``rel_l2_velocity`` (the error of (u, v) together, the literature's figure)
+    pressure's constant). The rectangle is a pl.Polygon (a pl.Box with one interval per axis
+    would do as well; the recipe's figures were measured on the polygon). ``rel_l2_velocity`` (the error of (u, v) together, the literature's figure)
     is what a run tracks; ``rel_l2_u``, ``rel_l2_v`` and ``rel_l2_p`` are reported beside it.
     """
 

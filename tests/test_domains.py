@@ -27,18 +27,29 @@ def tol(dtype) -> float:
     return 1e-5 if dtype == torch.float32 else 1e-12
 
 
+#: A box with one interval per axis (faces of three different areas).
+RECTANGULAR = pl.Box(3, low=(-1.0, 0.0, 0.5), high=(2.0, 0.5, 1.0))
+
 DOMAINS = {
     "box": pl.Box(3, -1.0, 2.0),
+    "box-rectangular": RECTANGULAR,
+    "spacetime-rectangular": pl.SpaceTime(pl.Box(2, low=(0.0, -1.0), high=(3.0, 1.0))),
     "ball": pl.Ball(4, radius=1.5, center=0.5),
     "spacetime-box": pl.SpaceTime(pl.Box(2), t0=0.5, t1=2.0),
     "spacetime-ball": pl.SpaceTime(pl.Ball(3), t0=0.0, t1=1.0),
 }
 
 
+def ends(box: pl.Box, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The box's lower and upper corners as (dim,) tensors like x."""
+    return tuple(torch.tensor(v, dtype=x.dtype) for v in (box.lows, box.highs))
+
+
 def inside(domain, x, dtype) -> torch.Tensor:
     """Per point: in the closed domain (up to rounding)."""
     if isinstance(domain, pl.Box):
-        return ((x >= domain.low) & (x <= domain.high)).all(dim=1)
+        low, high = ends(domain, x)
+        return ((x >= low) & (x <= high)).all(dim=1)
     if isinstance(domain, pl.Ball):
         r = (x - domain.center).norm(dim=1)
         return r <= domain.radius * (1 + tol(dtype))
@@ -50,7 +61,8 @@ def inside(domain, x, dtype) -> torch.Tensor:
 def on_boundary(domain, x, dtype) -> torch.Tensor:
     """Per point: on the (spatial, lateral) boundary."""
     if isinstance(domain, pl.Box):
-        return ((x == domain.low) | (x == domain.high)).any(dim=1)
+        low, high = ends(domain, x)
+        return ((x == low) | (x == high)).any(dim=1)
     if isinstance(domain, pl.Ball):
         r = (x - domain.center).norm(dim=1)
         return (r - domain.radius).abs() <= tol(dtype) * domain.radius
@@ -276,7 +288,8 @@ def unit_coordinates(domain, x: torch.Tensor, where: str) -> torch.Tensor:
         t = (x[:, :1] - domain.t0) / (domain.t1 - domain.t0)
         return torch.cat([t, space], dim=1)
     if isinstance(domain, pl.Box):
-        w = (x - domain.low) / (domain.high - domain.low)
+        low, high = ends(domain, x)
+        w = (x - low) / (high - low)
         if where == "interior":
             return w
         d = domain.dim
@@ -285,7 +298,12 @@ def unit_coordinates(domain, x: torch.Tensor, where: str) -> torch.Tensor:
         axis = hit.int().argmax(dim=1)
         face = 2 * axis + w.gather(1, axis[:, None])[:, 0].long()
         free = w[~hit].reshape(-1, d - 1)
-        return torch.cat([(face[:, None] + free[:, :1]) / (2 * d), free[:, 1:]], dim=1)
+        # faces 2i, 2i + 1 weigh their area: face f covers [C_f, C_f + A_f) of the total
+        area = torch.tensor([domain.face_area(i) for i in range(d)], dtype=x.dtype)
+        area = area.repeat_interleave(2) / (2 * area.sum())
+        start = torch.cumsum(area, 0) - area
+        first = start[face] + area[face] * free[:, 0]
+        return torch.cat([first[:, None], free[:, 1:]], dim=1)
     if isinstance(domain, pl.Ball):
         y = (x - domain.center) / domain.radius
         r = y.norm(dim=1, keepdim=True)
@@ -333,6 +351,8 @@ def occupied(columns: torch.Tensor, bins: int = 32) -> int:
 
 UNIFORMITY_DOMAINS = {
     "box": pl.Box(3, -1.0, 2.0),
+    "box-rectangular": RECTANGULAR,
+    "spacetime-rectangular": pl.SpaceTime(pl.Box(2, low=(0.0, -1.0), high=(3.0, 1.0))),
     "ball2": pl.Ball(2, radius=1.5, center=0.5),
     "ball3": pl.Ball(3),
     "slit-box": pl.Slit(pl.Box(2, -1.0, 1.0)),
@@ -425,3 +445,93 @@ def test_sobol_space_time_over_a_domain_without_a_cube_map_pairs_times_at_random
         u = unit_coordinates(domain, x, "interior")
         assert occupied(u[:, [0, 1]]) >= IID_OCCUPIED_FLOOR  # 674, 661, 656
         assert occupied(u[:, [1, 2]]) == 1024  # the space's own Sobol points, as before
+
+
+def test_a_box_with_one_interval_per_axis():
+    box = pl.Box(2, low=(-0.5, -0.5), high=(1.0, 1.5))
+    assert not box.cube and box.sides == (1.5, 2.0)
+    assert box.volume == 3.0 and box.surface_to_volume == pytest.approx(7 / 3)
+    assert (box.face_area(0), box.face_area(1)) == (2.0, 1.5)
+    low, high = box.bounds()
+    assert low.tolist() == [-0.5, -0.5] and high.tolist() == [1.0, 1.5]
+    # equal entries are one number: the box is the cube, equal and hashed alike
+    assert pl.Box(2, low=(0, 0), high=(1.0, 1.0)) == pl.Box(2)
+    assert pl.Box(2, low=(0, 0), high=1.0).cube
+    # the boundary: each face in proportion to its length (7 in all), normals outward
+    x = box.sample_boundary(70000, generator=gen(3), dtype=torch.float64)
+    on = torch.stack([x[:, 0] == -0.5, x[:, 0] == 1.0, x[:, 1] == -0.5, x[:, 1] == 1.5])
+    expected = torch.tensor([2.0, 2.0, 1.5, 1.5], dtype=torch.float64) / 7
+    sd = (expected * (1 - expected) / len(x)).sqrt()
+    assert ((on.double().mean(dim=1) - expected).abs() < 5 * sd).all()
+    top = box.normals(x[on[3]])
+    assert (top == torch.tensor([0.0, 1.0], dtype=torch.float64)).all()
+    assert box.on_boundary(x).all() and box.distance(x).abs().max() < 1e-12
+    y = box.sample_interior(1000, generator=gen(4), dtype=torch.float64)
+    assert box.contains(y).all() and not box.on_boundary(y).any() and (box.distance(y) > 0).all()
+    # a face is a part: its points lie on it, its measure is its length
+    from pinnlab import parts
+
+    z, normals = parts.sample(box, box.face(1, "high"), 500, generator=gen(5))
+    assert (z[:, 1] == 1.5).all() and (z[:, 0] >= -0.5).all() and (z[:, 0] <= 1.0).all()
+    assert (normals == torch.tensor([0.0, 1.0])).all()
+    assert parts.measure(box, box.face(0, "low")) == 2.0
+
+
+def test_a_rectangular_box_extension_reads_the_data_on_its_faces():
+    box = pl.Box(2, low=(-0.5, -0.5), high=(1.0, 1.5))
+
+    def data(x):
+        return x[:, 0] ** 2 + torch.sin(x[:, 1])
+
+    lift = box.extension(data)
+    x = box.sample_boundary(256, generator=gen(6), dtype=torch.float64)
+    torch.testing.assert_close(lift(x), data(x))
+
+
+def test_a_box_needs_one_interval_per_axis_and_walls_need_a_cube():
+    with pytest.raises(pl.ParameterError, match="low has 2 entries, one per axis"):
+        pl.Box(3, low=(0.0, 0.0))
+    with pytest.raises(pl.ParameterError, match="high > low"):
+        pl.Box(2, low=(0.0, 1.0), high=(1.0, 1.0))
+    with pytest.raises(pl.ParameterError, match="square Box"):
+        pl.Slit(pl.Box(2, low=(0.0, 0.0), high=(1.0, 2.0)))
+
+
+RECTANGLE = pl.Box(2, low=(-0.5, -0.5), high=(1.0, 1.5))
+
+
+@dataclass(frozen=True)
+class Rectangle(pl.Problem):
+    """Δu = 0 on [−0.5, 1] × [−0.5, 1.5], u = sin x · eʸ: data on three faces, the flux on the
+    fourth (a problem of this test only)."""
+
+    id = "test-rectangle"
+
+    def exact(self, x):
+        return torch.sin(x[:, 0]) * torch.exp(x[:, 1])
+
+    def strong_form(self):
+        box = RECTANGLE
+        return pl.StrongForm(
+            domain=box,
+            residual=lambda d: d.laplacian,
+            conditions={
+                "walls": pl.Dirichlet(self.exact, on=box.face(0, "low") | box.face(0, "high")),
+                "flux": pl.Neumann(self.exact, on=box.face(1, "high")),
+                "bottom": pl.Dirichlet(self.exact, on=box.face(1, "low")),
+            },
+        )
+
+
+def test_a_pinn_trains_on_a_rectangle_with_a_condition_on_one_face():
+    x = RECTANGLE.sample_interior(64, generator=gen(8), dtype=torch.float64)
+    d = pl.Derivatives(Rectangle().exact, x, method="reverse")
+    assert d.laplacian.abs().max() < 1e-12  # the truth solves the equation (∂u/∂y = u)
+    solution = pl.solve(
+        Rectangle(),
+        net={"width": 8, "depth": 2},
+        solver={"n_interior": 64, "n_boundary": 16},
+        train={"optimizer": "adam", "steps": 3, "lbfgs_steps": 0, "eval_every": 3},
+    )
+    assert math.isfinite(solution.metrics["rel_l2"])
+    assert {"loss.walls", "loss.flux", "loss.bottom"} <= set(solution.history)

@@ -105,3 +105,19 @@ def test_partial_refuses_what_it_cannot_compute():
         d.partial(0, output=2)
     with pytest.raises(pl.ShapeError, match="a spatial index"):
         d.partial("x")
+
+
+@pytest.mark.parametrize("method", ["forward", "reverse"])
+def test_a_plain_function_with_one_output_as_a_vector_has_every_derivative(method):
+    """u(x) = sin x₀ · e^{x₁}, returning (n,) (as a problem's ``exact`` does): Δu = 0,
+    ∂²u/∂x₀∂x₁ = cos x₀ e^{x₁}, ∂³u/∂x₀²∂x₁ = −u."""
+    x = torch.rand(32, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+
+    def u(y):
+        return torch.sin(y[:, 0]) * torch.exp(y[:, 1])
+
+    d = pl.Derivatives(u, x, method=method)
+    assert d.u.shape == d.laplacian.shape == (32,) and d.grad.shape == (32, 2)
+    torch.testing.assert_close(d.laplacian, torch.zeros(32, dtype=torch.float64))
+    torch.testing.assert_close(d.partial(0, 1), torch.cos(x[:, 0]) * torch.exp(x[:, 1]))
+    torch.testing.assert_close(d.partial(0, 0, 1), -u(x))

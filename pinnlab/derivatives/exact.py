@@ -127,6 +127,8 @@ class ReverseMode:
         with torch.enable_grad():
             x = x.detach().requires_grad_(True)
             u = net(x)
+            if u.dim() == 1:  # a function of the points with one output, (n,)
+                u = u.unsqueeze(1)
             if order == 0:
                 return JetResult(u, None, None)
             n, dim = x.shape

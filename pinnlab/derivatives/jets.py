@@ -364,13 +364,17 @@ def _propagate_functional(f: Callable[[Tensor], Tensor], jet: Jet) -> Jet:
     x = jet.value
     jac = jet.J.expand(x.shape[0], -1, -1).transpose(0, 1)  # (m, n, a)
 
+    def g(h: Tensor) -> Tensor:  # f with an output (n,) as one column, (n, 1)
+        y = f(h)
+        return y.reshape(y.shape[0], -1)
+
     if jet.order < 2:
-        value = f(x)
-        out_jac = vmap(lambda t: jvp(f, (x,), (t,))[1])(jac)
+        value = g(x)
+        out_jac = vmap(lambda t: jvp(g, (x,), (t,))[1])(jac)
         return jet._with(value, out_jac.transpose(0, 1), None)
 
     def second(t):
-        return jvp(lambda h: jvp(f, (h,), (t,))[1], (x,), (t,))
+        return jvp(lambda h: jvp(g, (h,), (t,))[1], (x,), (t,))
 
     first, hess = vmap(second)(jac)  # (m, n, b) each
     w = (
@@ -380,8 +384,8 @@ def _propagate_functional(f: Callable[[Tensor], Tensor], jet: Jet) -> Jet:
     )
     lap = torch.einsum("m,mnb->nb", w, hess)
     if jet.lap is not None:
-        value, dlap = jvp(f, (x,), (jet.lap,))
+        value, dlap = jvp(g, (x,), (jet.lap,))
         lap = lap + dlap
     else:
-        value = f(x)
+        value = g(x)
     return jet._with(value, first.transpose(0, 1), lap)

@@ -222,7 +222,7 @@ def _geometry(dde, domain: Domain):
     if isinstance(domain, Box):
         if domain.dim == 1:
             return dde.geometry.Interval(domain.low, domain.high)
-        return dde.geometry.Hypercube([domain.low] * domain.dim, [domain.high] * domain.dim)
+        return dde.geometry.Hypercube(list(domain.lows), list(domain.highs))
     if isinstance(domain, Ball):
         if domain.dim == 1:
             return dde.geometry.Interval(

@@ -74,6 +74,13 @@ class CollocationSolver(Solver):
         super().__init__(problem, settings, dtype=dtype, hard_bc=hard_bc)
         self.spec = spec
         self.time_dependent = isinstance(spec.domain, SpaceTime)
+        space = spec.domain.space if self.time_dependent else spec.domain
+        if space.dim != problem.dim:
+            raise ConfigError(
+                f"{problem.id}: the domain of its form has {space.dim} space dimension(s), "
+                f"the problem's dim is {problem.dim}: give the class the field "
+                f"`dim: int = {space.dim}` (or build the domain from self.dim)."
+            )
         for name, c in spec.conditions.items():
             if not isinstance(c, self.imposes):
                 self.refuse(name, c)

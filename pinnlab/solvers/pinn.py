@@ -7,6 +7,15 @@ squared misfit of each condition at points on its part of the boundary:
 
 (Dirichlet conditions), plus for a Periodic condition in x_a the mismatches
 mean |u(y|x_a=low) − u(y|x_a=high)|² and the same for ∂u/∂x_a.
+
+With ``solver.causal`` (time-dependent problems) the residual term respects causality (Wang,
+Sankaran & Perdikaris, "Respecting causality for training physics-informed neural
+networks", Comput. Methods Appl. Mech. Engrg. 421, 2024; arXiv:2203.07404): [t0, t1] is cut
+into M equal chunks with mean squared residuals L_1 … L_M, and
+
+    L_r = (1/M) Σ_i w_i L_i,   w_i = exp(−ε Σ_{k<i} L_k)   (w_i held constant in the gradient),
+
+so a later time's residual counts only once the earlier ones are small.
 """
 
 from __future__ import annotations
@@ -17,13 +26,19 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
+from ..config import Section
 from ..derivatives import METHODS, Derivatives, gradient, method_for
 from ..derivatives.stochastic import estimator_variance
-from ..errors import ShapeError, unknown_name
+from ..errors import ConfigError, ShapeError, unknown_name
 from ..networks import build_network
 from ..problem import Condition, Dirichlet, Neumann, Periodic, Robin
 from .base import Model, NetworkSpec
 from .collocation import NORMAL, NORMAL_CONDITIONS, CollocationSolver, PointSettings, _shaped
+
+
+class CausalSettings(Section):
+    chunks: int = Field(32, ge=2, description="equal time chunks M of [t0, t1]")
+    epsilon: float = Field(1.0, gt=0, description="causality ε: chunk i weighs exp(−ε Σ_{k<i} L_k)")
 
 
 class PINNSettings(PointSettings):
@@ -31,6 +46,11 @@ class PINNSettings(PointSettings):
         "auto", description=f"Δu and tr(BBᵀ∇²u) by: {', '.join(METHODS)} (docs/derivatives.md)"
     )
     probes: int = Field(16, ge=1, description="probes or axes per step of a stochastic method")
+    causal: CausalSettings | None = Field(
+        None,
+        description="causal weighting of the residual over time chunks (time-dependent "
+        "problems; Wang, Sankaran & Perdikaris 2024): {chunks: 32, epsilon: 1.0}",
+    )
 
 
 class PINN(CollocationSolver):
@@ -51,6 +71,17 @@ class PINN(CollocationSolver):
                 "derivative method (solver.derivatives)", settings.derivatives, METHODS
             )
         self.strong = self.spec
+        if settings.causal is not None:
+            if not self.time_dependent:
+                raise ConfigError(
+                    f"solver.causal weights the residual over time; {problem.id} is not "
+                    "time-dependent."
+                )
+            if settings.mean_weight != 1.0:
+                raise ConfigError(
+                    "solver.causal and solver.mean_weight ≠ 1 cannot be combined: the causal "
+                    "weights act on each time chunk's mean square; use one of them."
+                )
 
     def network(self) -> NetworkSpec:
         """The collocation network, with the source's gradients for a bottleneck's basis."""
@@ -141,10 +172,16 @@ class PINN(CollocationSolver):
         return self.strong.residual(d)
 
     def diagnostics(self, model: Model, batch: dict[str, Tensor]) -> dict[str, float]:
-        """For a stochastic method, the variance of the residual's estimate (mean over up to
-        256 batch points): the bias it adds to the mean squared residual."""
+        """With ``causal``, the smallest chunk weight w_M (near 1: the residual is small up to
+        the final time). For a stochastic method, the variance of the residual's estimate
+        (mean over up to 256 batch points): the bias it adds to the mean squared residual."""
+        out = {}
+        if self.settings.causal is not None:
+            r = self._residual(model, batch["residual"], batch.get("probes"))
+            weights = self.causal_terms(r, batch["residual"])[1]
+            out["causal_weight_min"] = float(weights.min())
         if not model.method.stochastic:
-            return {}
+            return out
         x = batch["residual"][:256]
 
         def residual(probes):
@@ -153,7 +190,28 @@ class PINN(CollocationSolver):
 
         with torch.no_grad():
             var = estimator_variance(model.method, batch["probes"], residual, self.problem.dim)
-        return {"residual_var": float(var.detach().mean())}
+        return {**out, "residual_var": float(var.detach().mean())}
+
+    def causal_terms(
+        self, r: Tensor | dict[str, Tensor], points: Tensor
+    ) -> tuple[dict[str, Tensor], Tensor]:
+        """The causally weighted residual terms (1/M) Σ_i w_i L_i, one per named residual,
+        and the weights w (M,). L_i is the mean square over the points of time chunk i (all
+        columns; an empty chunk counts 0), w_i = exp(−ε Σ_{k<i} L_k) with L the sum over the
+        named residuals, detached from the graph."""
+        causal, domain = self.settings.causal, self.spec.domain
+        m = causal.chunks
+        named = r.items() if isinstance(r, dict) else [("residual", r)]
+        s = (points[:, 0].detach() - domain.t0) / (domain.t1 - domain.t0)
+        chunk = (s * m).long().clamp_(0, m - 1)
+        count = torch.bincount(chunk, minlength=m).clamp_min(1).to(points.dtype)
+        losses = {}
+        for key, value in named:
+            square = value.reshape(len(points), -1).square().mean(dim=1)
+            losses[key] = square.new_zeros(m).index_add(0, chunk, square) / count
+        total = sum(losses.values()).detach()
+        weights = torch.exp(-causal.epsilon * (torch.cumsum(total, 0) - total))
+        return {k: (weights * v).mean() for k, v in losses.items()}, weights
 
     def boundary_terms(self, model: Model, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """Mean squared residual of each Neumann (∂u/∂n − flux), Robin (α u + β ∂u/∂n − g)
@@ -196,11 +254,12 @@ class PINN(CollocationSolver):
         n = len(batch["residual"])
         for key, value in r.items() if isinstance(r, dict) else [("residual", r)]:
             _rows(value, n, key)
-        terms = (
-            {k: self.mean_square(v) for k, v in r.items()}
-            if isinstance(r, dict)
-            else {"residual": self.mean_square(r)}
-        )
+        if self.settings.causal is not None:
+            terms = self.causal_terms(r, batch["residual"])[0]
+        elif isinstance(r, dict):
+            terms = {k: self.mean_square(v) for k, v in r.items()}
+        else:
+            terms = {"residual": self.mean_square(r)}
         terms.update(self.dirichlet_terms(model.module, batch))
         terms.update(self.periodic_terms(model.module, batch))
         terms.update(self.boundary_terms(model, batch))
