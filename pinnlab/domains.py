@@ -365,15 +365,36 @@ def _face_blend(box: Box, data: Callable[[Tensor], Tensor], x: Tensor) -> Tensor
 
 @dataclass(frozen=True)
 class Ball(Domain):
-    """The ball {|x − center| < radius} in R^dim, centred on center·(1, …, 1)."""
+    """The ball {|x − c| < radius} in R^dim, centred on c = center·(1, …, 1), or on the point
+    ``center`` given as a sequence of dim numbers (equal entries are stored as one number)."""
 
     dim: int
     radius: float = 1.0
-    center: float = 0.0
+    center: float | tuple[float, ...] = 0.0
 
     def __post_init__(self):
         if not self.radius > 0:
             raise ParameterError(f"Ball needs radius > 0, got {self.radius}.")
+        if isinstance(self.center, list | tuple):
+            if len(self.center) != self.dim:
+                raise ParameterError(
+                    f"Ball({self.dim}): center has {len(self.center)} entries, one per axis needed."
+                )
+            c = tuple(float(v) for v in self.center)
+            object.__setattr__(self, "center", c[0] if len(set(c)) == 1 else c)
+
+    @property
+    def centers(self) -> tuple[float, ...]:
+        """The centre's coordinates."""
+        c = self.center
+        return c if isinstance(c, tuple) else (c,) * self.dim
+
+    def _c(self, like: Tensor) -> Tensor | float:
+        """The centre to broadcast against points like ``like``: a number on the diagonal,
+        else a (dim,) tensor of its dtype and device."""
+        if isinstance(self.center, tuple):
+            return torch.tensor(self.center, dtype=like.dtype, device=like.device)
+        return self.center
 
     @property
     def volume(self) -> float:
@@ -381,8 +402,8 @@ class Ball(Domain):
         return math.pi ** (d / 2) / math.gamma(d / 2 + 1) * self.radius**d
 
     def bounds(self) -> tuple[Tensor, Tensor]:
-        full = functools.partial(torch.full, (self.dim,), dtype=torch.float64)
-        return full(self.center - self.radius), full(self.center + self.radius)
+        c = torch.tensor(self.centers, dtype=torch.float64)
+        return c - self.radius, c + self.radius
 
     @property
     def surface_to_volume(self) -> float:
@@ -399,10 +420,10 @@ class Ball(Domain):
 
     def _from_cube(self, u: Tensor, generator: torch.Generator) -> Tensor:
         r = self.radius * u[:, :1] ** (1.0 / self.dim)
-        return self.center + r * _gaussian_directions(u[:, 1:])
+        return self._c(u) + r * _gaussian_directions(u[:, 1:])
 
     def _boundary_from_cube(self, u: Tensor, generator: torch.Generator) -> Tensor:
-        return self.center + self.radius * _gaussian_directions(u)
+        return self._c(u) + self.radius * _gaussian_directions(u)
 
     def sample_interior(self, n, *, generator, dtype=torch.float32, sampling="uniform"):
         return self.interior_map().sample(n, generator, dtype, sampling)
@@ -411,23 +432,24 @@ class Ball(Domain):
         return self.boundary_map().sample(n, generator, dtype, sampling)
 
     def contains(self, x: Tensor) -> Tensor:
-        return (x - self.center).norm(dim=1) <= self.radius * (1 + ON_TOLERANCE)
+        return (x - self._c(x)).norm(dim=1) <= self.radius * (1 + ON_TOLERANCE)
 
     def on_boundary(self, x: Tensor) -> Tensor:
-        r = (x - self.center).norm(dim=1)
+        r = (x - self._c(x)).norm(dim=1)
         return (r - self.radius).abs() <= 10 * ON_TOLERANCE * self.radius
 
     def normals(self, x: Tensor) -> Tensor:
-        r = x - self.center
+        r = x - self._c(x)
         return r / r.norm(dim=1, keepdim=True)
 
     def distance(self, x: Tensor) -> Tensor:
         """φ = 1 − |x − c|²/r²."""
-        return 1.0 - ((x - self.center) ** 2).sum(dim=1) / self.radius**2
+        return 1.0 - ((x - self._c(x)) ** 2).sum(dim=1) / self.radius**2
 
     def distance_jet(self, jet: Jet) -> Jet:
         """Closed form: ∇φ = −2(x − c)/r², ∇²φ = −2I/r², at n·D cost along the input axes."""
-        return (jet + (-self.center)).sum_of_squares() * (-1.0 / self.radius**2) + 1.0
+        c = self._c(jet.value)
+        return (jet + (-c)).sum_of_squares() * (-1.0 / self.radius**2) + 1.0
 
 
 @dataclass(frozen=True)
@@ -444,8 +466,11 @@ class Slit(Domain):
             self.outer.dim != 2
             or not isinstance(self.outer, Box | Ball)
             or (isinstance(self.outer, Box) and not self.outer.cube)
+            or (isinstance(self.outer, Ball) and isinstance(self.outer.center, tuple))
         ):
-            raise ParameterError(f"Slit needs a 2-d square Box or a Ball, got {self.outer}.")
+            raise ParameterError(
+                f"Slit needs a 2-d square Box or a Ball centred on the diagonal, got {self.outer}."
+            )
 
     @property
     def dim(self) -> int:  # type: ignore[override]

@@ -34,6 +34,7 @@ DOMAINS = {
     "box": pl.Box(3, -1.0, 2.0),
     "box-rectangular": RECTANGULAR,
     "spacetime-rectangular": pl.SpaceTime(pl.Box(2, low=(0.0, -1.0), high=(3.0, 1.0))),
+    "ball-off-diagonal": pl.Ball(3, radius=0.5, center=(1.0, -2.0, 0.0)),
     "ball": pl.Ball(4, radius=1.5, center=0.5),
     "spacetime-box": pl.SpaceTime(pl.Box(2), t0=0.5, t1=2.0),
     "spacetime-ball": pl.SpaceTime(pl.Ball(3), t0=0.0, t1=1.0),
@@ -51,7 +52,7 @@ def inside(domain, x, dtype) -> torch.Tensor:
         low, high = ends(domain, x)
         return ((x >= low) & (x <= high)).all(dim=1)
     if isinstance(domain, pl.Ball):
-        r = (x - domain.center).norm(dim=1)
+        r = (x - torch.tensor(domain.centers, dtype=x.dtype)).norm(dim=1)
         return r <= domain.radius * (1 + tol(dtype))
     t = x[:, 0]
     in_time = (t >= domain.t0) & (t <= domain.t1)
@@ -64,7 +65,7 @@ def on_boundary(domain, x, dtype) -> torch.Tensor:
         low, high = ends(domain, x)
         return ((x == low) | (x == high)).any(dim=1)
     if isinstance(domain, pl.Ball):
-        r = (x - domain.center).norm(dim=1)
+        r = (x - torch.tensor(domain.centers, dtype=x.dtype)).norm(dim=1)
         return (r - domain.radius).abs() <= tol(dtype) * domain.radius
     return on_boundary(domain.space, x[:, 1:], dtype)
 
@@ -305,7 +306,7 @@ def unit_coordinates(domain, x: torch.Tensor, where: str) -> torch.Tensor:
         first = start[face] + area[face] * free[:, 0]
         return torch.cat([first[:, None], free[:, 1:]], dim=1)
     if isinstance(domain, pl.Ball):
-        y = (x - domain.center) / domain.radius
+        y = (x - torch.tensor(domain.centers, dtype=x.dtype)) / domain.radius
         r = y.norm(dim=1, keepdim=True)
         u = y / r
         if domain.dim == 2:
@@ -355,6 +356,7 @@ UNIFORMITY_DOMAINS = {
     "spacetime-rectangular": pl.SpaceTime(pl.Box(2, low=(0.0, -1.0), high=(3.0, 1.0))),
     "ball2": pl.Ball(2, radius=1.5, center=0.5),
     "ball3": pl.Ball(3),
+    "ball-off-diagonal": pl.Ball(2, radius=0.5, center=(1.0, -2.0)),
     "slit-box": pl.Slit(pl.Box(2, -1.0, 1.0)),
     "slit-ball": pl.Slit(pl.Ball(2, radius=2.0, center=1.0)),
     "spacetime-box": pl.SpaceTime(pl.Box(2), t0=0.5, t1=2.0),
@@ -535,3 +537,28 @@ def test_a_pinn_trains_on_a_rectangle_with_a_condition_on_one_face():
     )
     assert math.isfinite(solution.metrics["rel_l2"])
     assert {"loss.walls", "loss.flux", "loss.bottom"} <= set(solution.history)
+
+
+def test_a_ball_centred_off_the_diagonal():
+    ball = pl.Ball(2, radius=0.5, center=(1.0, -2.0))
+    assert ball.centers == (1.0, -2.0) and pl.Ball(2, center=(3, 3)) == pl.Ball(2, center=3.0)
+    low, high = ball.bounds()
+    assert low.tolist() == [0.5, -2.5] and high.tolist() == [1.5, -1.5]
+    x = ball.sample_boundary(256, generator=gen(1), dtype=torch.float64)
+    c = torch.tensor([1.0, -2.0], dtype=torch.float64)
+    torch.testing.assert_close((x - c).norm(dim=1), torch.full((256,), 0.5, dtype=torch.float64))
+    torch.testing.assert_close(ball.normals(x), (x - c) / 0.5)
+    assert ball.on_boundary(x).all() and ball.distance(x).abs().max() < 1e-12
+    y = ball.sample_interior(256, generator=gen(2), dtype=torch.float64)
+    assert ball.contains(y).all() and not ball.contains(-y).any()
+    torch.testing.assert_close(ball.distance(y), 1 - (y - c).square().sum(dim=1) / 0.25)
+    from pinnlab.derivatives.jets import Jet
+
+    jet = ball.distance_jet(Jet.seed(y, None, None, 2))  # the hard constraints' φ
+    torch.testing.assert_close(jet.value.reshape(-1), ball.distance(y))
+    torch.testing.assert_close(jet.J.reshape(256, 2), -2 * (y - c) / 0.25)
+    torch.testing.assert_close(jet.lap.reshape(-1), torch.full((256,), -16.0, dtype=torch.float64))
+    with pytest.raises(pl.ParameterError, match="center has 3 entries"):
+        pl.Ball(2, center=(0.0, 0.0, 0.0))
+    with pytest.raises(pl.ParameterError, match="centred on the diagonal"):
+        pl.Slit(ball)

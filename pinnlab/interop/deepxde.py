@@ -228,7 +228,7 @@ def _geometry(dde, domain: Domain):
             return dde.geometry.Interval(
                 domain.center - domain.radius, domain.center + domain.radius
             )
-        return dde.geometry.Hypersphere([domain.center] * domain.dim, domain.radius)
+        return dde.geometry.Hypersphere(list(domain.centers), domain.radius)
     raise unknown_name(
         "domain for the DeepXDE bridge", type(domain).__name__, ("Ball", "Box", "SpaceTime")
     )
