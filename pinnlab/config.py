@@ -137,6 +137,11 @@ class TrainSection(Section):
     target_error: float | None = Field(None, gt=0, description="stop when the metric ≤ this")
     time_budget: float | None = Field(None, gt=0, description="stop after this many seconds")
     max_nan_restarts: int = Field(5, ge=0)
+    compile: bool = Field(
+        False,
+        description="run the solver's loss under torch.compile (fused derivative jets; PINN "
+        "steps 1.3–2.5× faster on CPU after 10–40 s of compilation; docs/training.md)",
+    )
 
 
 class RunConfig(Section):

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .config import TrainSection
-from .errors import TrainingError
+from .errors import PinnlabError, TrainingError
 from .files import atomic_write
 
 if TYPE_CHECKING:  # the solvers use fit_readout: no import of them at run time
@@ -173,6 +173,8 @@ class Trainer:
         self._interrupted = False
         #: The moving average of the weights (``train.ema``), during a first-order phase.
         self.ema: AveragedModel | None = None
+        #: The solver's loss under torch.compile (``train.compile``), made at the first step.
+        self._compiled = None
 
     # --- state -----------------------------------------------------------------------
     def _state(self, optimizer, scheduler, batch) -> dict:
@@ -212,9 +214,29 @@ class Trainer:
 
     # --- the loop --------------------------------------------------------------------
     def _loss(self, batch):
-        terms = self.solver.loss(self.model, batch)
+        terms = self._solver_loss(self.model, batch)
         total = sum(self.weights.get(k, 1.0) * v for k, v in terms.items())
         return total, terms
+
+    def _solver_loss(self, model, batch):
+        """The solver's loss terms; with ``train.compile``, through torch.compile (inductor),
+        compiled at the first step (a failure there is reported, naming the setting)."""
+        if not self.s.compile:
+            return self.solver.loss(model, batch)
+        if self._compiled is None:
+            self._compiled = torch.compile(self.solver.loss)
+        try:
+            return self._compiled(model, batch)
+        except PinnlabError:
+            raise
+        except Exception as e:
+            if "torch._dynamo" not in type(e).__module__ and "inductor" not in type(e).__module__:
+                raise
+            raise TrainingError(
+                f"train.compile: torch.compile could not compile the {self.solver.name} loss "
+                f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); train "
+                "without it (train.compile: false)."
+            ) from e
 
     def run(self, *, resume: bool = False) -> dict[str, list[float]]:
         """Train; returns the history. Raises :class:`Interrupted` on Ctrl-C."""

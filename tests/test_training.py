@@ -513,3 +513,15 @@ def test_fit_readout_is_the_least_squares_fit_of_the_output_layer():
         fit_readout(net, [(xs[0], bad)])
     with pytest.raises(pl.TrainingError, match="no samples"):
         fit_readout(net, [])
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")  # torch.compile
+def test_compiled_steps_follow_the_eager_ones_to_rounding():
+    """train.compile runs the same loss: the losses of a few Adam steps agree with eager
+    training to float32 rounding (fused operations round differently, so not bit for bit)."""
+    train = {"steps": 4, "log_every": 1, "resample_every": 2}
+    eager = pl.run(tiny_config(train=train, seed=5))
+    compiled = pl.run(tiny_config(train={**train, "compile": True}, seed=5))
+    assert compiled.config.train.compile
+    np.testing.assert_allclose(compiled.history["loss"], eager.history["loss"], rtol=1e-4)
