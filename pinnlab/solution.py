@@ -353,8 +353,8 @@ def load(path: str | os.PathLike, *, device: str = "cpu", problems_dirs=()) -> S
     problems = catalogue(problems_dirs)
     if config.problem.id not in problems:
         raise UnknownNameError(
-            f"'{path}' holds a solution of problem '{config.problem.id}', which is not in the "
-            "catalogue: pass the folder of its file or its class, "
+            f"unknown problem '{config.problem.id}': '{path}' holds a solution of it, and the "
+            "catalogue has no such problem; pass the folder of its file or its class, "
             "pinnlab.load(path, problems_dirs=[MyProblem]) (command line: --problems DIR)."
         )
     problem = problems.problem(config.problem.id, **config.problem.params())
