@@ -137,6 +137,15 @@ class TrainSection(Section):
     target_error: float | None = Field(None, gt=0, description="stop when the metric ≤ this")
     time_budget: float | None = Field(None, gt=0, description="stop after this many seconds")
     max_nan_restarts: int = Field(5, ge=0)
+    balance: Literal["none", "grad-norm"] = Field(
+        "none",
+        description="grad-norm: adapt each loss term's weight to Σ_j |∇L_j| / |∇L_k| every "
+        "balance_every first-order steps (Wang, Teng & Perdikaris 2021; docs/training.md)",
+    )
+    balance_every: int = Field(100, ge=1, description="first-order steps between re-weightings")
+    balance_decay: float = Field(
+        0.9, ge=0, lt=1, description="moving-average decay of the adapted weights"
+    )
     compile: bool = Field(
         False,
         description="run the solver's loss under torch.compile (fused derivative jets; PINN "

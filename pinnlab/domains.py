@@ -469,7 +469,8 @@ class Slit(Domain):
             or (isinstance(self.outer, Ball) and isinstance(self.outer.center, tuple))
         ):
             raise ParameterError(
-                f"Slit needs a 2-d square Box or a Ball centred on the diagonal, got {self.outer}."
+                f"Slit needs a 2-d Box or Ball (a square, or a ball centred on the diagonal), got "
+                f"{self.outer}."
             )
 
     @property

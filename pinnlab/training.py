@@ -175,6 +175,8 @@ class Trainer:
         self.ema: AveragedModel | None = None
         #: The solver's loss under torch.compile (``train.compile``), made at the first step.
         self._compiled = None
+        #: The adapted weight λ of each loss term (``train.balance``), None before the first.
+        self.balance: dict[str, float] | None = None
 
     # --- state -----------------------------------------------------------------------
     def _state(self, optimizer, scheduler, batch) -> dict:
@@ -191,6 +193,7 @@ class Trainer:
             "batch": batch,
             "history": dict(self.history),
             "ema": self.ema.state_dict() if self.ema is not None else None,
+            "balance": self.balance,
         }
 
     def save_checkpoint(self, optimizer, scheduler, batch) -> None:
@@ -214,9 +217,34 @@ class Trainer:
 
     # --- the loop --------------------------------------------------------------------
     def _loss(self, batch):
-        terms = self._solver_loss(self.model, batch)
-        total = sum(self.weights.get(k, 1.0) * v for k, v in terms.items())
+        return self._combine(self._solver_loss(self.model, batch))
+
+    def _combine(self, terms: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        """Σ_k w_k λ_k L_k: the configured weights w (``solver.weights``) times the adapted
+        ones λ (``train.balance``; 1 without it)."""
+        balance = self.balance or {}
+        total = sum(self.weights.get(k, 1.0) * balance.get(k, 1.0) * v for k, v in terms.items())
         return total, terms
+
+    def _rebalance(self, terms: dict[str, Tensor]) -> None:
+        """The grad-norm update of λ (learning-rate annealing, Wang, Teng & Perdikaris, SIAM J.
+        Sci. Comput. 43 (2021) A3055; in the form of jaxpi): with g_k = |∇_θ (w_k L_k)|,
+        λ̂_k = Σ_j g_j / g_k and λ ← β λ + (1 − β) λ̂, starting from λ = 1. Each term's
+        weighted gradient then has about the same norm. One backward pass per term."""
+        params = [p for p in self.module.parameters() if p.requires_grad]
+        norms = {}
+        for k, v in terms.items():
+            grads = torch.autograd.grad(
+                self.weights.get(k, 1.0) * v, params, retain_graph=True, allow_unused=True
+            )
+            norms[k] = torch.sqrt(sum(g.square().sum() for g in grads if g is not None))
+        target = balanced_weights(norms)
+        beta = self.s.balance_decay
+        old = self.balance or {}
+        self.balance = {k: beta * old.get(k, 1.0) + (1 - beta) * target[k] for k in terms}
+        self.history["balance_step"].append(self.step)
+        for k, w in self.balance.items():
+            self.history[f"balance.{k}"].append(w)
 
     def _solver_loss(self, model, batch):
         """The solver's loss terms; with ``train.compile``, through torch.compile (inductor),
@@ -253,6 +281,7 @@ class Trainer:
             self.samples = state.get("samples", 0)
             self.nan_restarts = state["nan_restarts"]
             self.generator.set_state(state["generator"])
+            self.balance = state.get("balance")
             self.history = defaultdict(list, {k: list(v) for k, v in state["history"].items()})
         bar = tqdm(
             total=total_steps, initial=self.step, disable=not self.progress, dynamic_ncols=True
@@ -378,7 +407,10 @@ class Trainer:
 
     def _first_order_step(self, optimizer, batch) -> dict:
         optimizer.zero_grad(set_to_none=True)
-        total, terms = self._loss(batch)
+        terms = self._solver_loss(self.model, batch)
+        if self.s.balance == "grad-norm" and self.step % self.s.balance_every == 0:
+            self._rebalance(terms)
+        total, terms = self._combine(terms)
         total.backward()
         if self.s.clip_grad is not None:
             nn.utils.clip_grad_norm_(self.module.parameters(), self.s.clip_grad)
@@ -496,3 +528,10 @@ class Trainer:
         if scheduler is not None:
             scheduler.base_lrs = [b * 0.5 for b in scheduler.base_lrs]
         self.history["nan_restart_step"].append(self.step)
+
+
+def balanced_weights(norms: dict[str, Tensor]) -> dict[str, float]:
+    """λ̂_k = Σ_j g_j / g_k from the gradient norms g (a term whose gradient vanishes keeps
+    weight 1: nothing to balance)."""
+    total = float(sum(norms.values()))
+    return {k: total / float(g) if float(g) > 0 else 1.0 for k, g in norms.items()}

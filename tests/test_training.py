@@ -525,3 +525,53 @@ def test_compiled_steps_follow_the_eager_ones_to_rounding():
     compiled = pl.run(tiny_config(train={**train, "compile": True}, seed=5))
     assert compiled.config.train.compile
     np.testing.assert_allclose(compiled.history["loss"], eager.history["loss"], rtol=1e-4)
+
+
+def test_balanced_weights_equalise_the_gradient_norms():
+    from pinnlab.training import balanced_weights
+
+    w = balanced_weights({"a": torch.tensor(1.0), "b": torch.tensor(3.0), "c": torch.tensor(0.0)})
+    assert w == {"a": 4.0, "b": 4.0 / 3.0, "c": 1.0}
+
+    from pinnlab.config import TrainSection
+    from pinnlab.networks import MLP
+    from pinnlab.solvers.pinn import PINN, PINNSettings
+
+    problem = pl.problem("poisson-sine", dim=2)
+    solver = PINN(
+        problem,
+        PINNSettings(n_interior=64, n_boundary=32, weights={"boundary": 10.0}),
+        dtype=torch.float32,
+    )
+    model = solver.bind(MLP(2, 1, width=8, depth=2, generator=torch.Generator().manual_seed(0)))
+    settings = TrainSection(steps=1, balance="grad-norm", balance_decay=0.0)
+    trainer = Trainer(solver, model, settings, generator=torch.Generator().manual_seed(0))
+    terms = solver.loss(model, solver.batch(model, torch.Generator().manual_seed(1)))
+    trainer._rebalance(terms)
+    params = list(model.module.parameters())
+
+    def norm(k):
+        w = trainer.weights.get(k, 1.0) * trainer.balance[k]
+        grads = torch.autograd.grad(w * terms[k], params, retain_graph=True, allow_unused=True)
+        return float(torch.sqrt(sum(g.square().sum() for g in grads if g is not None)))
+
+    # with β = 0 every weighted term's gradient has the norm Σ_j g_j
+    assert norm("residual") == pytest.approx(norm("boundary"), rel=1e-5)
+    assert trainer.history["balance_step"] == [0]
+
+
+def test_a_balanced_run_records_its_weights_and_resumes_bit_for_bit(monkeypatch, tmp_path):
+    train = {**TRAIN, "steps": 6, "balance": "grad-norm", "balance_every": 2}
+    cfg = tiny_config(train=train)
+    reference = pl.run(cfg)
+    assert list(reference.history["balance_step"]) == [0, 2, 4]
+    assert {"balance.residual", "balance.boundary"} <= set(reference.history)
+    assert all(w > 0 for w in reference.history["balance.boundary"])
+    out = tmp_path / "run.h5"
+    with monkeypatch.context() as m:
+        stop_at(m, 3, lambda _: signal.raise_signal(2))
+        with pytest.raises(Interrupted):
+            pl.run(cfg, out=out)
+    resumed = pl.run(cfg, out=out, resume=True)
+    assert_same_weights(reference, resumed)
+    assert_same_history(reference, resumed)
