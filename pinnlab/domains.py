@@ -185,14 +185,7 @@ class Box(Domain):
 
     def __post_init__(self):
         for name in ("low", "high"):
-            value = getattr(self, name)
-            if isinstance(value, list | tuple):
-                if len(value) != self.dim:
-                    raise ParameterError(
-                        f"Box({self.dim}): {name} has {len(value)} entries, one per axis needed."
-                    )
-                value = tuple(float(v) for v in value)
-                object.__setattr__(self, name, value[0] if len(set(value)) == 1 else value)
+            object.__setattr__(self, name, _per_axis(self, name))
         if not all(h > lo for lo, h in zip(self.lows, self.highs, strict=True)):
             raise ParameterError(f"Box needs high > low, got low={self.low}, high={self.high}.")
 
@@ -216,11 +209,10 @@ class Box(Domain):
 
     def _ends(self, like: Tensor) -> tuple[Tensor | float, Tensor | float]:
         """(low, high) to broadcast against points like ``like``: numbers for a cube, else
-        (dim,) tensors of its dtype and device."""
+        (dim,) tensors."""
         if self.cube:
             return self.low, self.high
-        kw = dict(dtype=like.dtype, device=like.device)
-        return torch.tensor(self.lows, **kw), torch.tensor(self.highs, **kw)
+        return _broadcastable(self.lows, like), _broadcastable(self.highs, like)
 
     @property
     def volume(self) -> float:
@@ -335,6 +327,29 @@ class Box(Domain):
         return functools.partial(_face_blend, self, data)
 
 
+def _per_axis(shape: Box | Ball, name: str) -> float | tuple[float, ...]:
+    """The field ``name`` of ``shape`` as one number, or as a tuple of ``shape.dim`` numbers
+    when they differ (a sequence of equal entries is stored as one number)."""
+    value = getattr(shape, name)
+    if not isinstance(value, list | tuple):
+        return value
+    if len(value) != shape.dim:
+        raise ParameterError(
+            f"{type(shape).__name__}({shape.dim}): {name} has {len(value)} entries, one per "
+            "axis needed."
+        )
+    value = tuple(float(v) for v in value)
+    return value[0] if len(set(value)) == 1 else value
+
+
+def _broadcastable(value: float | tuple[float, ...], like: Tensor) -> Tensor | float:
+    """A per-axis field against points like ``like``: the number itself, or a (dim,) tensor of
+    their dtype and device."""
+    if isinstance(value, tuple):
+        return torch.tensor(value, dtype=like.dtype, device=like.device)
+    return value
+
+
 def _nearest_ratios(psi: Tensor) -> tuple[Tensor, Tensor]:
     """(ψ_k, ψ_k/ψ) with k = argmin ψ per row and the k-th ratio set to 1 — finite, with finite
     derivatives, also on a face (ψ_k = 0) and on an edge (two zeros), where a plain ψ_k/ψ is
@@ -375,13 +390,7 @@ class Ball(Domain):
     def __post_init__(self):
         if not self.radius > 0:
             raise ParameterError(f"Ball needs radius > 0, got {self.radius}.")
-        if isinstance(self.center, list | tuple):
-            if len(self.center) != self.dim:
-                raise ParameterError(
-                    f"Ball({self.dim}): center has {len(self.center)} entries, one per axis needed."
-                )
-            c = tuple(float(v) for v in self.center)
-            object.__setattr__(self, "center", c[0] if len(set(c)) == 1 else c)
+        object.__setattr__(self, "center", _per_axis(self, "center"))
 
     @property
     def centers(self) -> tuple[float, ...]:
@@ -390,11 +399,8 @@ class Ball(Domain):
         return c if isinstance(c, tuple) else (c,) * self.dim
 
     def _c(self, like: Tensor) -> Tensor | float:
-        """The centre to broadcast against points like ``like``: a number on the diagonal,
-        else a (dim,) tensor of its dtype and device."""
-        if isinstance(self.center, tuple):
-            return torch.tensor(self.center, dtype=like.dtype, device=like.device)
-        return self.center
+        """The centre to broadcast against points like ``like``."""
+        return _broadcastable(self.center, like)
 
     @property
     def volume(self) -> float:

@@ -328,9 +328,7 @@ def solve(
     params = {}
     dirs = tuple(problems_dirs)
     if isinstance(problem, Problem):
-        if problem.id not in registry.catalogue(dirs) or (
-            registry.catalogue(dirs)[problem.id] is not type(problem)
-        ):
+        if registry.catalogue(dirs).get(problem.id) is not type(problem):  # a script's class
             dirs = (*dirs, type(problem))
         params, problem = problem.params(), problem.id
     elif not isinstance(problem, str):

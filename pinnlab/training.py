@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .config import TrainSection
-from .errors import PinnlabError, TrainingError
+from .errors import TrainingError
 from .files import atomic_write
 
 if TYPE_CHECKING:  # the solvers use fit_readout: no import of them at run time
@@ -253,13 +253,11 @@ class Trainer:
             return self.solver.loss(model, batch)
         if self._compiled is None:
             self._compiled = torch.compile(self.solver.loss)
+        from torch._dynamo.exc import TorchDynamoException
+
         try:
             return self._compiled(model, batch)
-        except PinnlabError:
-            raise
-        except Exception as e:
-            if "torch._dynamo" not in type(e).__module__ and "inductor" not in type(e).__module__:
-                raise
+        except TorchDynamoException as e:  # tracing or the backend (inductor) failed
             raise TrainingError(
                 f"train.compile: torch.compile could not compile the {self.solver.name} loss "
                 f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); train "

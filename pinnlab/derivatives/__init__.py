@@ -331,13 +331,12 @@ class Derivatives:
         ):
             return None
         lap = self._jet(2).lap
-        if self.dim == 1:
-            partials.seed(columns, lap)
-            return None
-        other = (2 * self._t + 1 - columns[0],)  # the other spatial column
-        if other * 2 not in partials:
-            return None
-        partials.seed(columns, lap - partials(other * 2))
+        if self.dim == 2:
+            other = (2 * self._t + 1 - columns[0],) * 2  # the other spatial column's diagonal
+            if other not in partials:
+                return None
+            lap = lap - partials(other)
+        partials.seed(columns, lap)
         return partials(columns)
 
     def _partial_cache(self) -> Partials:
