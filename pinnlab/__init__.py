@@ -16,6 +16,7 @@ from .errors import (
     AccuracyWarning,
     ConfigError,
     FormError,
+    IdentifiabilityWarning,
     ParameterError,
     PinnlabError,
     ShapeError,
@@ -23,6 +24,7 @@ from .errors import (
     TrainingError,
     UnknownNameError,
 )
+from .observations import Observations
 from .problem import (
     FORMS,
     Condition,
@@ -42,6 +44,7 @@ from .run import make_config, run, solve
 from .shapes import Polygon
 from .solution import Solution, load
 from .solvers import Model, NetworkSpec, Solver
+from .unknowns import Unknown, UnknownField
 from .version import __version__
 
 __all__ = [
@@ -59,10 +62,12 @@ __all__ = [
     "EnergyForm",
     "FormError",
     "HamiltonianForm",
+    "IdentifiabilityWarning",
     "Jet",
     "Model",
     "NetworkSpec",
     "Neumann",
+    "Observations",
     "ParameterError",
     "Part",
     "Periodic",
@@ -81,6 +86,8 @@ __all__ = [
     "StochasticForm",
     "StrongForm",
     "TrainingError",
+    "Unknown",
+    "UnknownField",
     "UnknownNameError",
     "__version__",
     "catalogue",

@@ -6,7 +6,7 @@ both build through here); everything it builds takes explicit arguments.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import torch
 
@@ -14,6 +14,8 @@ from . import registry
 from .config import RunConfig, validate
 from .errors import ConfigError
 from .networks import Wrapper, build_network
+from .observations import Observations
+from .observations import read as read_observations
 from .problem import Problem
 from .solvers import Model, Solver, check_form
 
@@ -25,15 +27,73 @@ def build_problem(config: RunConfig, problems_dirs: Iterable = ()) -> Problem:
     return registry.catalogue(problems_dirs).problem(config.problem.id, **config.problem.params())
 
 
-def build_solver(problem: Problem, config: RunConfig, problems_dirs: Iterable = ()) -> Solver:
+def build_solver(
+    problem: Problem,
+    config: RunConfig,
+    problems_dirs: Iterable = (),
+    *,
+    data: Sequence[Observations] | None = None,
+) -> Solver:
     """The (immutable) solver a config describes for ``problem`` (from the solver registry:
     built-in, entry points, the catalogue folders); fails at once when the problem lacks the
-    form it needs or a setting does not apply to it."""
+    form it needs or a setting does not apply to it.
+
+    ``data`` are observations fitted in place of those the problem declares (what
+    :func:`observations` reads from the config's ``data.file``, or a script's); a solver
+    that fits data has ``takes_data``, and an inverse problem (unknowns or observations in
+    its strong form) is refused by the others."""
     methods = registry.solvers(problems_dirs)
     cls = methods[config.method]
     check_form(problem, cls, methods)
     settings = validate(cls.Settings, config.solver, prefix="solver")
-    return cls(problem, settings, dtype=DTYPES[config.dtype], hard_bc=config.net.hard_bc)
+    kw = dict(dtype=DTYPES[config.dtype], hard_bc=config.net.hard_bc)
+    inverse = _inverse(problem)
+    if data is not None and not inverse:
+        raise ConfigError(
+            f"data were given, but {problem.id} declares no unknowns and no observations in "
+            "its strong form: there is nothing for them to determine (docs/inverse.md)."
+        )
+    if inverse and not getattr(cls, "takes_data", False):
+        fit = sorted(n for n, s in methods.items() if getattr(s, "takes_data", False))
+        raise ConfigError(
+            f"{problem.id} is an inverse problem ({inverse}); method '{cls.name}' learns no "
+            f"unknowns and fits no data. Methods that do: {', '.join(fit)}."
+        )
+    if inverse:
+        kw.update(data=data, holdout=config.data.holdout, resample=config.data.resample)
+    elif config.data.holdout or config.data.resample:
+        raise ConfigError(
+            f"data.holdout and data.resample act on observations; {problem.id} has none."
+        )
+    return cls(problem, settings, **kw)
+
+
+def _inverse(problem: Problem) -> str:
+    """What makes ``problem`` an inverse problem ("unknowns kappa; 200 observations"), or ""."""
+    if "strong" not in problem.forms():
+        return ""
+    form = problem.strong_form()
+    parts = []
+    if form.unknowns:
+        parts.append("unknowns " + ", ".join(u.name for u in form.unknowns))
+    if form.observations:
+        parts.append(f"{sum(len(o) for o in form.observations)} observations")
+    return "; ".join(parts)
+
+
+def observations(
+    problem: Problem, config: RunConfig, data: Observations | Sequence[Observations] | None = None
+) -> tuple[Observations, ...] | None:
+    """The observations a run fits in place of the problem's own: those of the config's
+    ``data.file`` (read against the problem's input columns), then ``data`` (a script's);
+    None when there are none."""
+    given = [data] if isinstance(data, Observations) else list(data or ())
+    for o in given:
+        if not isinstance(o, Observations):
+            raise ConfigError(f"data: each entry is a pl.Observations, got {type(o).__name__}.")
+    if config.data.file is not None:
+        given.insert(0, read_observations(config.data.file, problem.dim + problem.time_dependent))
+    return tuple(given) or None
 
 
 def build_model(

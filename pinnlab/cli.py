@@ -1,4 +1,4 @@
-"""The ``pinnlab`` command line: problems, recipes, solve, eval, info, study, report.
+"""The ``pinnlab`` command line: problems, recipes, solve, eval, info, plot, study, report.
 
 Errors print as one line (``error: ...``) and exit with status 2; ``--debug`` shows the
 traceback instead.
@@ -16,19 +16,28 @@ from .files import atomic_write
 
 
 def _cmd_problems(args) -> int:
+    from .recipes import recipes
     from .registry import catalogue, describe
 
-    entries = [describe(cls) for cls in catalogue(args.problems).values()]
+    problems = catalogue(args.problems)
+    chosen = [problems[args.problem]] if args.problem else problems.values()
+    entries = [{**describe(cls), "recipes": [r.name for r in recipes(cls.id)]} for cls in chosen]
     if args.json:
         print(json.dumps(entries, indent=2, default=str))
         return 0
     for e in entries:
         params = ", ".join(f"{k}={v!r}" for k, v in e["parameters"].items())
-        print(f"{e['id']}\n  {e['summary']}")
+        print(f"{e['id']}")
+        if args.problem:  # one problem in full
+            print("\n".join(f"  {line}".rstrip() for line in e["doc"].splitlines()))
+            print()
+        else:
+            print(f"  {e['summary']}")
         print(f"  parameters: {params}")
         print(
             f"  dimensions: {e['dimensions']}   forms: {', '.join(e['forms'])}   truth: {e['truth']}"
         )
+        print(f"  recipes: {', '.join(e['recipes']) or 'none (defaults)'}")
     return 0
 
 
@@ -120,11 +129,17 @@ def _cmd_solve(args) -> int:
     if args.seed is not None:
         sets.append(f"seed={args.seed}")
     chosen = _named_recipe(args)
+    data = {}
+    if args.data is not None:
+        data["file"] = str(Path(args.data).resolve())
+    if args.holdout is not None:
+        data["holdout"] = args.holdout
     config = make_config(
         args.problem,
         method=args.method,
         config=chosen.path if chosen else args.config,
         params=params,
+        overrides={"data": data} if data else None,
         sets=sets,
         problems_dirs=args.problems,
     )
@@ -143,6 +158,9 @@ def _cmd_solve(args) -> int:
         or Path("runs")
         / f"{config.problem.id}-d{config.problem.params().get('dim', 'x')}-{config.method}.h5"
     )
+    _check_out(Path(out), args)
+    if args.ensemble is not None:
+        return _ensemble(args, config, Path(out))
     print(f"solving {config.problem.id} {config.problem.params()} with {config.method} -> {out}")
     solution = run(
         config, out=out, resume=args.resume, progress=not args.quiet, problems_dirs=args.problems
@@ -162,18 +180,59 @@ def _cmd_solve(args) -> int:
     return 0
 
 
+def _check_out(out: Path, args) -> None:
+    """Refuse to overwrite a solution without --force, and to start over beside a checkpoint
+    of the run without --resume (or --force)."""
+    checkpoint = Path(f"{out}.ckpt")
+    if args.force or args.resume:
+        return
+    if checkpoint.exists():
+        raise PinnlabError(
+            f"a checkpoint of a run with --out {out} exists ({checkpoint}): continue it with "
+            "--resume, or pass --force to start over (the checkpoint is then replaced)."
+        )
+    if out.exists():
+        raise PinnlabError(
+            f"'{out}' exists: pass --force to overwrite it, or choose another --out."
+        )
+
+
+def _ensemble(args, config, out: Path) -> int:
+    """``solve --ensemble N``: N members in parallel; member 0 is written to ``out``, every
+    member and summary.json to ``<out>-ensemble/``; each scalar unknown printed with its
+    error bar."""
+    import shutil
+
+    from .studies.ensemble import ensemble
+
+    folder = out.with_name(out.stem + "-ensemble")
+    print(
+        f"solving {config.problem.id} {config.problem.params()} with {config.method}: an "
+        f"ensemble of {args.ensemble} -> {folder}/"
+    )
+    estimates = ensemble(
+        config,
+        args.ensemble,
+        out_dir=folder,
+        workers=args.workers,
+        problems_dirs=args.problems,
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(folder / "member-0.h5", out)
+    print(f"done: member 0 written to {out}; estimate ± spread of {args.ensemble} members, 95 %:")
+    for e in estimates.values():
+        truth = "" if e.exact is None else f"; true {e.exact:.6g}, covered: {e.covers}"
+        print(f"  {e.name:<16s} {e.value:.6g} ± {e.std:.2g}  [{e.low:.6g}, {e.high:.6g}]{truth}")
+    return 0
+
+
 def _cmd_eval(args) -> int:
     import numpy as np
 
     from .solution import load
 
     solution = load(args.solution, problems_dirs=args.problems)
-    try:
-        points = np.load(args.points, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise PinnlabError(
-            f"cannot read points from '{args.points}' (a .npy array of shape (n, dim)): {e}"
-        ) from None
+    points = _read_points(Path(args.points))
     if points.ndim == 1 and solution.in_dim == 1:
         points = points[:, None]
     if points.ndim != 2:
@@ -181,11 +240,47 @@ def _cmd_eval(args) -> int:
             f"points in '{args.points}' must be a 2-d array (n, {solution.in_dim}); got shape {points.shape}."
         )
     values = solution.grad(points) if args.grad else solution(points)
+    if args.out is None:  # to standard output, one row per point
+        np.savetxt(sys.stdout, values.reshape(len(values), -1), fmt="%.9g")
+        return 0
     out = Path(args.out)
     with atomic_write(out, suffix=".npy") as tmp:
         np.save(tmp, values)
     print(f"wrote {'gradients' if args.grad else 'values'} of shape {values.shape} to {out}")
     return 0
+
+
+def _read_points(path: Path):
+    """Points from a .npy array, or a .txt/.csv/.dat table (comma-, semicolon- or white-space-
+    separated; '#' comments and a header line are skipped)."""
+    import numpy as np
+
+    if not path.exists():
+        raise PinnlabError(f"points file '{path}' does not exist.")
+    if path.suffix.lower() in (".txt", ".csv", ".dat"):
+        text = path.read_text()
+        lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+        sep = next((s for s in (",", ";") if lines and s in lines[0]), None)
+        rows = []
+        for i, line in enumerate(lines):
+            try:
+                rows.append([float(v) for v in line.split(sep)])
+            except ValueError:
+                if i == 0:
+                    continue  # a header
+                raise ShapeError(f"points file '{path}': not a row of numbers: {line!r}.") from None
+        if not rows or len({len(r) for r in rows}) != 1:
+            raise ShapeError(
+                f"points file '{path}' needs rows of the same number of columns (n, dim)."
+            )
+        return np.asarray(rows)
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise PinnlabError(
+            f"cannot read points from '{path}': a .npy array of shape (n, dim), or a "
+            f".txt/.csv table with one point per row, is expected ({e})."
+        ) from None
 
 
 def _cmd_info(args) -> int:
@@ -198,6 +293,7 @@ def _cmd_info(args) -> int:
         "environment": solution.environment,
         "metrics": solution.metrics,
         "history": {k: len(v) for k, v in solution.history.items()},
+        "unknowns": _unknowns(solution),
     }
     if args.json:
         print(json.dumps(info, indent=2, default=str))
@@ -211,7 +307,38 @@ def _cmd_info(args) -> int:
     print("  config: " + json.dumps(solution.config.model_dump(exclude={"problem"})))
     print("  metrics:")
     _print_metrics(solution.metrics)
+    if info["unknowns"]:
+        print("  unknowns:")
+        for name, u in info["unknowns"].items():
+            value = u["value"]
+            shown = f"{value:.6g}" if isinstance(value, float) else str(value)
+            error = f"  (error {u['error']:.3g})" if "error" in u else ""
+            print(f"    {name:<20s} {shown}{error}")
     return 0
+
+
+def _unknowns(solution) -> dict:
+    """Each identified unknown: its value (a field: "field"), its error where the truth is
+    known, and its history over the evaluations."""
+    import numpy as np
+
+    out = {}
+    metrics = solution.metrics
+    for name, value in solution.unknowns.items():
+        entry = {"value": "field" if callable(value) else value}
+        if isinstance(value, np.ndarray):
+            entry["value"] = value.tolist()
+        if f"{name}_error" in metrics:
+            entry["error"] = metrics[f"{name}_error"]
+        series = {
+            k: solution.history[k].tolist()
+            for k in solution.history
+            if k == f"unknown.{name}" or k.startswith(f"unknown.{name}.")
+        }
+        if series:
+            entry["history"] = series
+        out[name] = entry
+    return out
 
 
 def _cmd_study(args) -> int:
@@ -240,6 +367,25 @@ def _cmd_study(args) -> int:
     )
     for row in df[df["status"] == "failed"].itertuples():
         print(f"  failed {row.id} (seed {row.seed}): {row.error}")
+    return 0
+
+
+def _cmd_plot(args) -> int:
+    from .plot import default_out, plot
+    from .solution import load
+
+    solution = load(args.solution, problems_dirs=args.problems)
+    out = Path(args.out) if args.out else default_out(args.solution, args.what)
+    plot(
+        solution,
+        args.what,
+        out=out,
+        slice=args.slice,
+        at=args.at,
+        points=args.points,
+        dpi=args.dpi,
+    )
+    print(f"wrote {out}")
     return 0
 
 
@@ -273,6 +419,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     q = sub.add_parser("problems", parents=[common], help="list the catalogue")
+    q.add_argument("problem", nargs="?", help="show this problem in full")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_cmd_problems)
 
@@ -300,10 +447,32 @@ def parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a config key, e.g. train.steps=200",
     )
+    s.add_argument(
+        "--data",
+        metavar="FILE",
+        help="observations of an inverse problem (.npz, .h5, .csv; docs/inverse.md), "
+        "fitted in place of the problem's own",
+    )
+    s.add_argument(
+        "--holdout",
+        type=float,
+        metavar="FRACTION",
+        help="hold this fraction of the observations out; the history records their misfit",
+    )
+    s.add_argument(
+        "--ensemble",
+        type=int,
+        metavar="N",
+        help="train N runs (seeds and resampled data) and report each unknown's spread",
+    )
+    s.add_argument("--workers", type=int, help="--ensemble: runs at once (default: CPU count)")
     s.add_argument("--device", default=None, help="auto (default), cpu, cuda or cuda:N")
     s.add_argument("--seed", type=int)
     s.add_argument("--out", help="solution file (default runs/<problem>-d<dim>-<method>.h5)")
     s.add_argument("--resume", action="store_true", help="continue from <out>.ckpt")
+    s.add_argument(
+        "--force", action="store_true", help="overwrite an existing --out (and its checkpoint)"
+    )
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_solve)
 
@@ -319,8 +488,11 @@ def parser() -> argparse.ArgumentParser:
         "eval", parents=[common], help="evaluate a solution on points from a .npy file"
     )
     e.add_argument("solution", help="solution .h5")
-    e.add_argument("points", help=".npy array (n, dim); time-dependent problems: t in column 0")
-    e.add_argument("--out", required=True, help="output .npy")
+    e.add_argument(
+        "points",
+        help=".npy array or .txt/.csv table (n, dim); time-dependent problems: t in column 0",
+    )
+    e.add_argument("--out", help="output .npy (default: the values as text on standard output)")
     e.add_argument("--grad", action="store_true", help="write the spatial gradient instead")
     e.set_defaults(func=_cmd_eval)
 
@@ -330,6 +502,33 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("solution")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=_cmd_info)
+
+    pl_ = sub.add_parser(
+        "plot", parents=[common], help="draw a solution, its error, residual, history or unknowns"
+    )
+    pl_.add_argument("solution", help="solution .h5")
+    pl_.add_argument("--out", help="figure file (default: <solution>-<what>.png beside it)")
+    pl_.add_argument(
+        "--what",
+        default="solution",
+        choices=("solution", "error", "residual", "history", "unknowns"),
+        help="what to draw (default: solution)",
+    )
+    pl_.add_argument(
+        "--slice",
+        metavar="A,B",
+        help="the two input columns of a heat map (default: the first two; t is column 0)",
+    )
+    pl_.add_argument(
+        "--at",
+        metavar="t=VALUE",
+        help="time(s) of a space-time problem, e.g. t=0.5 or t=0.25,0.5,0.75",
+    )
+    pl_.add_argument(
+        "--points", type=int, metavar="N", help="grid points per axis (default 200; lines 1000)"
+    )
+    pl_.add_argument("--dpi", type=int, default=100, help="resolution of the file (default 100)")
+    pl_.set_defaults(func=_cmd_plot)
 
     st = sub.add_parser(
         "study", parents=[common], help="run a study: a grid of runs over configs and seeds"

@@ -146,10 +146,35 @@ class TrainSection(Section):
     balance_decay: float = Field(
         0.9, ge=0, lt=1, description="moving-average decay of the adapted weights"
     )
+    log: Literal["none", "tensorboard"] = Field(
+        "none",
+        description="tensorboard: every loss term, the lr, the error and the unknowns in a "
+        "TensorBoard log (train.log_dir; docs/training.md)",
+    )
+    log_dir: str | None = Field(
+        None, description="the TensorBoard folder (default: <out>.tb, else runs/tensorboard/<run>)"
+    )
     compile: bool = Field(
         False,
         description="run the solver's loss under torch.compile (fused derivative jets; PINN "
         "steps 1.3–2.5× faster on CPU after 10–40 s of compilation; docs/training.md)",
+    )
+
+
+class DataSection(Section):
+    file: str | None = Field(
+        None,
+        description="observations (.npz, .h5 or .csv; layouts in docs/inverse.md) fitted in "
+        "place of those the problem declares",
+    )
+    holdout: float = Field(
+        0.0, ge=0, lt=1, description="fraction of the observations held out for validation"
+    )
+    resample: int = Field(
+        0,
+        ge=0,
+        description="k ≥ 1: fit replicate k of the observations (y + noise_std·ξ, or rows drawn "
+        "with replacement where the noise is unknown): an ensemble member (docs/inverse.md)",
     )
 
 
@@ -159,6 +184,7 @@ class RunConfig(Section):
     solver: dict[str, Any] = Field(default_factory=dict, description="the solver's own settings")
     net: NetSection = Field(default_factory=NetSection)
     train: TrainSection = Field(default_factory=TrainSection)
+    data: DataSection = Field(default_factory=DataSection)
     metric: str = Field("auto", description="the error the run tracks; auto: see metrics.py")
     seed: int = Field(0, ge=0)
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")

@@ -571,6 +571,10 @@ class SpaceTime(Domain):
     def volume(self) -> float:
         return (self.t1 - self.t0) * self.space.volume
 
+    def contains(self, x: Tensor) -> Tensor:
+        t = x[:, 0]
+        return (t >= self.t0) & (t <= self.t1) & self.space.contains(x[:, 1:])
+
     def _times(self, u: Tensor, generator: torch.Generator) -> Tensor:
         """t = t0 + (t1 − t0)·u on [0, 1)."""
         return self.t0 + (self.t1 - self.t0) * u

@@ -29,6 +29,11 @@ class AccuracyWarning(UserWarning):
     """A run ended without having learnt what it was asked to (e.g. worse than a constant)."""
 
 
+class IdentifiabilityWarning(UserWarning):
+    """An inverse problem's unknowns that its data or its equation cannot determine (an
+    unknown no residual reads, unknowns without observations)."""
+
+
 class FormError(PinnlabError, TypeError):
     """A solver was given a problem that lacks the form it needs."""
 

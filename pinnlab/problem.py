@@ -19,9 +19,10 @@ A problem also offers its truth where one exists: ``exact(x)`` (closed form) or 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -192,15 +193,37 @@ class StrongForm:
 
     ``residual`` takes a :class:`pinnlab.Derivatives` and returns the residual at its points,
     (n,) or (n, k), or a dict of named residuals. ``outputs`` is the number of output channels.
+
+    An inverse problem (docs/inverse.md) declares ``unknowns`` (:class:`pinnlab.Unknown`,
+    :class:`pinnlab.UnknownField`), which the residual reads as ``d.unknown(name)``, and the
+    ``observations`` (:class:`pinnlab.Observations`) that determine them; data given to a run
+    (``--data``, ``solve(..., data=...)``) take the place of the declared observations.
     """
 
     domain: Domain
     residual: Callable[[Any], Tensor | Mapping[str, Tensor]]
     conditions: Mapping[str, Any] = field(default_factory=dict)
     outputs: int = 1
+    unknowns: Sequence[Any] = ()
+    observations: Sequence[Any] = ()
 
     def __post_init__(self):
+        from .observations import Observations
+        from .unknowns import check_unknowns
+
         _check_conditions(self.conditions, self.domain)
+        object.__setattr__(self, "unknowns", check_unknowns(self.unknowns))
+        observations = (
+            (self.observations,)
+            if isinstance(self.observations, Observations)
+            else tuple(self.observations)
+        )
+        for o in observations:
+            if not isinstance(o, Observations):
+                raise ParameterError(
+                    f"observations: each entry is a pl.Observations, got {type(o).__name__}."
+                )
+        object.__setattr__(self, "observations", observations)
 
 
 @dataclass(frozen=True)
@@ -461,6 +484,7 @@ class Problem:
         defined (e.g. negative asset prices); any point by default."""
 
     def __post_init__(self):
+        type(self).check_declaration()
         self.require(
             isinstance(self.dim, int) and self.dim >= 1,
             f"dim must be an integer ≥ 1, got {self.dim!r}",
@@ -477,6 +501,28 @@ class Problem:
 
     # --- introspection ---------------------------------------------------------------
     @classmethod
+    def check_declaration(cls) -> None:
+        """Refuse a subclass whose annotated parameters are not dataclass fields: one
+        defined without ``@dataclass(frozen=True)``, whose new fields would otherwise be
+        left out of its parameters without a word."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        for klass in cls.__mro__:
+            if klass is Problem or not issubclass(klass, Problem):
+                continue
+            annotated = inspect.get_annotations(klass)
+            missing = [
+                name
+                for name, hint in annotated.items()
+                if name not in fields and "ClassVar" not in str(hint)
+            ]
+            if missing:
+                raise ParameterError(
+                    f"{klass.__name__} (id '{getattr(klass, 'id', '')}') declares "
+                    f"{', '.join(missing)} but is not a dataclass: put @dataclass(frozen=True) "
+                    "on the class, so that its fields become its parameters."
+                )
+
+    @classmethod
     def forms(cls) -> tuple[str, ...]:
         """Names of the forms this problem offers."""
         return tuple(name for name, method in FORMS.items() if hasattr(cls, method))
@@ -484,6 +530,7 @@ class Problem:
     @classmethod
     def parameters(cls) -> dict[str, Any]:
         """Parameter name -> default value."""
+        cls.check_declaration()
         return {f.name: f.default for f in dataclasses.fields(cls) if f.init}
 
     @classmethod

@@ -52,6 +52,11 @@ class Declaration(Section):
         "high null: no upper end"
     )
     description: str = ""
+    select: bool = Field(
+        True,
+        description="false: a variant (other problem parameters) that --dim never selects; "
+        "named with --recipe only",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> Declaration:
@@ -71,6 +76,8 @@ class Recipe:
     dim: int | None  #: its own ``problem.dim`` (None: it leaves the problem's default)
     dims: tuple[int, int | None]  #: the dimensions it serves, both inclusive (None: no end)
     description: str = ""
+    #: False for a variant that ``--dim`` never selects (named with ``--recipe`` only).
+    select: bool = True
 
     def serves(self, dim: int) -> bool:
         low, high = self.dims
@@ -102,7 +109,9 @@ class Recipe:
 
     @property
     def command(self) -> str:
-        """The ``pinnlab solve`` command that selects this recipe."""
+        """The ``pinnlab solve`` command that selects this recipe (a variant: by name)."""
+        if not self.select:
+            return f"pinnlab solve --recipe {self.name}"
         method = "" if self.method == "pinn" else f" --method {self.method}"
         dim = "" if self.dim is None else f" --dim {self.dim}"
         return f"pinnlab solve {self.problem}{dim}{method}"
@@ -179,11 +188,12 @@ def _read(path: Path) -> Recipe:
     problem = data.get("problem") or {}
     dim = problem.get("dim")
     declared = declaration(path)
+    select = True
     if declared is None:  # an undeclared file serves its own dimension only
         dims = (dim, dim) if isinstance(dim, int) else (1, 1)
         description = ""
     else:
-        dims, description = declared.dims, declared.description
+        dims, description, select = declared.dims, declared.description, declared.select
     return Recipe(
         name=path.stem,
         path=path,
@@ -192,6 +202,7 @@ def _read(path: Path) -> Recipe:
         dim=dim if isinstance(dim, int) else None,
         dims=tuple(dims),
         description=description,
+        select=select,
     )
 
 
@@ -247,7 +258,7 @@ def select(problem: str, method: str = "pinn", dim: int | str | None = None) -> 
 def selection(problem: str, method: str = "pinn", dim: int | str | None = None) -> Selection:
     """:func:`select`'s choice with what it was chosen among (:meth:`Selection.message` is the
     line ``pinnlab solve`` prints; :attr:`Selection.nearest` says no range held ``dim``)."""
-    candidates = recipes(problem, method)
+    candidates = tuple(r for r in recipes(problem, method) if r.select)
     others = tuple(r for r in recipes(problem) if r.method != method)
     asked = _as_dim(dim)
     chosen = None

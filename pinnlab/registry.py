@@ -26,6 +26,7 @@ import hashlib
 import importlib.util
 import inspect
 import os
+import re
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -278,7 +279,9 @@ def problem(problem_id: str, **params: Any) -> Problem:
 
 
 def describe(entry: type[Problem]) -> dict[str, Any]:
-    """What ``pinnlab problems`` shows of one entry."""
+    """What ``pinnlab problems`` shows of one entry: its parameters, dimensions, forms and
+    truth, the first sentence of its docstring (``summary``) and the whole docstring
+    (``doc``)."""
     doc = inspect.getdoc(entry) or ""
     return {
         "id": entry.id,
@@ -286,5 +289,18 @@ def describe(entry: type[Problem]) -> dict[str, Any]:
         "dimensions": entry.dims,
         "forms": list(entry.forms()),
         "truth": entry.truth,
-        "summary": doc.splitlines()[0] if doc else "",
+        "summary": first_sentence(doc),
+        "doc": doc,
     }
+
+
+def first_sentence(doc: str) -> str:
+    """The first sentence of a docstring's first paragraph (with the next one where it ends in
+    ':', an equation), its lines joined: up to the first '.' followed by a space and a
+    capital letter (or the end of the paragraph)."""
+    paragraphs = doc.split("\n\n")
+    paragraph = " ".join(paragraphs[0].split())
+    if paragraph.endswith(":") and len(paragraphs) > 1:  # it introduces an equation
+        paragraph += " " + " ".join(paragraphs[1].split())
+    match = re.search(r"\.\s(?=[A-Z(])", paragraph)
+    return paragraph[: match.start() + 1] if match else paragraph.rstrip(" ,;")

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from . import registry
-from .build import build_model, build_problem, build_solver, wrappers
+from .build import build_model, build_problem, build_solver, observations, wrappers
 from .config import ProblemSection, RunConfig, merge, overlay, read_yaml, validate
 from .errors import (
     AccuracyWarning,
@@ -34,6 +34,7 @@ from .errors import (
 from .memory import reuse_freed_memory
 from .metrics import METRICS, default_metric
 from .networks import INITS
+from .observations import Observations
 from .problem import Problem
 from .solution import Solution
 from .solvers import check_form
@@ -98,12 +99,6 @@ def make_config(
     data = merge(data, {"problem": {"id": problem_id}, "method": method})
     cfg = validate(RunConfig, merge(data, layers))
     solver_cls = registry.solvers(problems_dirs)[cfg.method]
-    extra = (
-        *registry.catalogue(problems_dirs)[cfg.problem.id].extra_metric_names,
-        *registry.metrics(problems_dirs),
-    )
-    if cfg.metric not in METRICS and cfg.metric not in extra:
-        raise unknown_name("metric", cfg.metric, (*METRICS, *extra))
     # The form first: settings of a method that cannot solve the problem are beside the point.
     check_form(
         registry.catalogue(problems_dirs)[cfg.problem.id],
@@ -117,7 +112,15 @@ def make_config(
         raise unknown_name("initialisation (net.init)", cfg.net.init, INITS)
     wrap = {w.name: w.model_dump() for w in wrappers(cfg, problems_dirs)}
     problem = build_problem(cfg, problems_dirs)
-    build_solver(problem, cfg, problems_dirs)  # checks the form and the settings against it
+    extra = (
+        *problem.extra_metric_names,
+        *registry.metrics(problems_dirs),
+        *unknown_metrics(problem),
+    )
+    if cfg.metric not in METRICS and cfg.metric not in extra:
+        raise unknown_name("metric", cfg.metric, (*METRICS, *extra))
+    # Checks the form, the settings and the data file against the problem.
+    build_solver(problem, cfg, problems_dirs, data=observations(problem, cfg))
     # Record every value, defaults included, so the config alone rebuilds the run later.
     return cfg.model_copy(
         update={
@@ -128,13 +131,24 @@ def make_config(
     )
 
 
-def fingerprint(config: RunConfig, problems_dirs: Iterable = ()) -> str:
-    """A hash of everything that determines a run's result.
+def unknown_metrics(problem: Problem) -> tuple[str, ...]:
+    """The ``<name>_error`` metrics of the unknowns whose truth ``problem``'s strong form states."""
+    if "strong" not in problem.forms():
+        return ()
+    return tuple(f"{u.name}_error" for u in problem.strong_form().unknowns if u.exact is not None)
+
+
+def fingerprint(
+    config: RunConfig, problems_dirs: Iterable = (), data: Iterable[Observations] | None = None
+) -> str:
+    """A hash of everything that determines a run's result: the config and the observations
+    a script passed (``data``; a data file enters through its path in the config).
 
     Only values that differ from their defaults enter it (the problem's parameters always do),
     so a setting added in a later version, whose default keeps the old behaviour, leaves the
     ids of existing runs unchanged: a study resumed after an upgrade keeps its finished runs.
     """
+    given = data
     data = config.model_dump(
         exclude_defaults=True, exclude={"train": {"time_budget", "checkpoint_every"}}
     )
@@ -143,7 +157,10 @@ def fingerprint(config: RunConfig, problems_dirs: Iterable = ()) -> str:
         k: v for k, v in config.solver.items() if k not in defaults or v != defaults[k]
     }
     data.update(problem=config.problem.model_dump(), method=config.method)
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode())
+    for o in given or ():
+        digest.update(o.points.numpy().tobytes() + o.values.numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def environment(device: torch.device, seed: int) -> dict[str, Any]:
@@ -200,16 +217,19 @@ def run(
     resume: bool = False,
     progress: bool = False,
     problems_dirs: Iterable = (),
+    data: Observations | Iterable[Observations] | None = None,
 ) -> Solution:
     """Train the run ``config`` describes and return its Solution (saved to ``out`` if given).
 
     With ``out``, checkpoints go to ``<out>.ckpt`` every ``train.checkpoint_every`` steps and
-    on Ctrl-C; ``resume=True`` continues from there.
+    on Ctrl-C; ``resume=True`` continues from there. ``data``: observations fitted in place of
+    those the problem declares (after those of the config's ``data.file``; docs/inverse.md).
     """
     reuse_freed_memory()
     device = resolve_device(config.device)
     problem = build_problem(config, problems_dirs)
-    solver = build_solver(problem, config, problems_dirs)
+    given = observations(problem, config, data)
+    solver = build_solver(problem, config, problems_dirs, data=given)
     model = build_model(problem, config, device=device, solver=solver, problems_dirs=problems_dirs)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     solution = Solution(
@@ -249,8 +269,9 @@ def run(
         generator=generator,
         evaluate=evaluate if has_truth else None,
         checkpoint=checkpoint,
-        fingerprint=fingerprint(config, problems_dirs),
+        fingerprint=fingerprint(config, problems_dirs, None if data is None else given),
         progress=progress,
+        log_dir=Path(f"{out}.tb") if out is not None else None,
     )
     history = trainer.run(resume=resume)
     if trainer.nan_restarts and not history.get("loss"):
@@ -307,6 +328,7 @@ def solve(
     resume: bool = False,
     progress: bool = False,
     problems_dirs: Iterable = (),
+    data: Observations | Iterable[Observations] | None = None,
     **overrides: Any,
 ) -> Solution:
     """Solve a problem: ``pinnlab.solve("poisson-sine", dim=20, train={"steps": 500})``.
@@ -316,7 +338,8 @@ def solve(
     but ``out``, ``resume``, ``progress`` and ``problems_dirs``). Keyword arguments that are
     parameters of the problem set them; the others are config sections (``net``, ``train``,
     ``solver``, ``seed``, ``device``, ``dtype``, ``metric``), merged over the shipped recipe
-    (or over ``config``).
+    (or over ``config``). ``data``: observations of an inverse problem, fitted in place of
+    those it declares (docs/inverse.md).
     """
     if isinstance(problem, RunConfig):
         if config is not None or overrides or method != "pinn":
@@ -324,7 +347,14 @@ def solve(
                 "solve(RunConfig) takes the config as it is: pass no config, method or "
                 "overrides beside it (or pass the config as config=...)."
             )
-        return run(problem, out=out, resume=resume, progress=progress, problems_dirs=problems_dirs)
+        return run(
+            problem,
+            out=out,
+            resume=resume,
+            progress=progress,
+            problems_dirs=problems_dirs,
+            data=data,
+        )
     params = {}
     dirs = tuple(problems_dirs)
     if isinstance(problem, Problem):
@@ -350,4 +380,4 @@ def solve(
     cfg = make_config(
         problem, method=method, config=config, params=params, overrides=rest, problems_dirs=dirs
     )
-    return run(cfg, out=out, resume=resume, progress=progress, problems_dirs=dirs)
+    return run(cfg, out=out, resume=resume, progress=progress, problems_dirs=dirs, data=data)

@@ -6,6 +6,7 @@ File layout (format ``pinnlab-solution``, version 1; no pickled objects anywhere
     /                attrs: config, environment, metrics  (JSON strings)
     /weights/<name>  one dataset per entry of the model's state_dict
     /history/<key>   one dataset per training history series
+    /                attrs: unknowns (JSON: the identified numbers of an inverse problem)
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from torch import Tensor, nn
 from .build import build_model, build_solver
 from .config import RunConfig
 from .derivatives import Derivatives
-from .errors import ShapeError, SolutionFileError, UnknownNameError
+from .errors import IdentifiabilityWarning, ShapeError, SolutionFileError, UnknownNameError
 from .files import atomic_write
 from .metrics import (
     Metric,
@@ -40,6 +41,7 @@ from .metrics import (
 )
 from .problem import ExactSolution, Problem, Reference, ReferenceSolution
 from .solvers import Solver
+from .unknowns import unknowns_of
 
 FORMAT = "pinnlab-solution"
 FORMAT_VERSION = 1
@@ -110,8 +112,29 @@ class Solution:
                 f"points for {self.problem} must have shape (n, {self.in_dim}) ({layout}); got {shape}."
             )
 
+    def _points(self, x):
+        """Points as an array (n, D): a tensor or array as it is; a list of rows, one row (a
+        list of D numbers) or, for one input column, a number or a list of numbers, as an
+        array; anything else a clear error."""
+        if isinstance(x, Tensor | np.ndarray):
+            return x
+        try:
+            a = np.asarray(x, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ShapeError(
+                f"points must be an array, a tensor or a list of rows of {self.in_dim} numbers; "
+                f"got {type(x).__name__}."
+            ) from None
+        if a.ndim == 0 or (a.ndim == 1 and self.in_dim == 1):
+            return a.reshape(-1, 1)
+        if a.ndim == 1 and len(a) == self.in_dim:  # one point
+            return a[None]
+        return a
+
     def _apply(self, fn, x):
-        """Run ``fn`` on chunks of x; numpy in -> numpy out, torch in -> torch out."""
+        """Run ``fn`` on chunks of x; numpy in -> numpy out, torch in -> torch out (a list
+        or a number in -> numpy out)."""
+        x = self._points(x)
         self._check(x)
         space = x[:, int(self.time_dependent) :]  # e.g. asset prices must be positive
         self.problem.check_points(space if isinstance(x, Tensor) else torch.from_numpy(space))
@@ -139,6 +162,32 @@ class Solution:
 
     def _grad(self, x: Tensor) -> Tensor:
         return Derivatives(self.model, x, method="reverse", time_dependent=self.time_dependent).grad
+
+    # --- unknowns of an inverse problem -------------------------------------------------
+    @property
+    def unknowns(self) -> dict[str, Any]:
+        """The identified unknowns (docs/inverse.md): a float for a number, an array for a
+        vector, and for a field a callable like :meth:`unknown` returns; {} for a forward
+        problem."""
+        found = unknowns_of(self.model)
+        if found is None:
+            return {}
+        return {name: self.unknown(name) for name in found.declared}
+
+    def unknown(self, name: str):
+        """The unknown ``name``: its value (a float, or an array for a vector), or for an
+        :class:`~pinnlab.UnknownField` a callable κ(x) on space points (n, d) — numpy in, numpy
+        out; torch in, torch out — evaluated like the solution."""
+        found = unknowns_of(self.model)
+        if found is None:
+            raise UnknownNameError(
+                f"unknown '{name}': {self.problem.id} is a forward problem with no unknowns."
+            )
+        found.declaration(name)  # an unknown name: the error lists the declared ones
+        if name in found.fields:
+            return FieldValues(found.fields[name], self.problem, name)
+        value = found.value(name).detach().double().cpu().numpy()
+        return float(value) if value.ndim == 0 else value
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -273,6 +322,9 @@ class Solution:
             f.attrs["config"] = self.config.model_dump_json()
             f.attrs["environment"] = json.dumps(self.environment)
             f.attrs["metrics"] = json.dumps(self.metrics)
+            f.attrs["unknowns"] = json.dumps(
+                {k: _jsonable(v) for k, v in self.unknowns.items() if not callable(v)}
+            )
             weights = f.create_group("weights")
             for name, tensor in self.model.state_dict().items():
                 weights.create_dataset(name, data=tensor.detach().cpu().numpy())
@@ -281,8 +333,48 @@ class Solution:
                 history.create_dataset(key, data=np.asarray(values))
         return path
 
+    def plot(self, what: str = "solution", *, out=None, slice=None, at=None, points=None):
+        """A matplotlib Figure (Agg, no window) of the solution, its error, its residual, the
+        training history or the unknowns (docs/plots.md; :func:`pinnlab.plot.plot`): what is
+        one of ``pinnlab.plot.KINDS``; ``slice`` the two input columns of a heat map ("0,1");
+        ``at`` the time(s) of a space-time problem ("t=0.5"); ``points`` grid points per axis.
+        With ``out`` the figure is also written there (PNG unless the suffix says otherwise)."""
+        from .plot import plot
+
+        return plot(self, what, out=out, slice=slice, at=at, points=points)
+
     def __repr__(self) -> str:
         return f"Solution({self.problem}, method={self.config.method!r})"
+
+
+def _jsonable(value):
+    return value.tolist() if isinstance(value, np.ndarray) else value
+
+
+class FieldValues:
+    """An unknown field κ(x) of a solution, on points of space (n, d): numpy in, numpy out;
+    torch in, torch out; (n,) for one component, (n, k) for k."""
+
+    def __init__(self, net: nn.Module, problem: Problem, name: str):
+        self.net, self.problem, self.name = net, problem, name
+
+    def __call__(self, x):
+        shape = tuple(x.shape) if hasattr(x, "shape") else None
+        if shape is None or len(shape) != 2 or shape[1] != self.problem.dim:
+            raise ShapeError(
+                f"points for the field '{self.name}' of {self.problem} must have shape "
+                f"(n, {self.problem.dim}) (space coordinates, no t); got {shape}."
+            )
+        p = next(self.net.parameters())
+        if isinstance(x, Tensor):
+            out = Derivatives._squeeze(self.net(x.to(p)))
+            return out.to(device=x.device, dtype=x.dtype)
+        with torch.no_grad():
+            out = self.net(torch.from_numpy(np.asarray(x)).to(p)).cpu().numpy()
+        return Derivatives._squeeze(torch.from_numpy(out)).numpy().astype(x.dtype, copy=False)
+
+    def __repr__(self) -> str:
+        return f"<field {self.name}(x) of {self.problem}>"
 
 
 @dataclass(frozen=True)
@@ -295,6 +387,8 @@ class SavedSolution:
     metrics: dict[str, float]
     weights: dict[str, Tensor] | None = None
     history: dict[str, np.ndarray] | None = None
+    #: The identified numbers and vectors of an inverse problem ({} for a forward one).
+    unknowns: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def read(path: str | os.PathLike, *, arrays: bool = True) -> SavedSolution:
@@ -331,6 +425,7 @@ def read(path: str | os.PathLike, *, arrays: bool = True) -> SavedSolution:
                 config,
                 json.loads(f.attrs["environment"]),
                 json.loads(f.attrs["metrics"]),
+                unknowns=json.loads(f.attrs.get("unknowns", "{}")),
             )
             if not arrays:
                 return saved
@@ -358,15 +453,17 @@ def load(path: str | os.PathLike, *, device: str = "cpu", problems_dirs=()) -> S
             "pinnlab.load(path, problems_dirs=[MyProblem]) (command line: --problems DIR)."
         )
     problem = problems.problem(config.problem.id, **config.problem.params())
-    solver = build_solver(problem, config, problems_dirs)
-    model = build_model(
-        problem,
-        config,
-        device=torch.device(device),
-        solver=solver,
-        trained=True,
-        problems_dirs=problems_dirs,
-    ).module
+    with warnings.catch_warnings():  # what training would be told; the file is trained
+        warnings.simplefilter("ignore", IdentifiabilityWarning)
+        solver = build_solver(problem, config, problems_dirs)
+        model = build_model(
+            problem,
+            config,
+            device=torch.device(device),
+            solver=solver,
+            trained=True,
+            problems_dirs=problems_dirs,
+        ).module
     try:
         model.load_state_dict(state)
     except RuntimeError as e:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import signal
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -150,6 +151,7 @@ class Trainer:
         checkpoint: Path | None = None,
         fingerprint: str = "",
         progress: bool = True,
+        log_dir: Path | None = None,
     ):
         self.solver, self.s = solver, settings
         #: The run's model (what the solver's hooks take) and the module trained in it.
@@ -159,6 +161,10 @@ class Trainer:
         self.checkpoint = checkpoint
         self.fingerprint = fingerprint
         self.progress = progress
+        self._lines, self._total = False, 0  # set by run(): log lines instead of a bar
+        #: Where ``train.log: tensorboard`` writes, and its writer while a run is on.
+        self.log_dir = log_dir
+        self.monitor = None
         self.weights = solver.weights()
         self.history: dict[str, list[float]] = defaultdict(list)
         self.step = 0
@@ -281,11 +287,27 @@ class Trainer:
             self.generator.set_state(state["generator"])
             self.balance = state.get("balance")
             self.history = defaultdict(list, {k: list(v) for k, v in state["history"].items()})
+        # On a terminal a live bar; piped (a log file, a batch job) one line per evaluation.
+        self._lines = self.progress and not sys.stderr.isatty()
         bar = tqdm(
-            total=total_steps, initial=self.step, disable=not self.progress, dynamic_ncols=True
+            total=total_steps,
+            initial=self.step,
+            disable=not self.progress or self._lines,
+            dynamic_ncols=True,
         )
+        self._total = total_steps
+        if state is not None and self.progress:
+            print(
+                f"resuming from step {self.step} of {total_steps} ({self.checkpoint})",
+                file=sys.stderr,
+                flush=True,
+            )
         start = time.perf_counter() - self.elapsed
         begin = 0
+        if s.log == "tensorboard":
+            from .monitor import TensorBoard
+
+            self.monitor = TensorBoard(s.log_dir or self.log_dir or "runs/tensorboard")
         previous_handler = self._catch_sigint()
         try:
             for kind, n in phases:
@@ -325,6 +347,9 @@ class Trainer:
                 begin = end
         finally:
             bar.close()
+            if self.monitor is not None:
+                self.monitor.close()
+                self.monitor = None
             if previous_handler is not None:
                 signal.signal(signal.SIGINT, previous_handler)
         self.elapsed = time.perf_counter() - start
@@ -454,6 +479,12 @@ class Trainer:
             for j, k in enumerate(keys):
                 self.history[k if k == "loss" else f"loss.{k}"].append(float(values[i, j]))
             self.history["lr"].append(lr)
+            if self.monitor is not None:
+                terms = {
+                    k if k == "loss" else f"loss.{k}": float(values[i, j])
+                    for j, k in enumerate(keys)
+                }
+                self.monitor.scalars(st, {**terms, "lr": lr})
         self.history["time"].extend([elapsed] * len(steps))
         bar.set_postfix(loss=f"{float(values[-1, 0]):.3e}", **self._last_error(), refresh=False)
         return True
@@ -483,13 +514,21 @@ class Trainer:
         if self.evaluate is not None:
             self.history["error"].append(self.evaluate())
         self.history["eval_time"].append(time.perf_counter() - start)
+        if self.monitor is not None:
+            error = {"error": self.history["error"][-1]} if self.evaluate is not None else {}
+            self.monitor.scalars(self.step, {**diagnostics, **error})
         if self.evaluate is None:
             return False
         err = self.history["error"][-1]
-        bar.set_postfix(
-            loss=f"{self.history['loss'][-1]:.3e}" if self.history.get("loss") else "-",
-            **self._last_error(),
-        )
+        loss = f"{self.history['loss'][-1]:.3e}" if self.history.get("loss") else "-"
+        bar.set_postfix(loss=loss, **self._last_error())
+        if self._lines:
+            print(
+                f"step {self.step}/{self._total}  loss {loss}  error {err:.3e}  "
+                f"{time.perf_counter() - start:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
         if self.s.target_error is not None and err <= self.s.target_error:
             self.stop_reason = "target_error"
             return True

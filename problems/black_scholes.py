@@ -27,6 +27,7 @@ from torch import Tensor
 
 import pinnlab as pl
 from pinnlab import montecarlo
+from pinnlab.observations import check_synthetic
 
 #: Reference points per Monte Carlo reference, and paths per point (antithetic pairs).
 REFERENCE_POINTS = 20
@@ -194,6 +195,114 @@ class GeometricBasket(_GBM):
         d1 = (torch.log(forward / self.strike) + 0.5 * vol.square()) / vol
         price = forward * torch.special.ndtr(d1) - self.strike * torch.special.ndtr(d1 - vol)
         return torch.exp(-self.rate * tau) * price
+
+
+@dataclass(frozen=True)
+class ImpliedVolatility(GeometricBasket):
+    """Inverse problem, the calibration of volatilities: the volatility of d correlated
+    assets is unknown and is recovered from option prices at given (t, S) (the finance
+    user's inverse problem), with the Black–Scholes equation of the module docstring and the
+    payoff at maturity as the only other data.
+
+    - ``per_asset=False``: one σ for every asset, from ``n_data`` prices of the geometric
+      basket call (the closed form of bs-geometric-basket). The equation reads
+      ½ σ² tr(diag(x) ρ diag(x) ∇²u), so the residual is affine in σ².
+    - ``per_asset=True``: σ = (σ₁ … σ_d) (the parameter ``sigma``, a list of d values, is
+      the truth), from the prices of the d single-asset calls max(x_k − K, 0) (Black–Scholes
+      1973 in closed form), one output each. Geometric basket prices alone could not do it:
+      they depend on σ only through σᵀρσ and Σᵢ σᵢ² (bs-geometric-basket's formula).
+
+    Prices at ``n_data`` uniform points of [0, T) × [x_low, x_high]^d (seed ``data_seed``),
+    with Gaussian noise of ``noise`` times the standard deviation of the clean prices. σ is
+    log-parametrised, starting at 0.5. A test problem written for pinnlab.
+    """
+
+    id = "bs-implied-vol"
+    extra_metric_names = ("sigma_max_error",)
+    dim: int = 5
+    per_asset: bool = False
+    n_data: int = 1000
+    noise: float = 0.0
+    data_seed: int = 0
+
+    def check(self):
+        super().check()
+        check_synthetic(self)
+        self.require(
+            self.per_asset or isinstance(self.sigma, float),
+            "one sigma (a number) unless per_asset=true",
+        )
+        self.require(
+            all(s > 0 for s in (self.sigma if isinstance(self.sigma, tuple) else (self.sigma,))),
+            f"sigma must be > 0 (it is recovered in log form), got {self.sigma}",
+        )
+
+    @property
+    def exchangeable(self) -> bool:
+        return False
+
+    def exact(self, tx: Tensor) -> Tensor:
+        """The basket price (n,), or with ``per_asset`` the d call prices (n, d)."""
+        if not self.per_asset:
+            return super().exact(tx)
+        t, x = tx[:, :1], tx[:, 1:]
+        _check_positive(self, x)
+        sigma = self._sigma.to(x)
+        tau = (self.maturity - t).clamp_min(1e-12)
+        vol = sigma * tau.sqrt()
+        carry = self.rate - self.dividend
+        d1 = (torch.log(x / self.strike) + (carry + 0.5 * sigma.square()) * tau) / vol
+        spot = x * torch.exp(-self.dividend * tau) * torch.special.ndtr(d1)
+        return spot - self.strike * torch.exp(-self.rate * tau) * torch.special.ndtr(d1 - vol)
+
+    def payoff(self, x: Tensor) -> Tensor:
+        if not self.per_asset:
+            return super().payoff(x)
+        return (x - self.strike).clamp_min(0.0)
+
+    def observations(self) -> pl.Observations:
+        """Prices at ``n_data`` uniform points of [0, 0.99 T] × region (before maturity, where
+        they are smooth), with the stated noise."""
+        before = pl.SpaceTime(self.region(), 0.0, 0.99 * self.maturity)
+        return pl.Observations.sample(
+            before, self.exact, self.n_data, noise=self.noise, seed=self.data_seed
+        )
+
+    def strong_form(self) -> pl.StrongForm:
+        d, carry = self.dim, self.rate - self.dividend
+
+        def residual(dv):
+            x = dv.x
+            sigma = dv.unknown("sigma")
+            factor = self._like(self._factor, x)
+            if self.per_asset:  # tr(diag(σx) ρ diag(σx) ∇²u)
+                second = dv.trace((sigma * x)[:, :, None] * factor)
+            else:
+                second = sigma.square() * dv.trace(x[:, :, None] * factor)
+            grad = dv.grad if self.per_asset else dv.grad[:, None, :]
+            drift = carry * (grad * x[:, None, :]).sum(dim=-1)
+            drift = drift if self.per_asset else drift[:, 0]
+            return dv.dt + drift + 0.5 * second - self.rate * dv.u
+
+        domain = pl.SpaceTime(self.region(), 0.0, self.maturity)
+        init = [0.5] * d if self.per_asset else 0.5
+        truth = list(self.sigma) if isinstance(self.sigma, tuple) else self.sigma
+        if self.per_asset and not isinstance(truth, list):
+            truth = [truth] * d
+        return pl.StrongForm(
+            domain=domain,
+            residual=residual,
+            conditions={"final": pl.Dirichlet(lambda y: self.payoff(y[:, 1:]), on="final")},
+            outputs=d if self.per_asset else 1,
+            unknowns=[pl.Unknown("sigma", init=init, positive=True, exact=truth)],
+            observations=[self.observations()],
+        )
+
+    def extra_metrics(self, solution) -> dict[str, float]:
+        """``sigma_max_error``: the largest relative error of one σᵢ."""
+        true = torch.as_tensor(self.strong_form().unknowns[0].exact, dtype=torch.float64)
+        got = torch.as_tensor(solution.unknown("sigma"), dtype=torch.float64)
+        return {"sigma_max_error": float(((got - true).abs() / true).max())}
 
 
 @dataclass(frozen=True)

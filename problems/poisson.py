@@ -18,6 +18,7 @@ from torch import Tensor
 
 import pinnlab as pl
 from pinnlab import finite_differences, montecarlo
+from pinnlab.observations import check_synthetic
 
 
 @dataclass(frozen=True)
@@ -515,4 +516,58 @@ class PoissonLShape(pl.Problem):
             lambda n: lshape_grid(n, flux),
             order=LSHAPE_ORDER,
             why="for the h^{4/3} error of the re-entrant corner",
+        )
+
+
+@dataclass(frozen=True)
+class PoissonKappa(pl.Problem):
+    """Inverse problem: −κΔu = f on [0, 1]^d with the conductivity κ unknown, u = Σᵢ sin(π xᵢ)
+    on the boundary, and ``n_data`` measured values of u inside.
+
+    f = κ* π² Σᵢ sin(π xᵢ) with the true κ* = ``kappa``, so u = Σᵢ sin(π xᵢ). The data are u
+    at ``n_data`` uniform points (seed ``data_seed``) with Gaussian noise of ``noise`` times
+    the standard deviation of the clean values (Raissi, Perdikaris & Karniadakis 2019's
+    convention: 0.01 is 1 % noise). κ is identifiable: for κ ≠ κ*, the solution with the same
+    boundary data is g + (κ*/κ)(u − g), g the harmonic extension of the data, and u − g is
+    a good part of u (each term sin(π xᵢ) vanishes on the faces xᵢ ∈ {0, 1}), which the
+    interior values tell apart. κ starts at 1 (a log parametrisation: κ = exp(p)). A test
+    problem written for pinnlab.
+    """
+
+    id = "poisson-kappa"
+    dims = "d ≥ 1"
+    extra_metric_names = ("kappa_error",)
+
+    kappa: float = 2.0
+    n_data: int = 200
+    noise: float = 0.0
+    data_seed: int = 0
+
+    def check(self):
+        self.require(
+            isinstance(self.kappa, int | float) and math.isfinite(self.kappa) and self.kappa > 0,
+            f"kappa must be a finite number > 0, got {self.kappa!r}",
+        )
+        check_synthetic(self)
+
+    def exact(self, x: Tensor) -> Tensor:
+        return torch.sin(math.pi * x).sum(dim=1)
+
+    def source(self, x: Tensor) -> Tensor:
+        return self.kappa * math.pi**2 * torch.sin(math.pi * x).sum(dim=1)
+
+    def observations(self) -> pl.Observations:
+        """u at ``n_data`` uniform points of the cube, with the stated noise."""
+        return pl.Observations.sample(
+            pl.Box(self.dim), self.exact, self.n_data, noise=self.noise, seed=self.data_seed
+        )
+
+    def strong_form(self) -> pl.StrongForm:
+        box = pl.Box(self.dim, 0.0, 1.0)
+        return pl.StrongForm(
+            domain=box,
+            residual=lambda d: -d.unknown("kappa") * d.laplacian - self.source(d.x),
+            conditions={"boundary": pl.Dirichlet(self.exact, lift=box.extension(self.exact))},
+            unknowns=[pl.Unknown("kappa", init=1.0, positive=True, exact=self.kappa)],
+            observations=[self.observations()],
         )

@@ -224,7 +224,8 @@ def test_eval_errors(capsys, solution_file, tmp_path):
     assert "must be a 2-d array (n, 2)" in eval_error(tmp_path / "flat.npy")
     np.save(tmp_path / "cube.npy", np.zeros((2, 2, 2)))
     assert "got shape (2, 2, 2)" in eval_error(tmp_path / "cube.npy")
-    assert "cannot read points" in eval_error(tmp_path / "missing.npy")
+    assert "points file" in eval_error(tmp_path / "missing.npy")
+    assert "does not exist" in eval_error(tmp_path / "missing.npy")
     (tmp_path / "text.npy").write_text("1 2\n3 4\n")
     assert "cannot read points" in eval_error(tmp_path / "text.npy")
     np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
@@ -271,7 +272,7 @@ def test_usage_errors_exit_with_status_2(capsys):
     with pytest.raises(SystemExit) as info:
         main(["eval", "solution.h5"])
     assert info.value.code == 2
-    assert "the following arguments are required: points, --out" in capsys.readouterr().err
+    assert "the following arguments are required: points" in capsys.readouterr().err
 
 
 # --- the installed console script ------------------------------------------------------------

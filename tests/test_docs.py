@@ -101,7 +101,15 @@ def test_relative_links_resolve(page):
             assert anchor in _anchors(file), f"{page.name}: no heading for #{anchor} in {file.name}"
 
 
-PAGES_WITH_CODE = ["quickstart.md", "problems.md", "derivatives.md", "solvers.md", "solutions.md"]
+PAGES_WITH_CODE = [
+    "quickstart.md",
+    "problems.md",
+    "derivatives.md",
+    "solvers.md",
+    "solutions.md",
+    "inverse.md",
+    "plots.md",
+]
 
 
 @pytest.mark.slow
@@ -119,3 +127,59 @@ def test_python_snippets_run(page, tmp_path):
             [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True
         )
         assert result.returncode == 0, f"{page}, block {i}:\n{block}\n{result.stderr}"
+
+
+def _console_blocks(page: str) -> list[tuple[str, list[str]]]:
+    """(command, the output lines shown under it) for each ``$ pinnlab`` line of the
+    ```console blocks of a page; a command continued with a backslash is joined."""
+    out = []
+    for block in re.findall(r"```console\n(.*?)```", (DOCS / page).read_text(), flags=re.S):
+        for chunk in re.split(r"^\$ ", block, flags=re.M)[1:]:
+            chunk = re.sub(r"\\\n\s*", " ", chunk.rstrip("\n"))
+            command, *lines = chunk.split("\n")
+            out.append((command, lines))
+    return out
+
+
+#: Numbers a run prints that depend on the machine, not the code: its wall time.
+_TIMING = re.compile(r"in \d+(\.\d+)? s")
+_NUMBER = re.compile(r"-?\d+\.\d+(?:e[-+]?\d+)?")
+
+
+def _same_line(got: str, want: str) -> bool:
+    """The same text, and the same numbers to 4 significant digits (wall times aside)."""
+    got, want = _TIMING.sub("in T s", got), _TIMING.sub("in T s", want)
+    if _NUMBER.sub("N", got) != _NUMBER.sub("N", want):
+        return False
+    pairs = zip(_NUMBER.findall(got), _NUMBER.findall(want), strict=True)
+    return all(float(a) == pytest.approx(float(b), rel=5e-4) for a, b in pairs)
+
+
+def _shows(printed: list[str], shown: list[str]) -> bool:
+    """Whether ``printed`` is what ``shown`` shows: line by line, a shown "..." standing for
+    any number of lines."""
+    if not shown:
+        return not printed
+    if shown[0] == "...":
+        return any(_shows(printed[i:], shown[1:]) for i in range(len(printed) + 1))
+    return bool(printed) and _same_line(printed[0], shown[0]) and _shows(printed[1:], shown[1:])
+
+
+@pytest.mark.slow
+def test_quickstart_console_shows_what_the_commands_print(tmp_path, capsys, monkeypatch):
+    """Every ``$ pinnlab ...`` of the quick start runs, and prints the lines shown under it
+    (where some are shown)."""
+    import shlex
+
+    blocks = _console_blocks("quickstart.md")
+    assert len(blocks) >= 3
+    (tmp_path / "docs").symlink_to(DOCS)  # the page's paths are relative to the checkout
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    for command, shown in blocks:
+        argv = shlex.split(command)
+        assert argv[0] == "pinnlab"
+        capsys.readouterr()
+        assert main(argv[1:]) == 0, command
+        printed = capsys.readouterr().out.rstrip("\n").split("\n")
+        assert not shown or _shows(printed, shown), f"{command} printed:\n" + "\n".join(printed)

@@ -53,6 +53,15 @@ def _max(t: torch.Tensor) -> float:
     return float(t.detach().abs().max()) if t.numel() else 0.0
 
 
+def true_unknowns(form) -> dict | None:
+    """The true values of an inverse problem's unknowns (every shipped one states them)."""
+    if not form.unknowns:
+        return None
+    missing = [u.name for u in form.unknowns if u.exact is None]
+    assert not missing, f"the shipped unknowns {missing} state no true value"
+    return {u.name: u.exact for u in form.unknowns}
+
+
 def check_residual(problem: pl.Problem, n: int = 64) -> None:
     """Exact solution in the strong-form residual, float64, dense reverse-mode autograd."""
     form = problem.strong_form()
@@ -64,7 +73,10 @@ def check_residual(problem: pl.Problem, n: int = 64) -> None:
     expected_shape = (n,) if form.outputs == 1 else (n, form.outputs)
     assert u.shape == expected_shape and u.dtype == torch.float64
 
-    d = pl.Derivatives(as_columns(problem.exact), x, method="reverse", time_dependent=td)
+    truth = true_unknowns(form)
+    d = pl.Derivatives(
+        as_columns(problem.exact), x, method="reverse", time_dependent=td, unknowns=truth
+    )
     residuals = named(form.residual(d))
     assert residuals, f"{problem}: the residual is empty"
     parts = [d.u, d.grad, d.laplacian] + ([d.dt] if td else [])
@@ -84,7 +96,7 @@ def check_residual(problem: pl.Problem, n: int = 64) -> None:
     def perturbed(y):
         return as_columns(problem.exact)(y) + 0.1 * torch.sin(y @ w + 1.0)[:, None]
 
-    dp = pl.Derivatives(perturbed, x, method="reverse", time_dependent=td)
+    dp = pl.Derivatives(perturbed, x, method="reverse", time_dependent=td, unknowns=truth)
     worst = max(_max(r) for r in named(form.residual(dp)).values())
     assert worst > 1e-3, f"{problem}: the residual does not see a perturbation of u"
 
@@ -103,7 +115,12 @@ def condition_residual(problem: pl.Problem, condition, n: int = 64, solution=Non
         dtype=torch.float64,
     )
     d = pl.Derivatives(
-        u, y, method="reverse", time_dependent=problem.time_dependent, normals=normal
+        u,
+        y,
+        method="reverse",
+        time_dependent=problem.time_dependent,
+        normals=normal,
+        unknowns=true_unknowns(form),
     )
     scale = max(1.0, _max(u(y)))  # a misfit is measured against the size of u and ∂u/∂n
     if isinstance(condition, pl.Condition):

@@ -23,6 +23,8 @@ from pinnlab.solvers import SOLVERS
 
 FILES = sorted(shipped_dir("configs").glob("runs/*.yaml"))
 RECIPES = recipes()
+#: The recipes `--dim` selects (a `select: false` variant is named with --recipe only).
+SELECTED = [r for r in RECIPES if r.select]
 
 
 def own_dim(r) -> int:
@@ -62,7 +64,7 @@ def test_a_recipe_serves_its_own_dimension(r):
 
 
 def test_the_ranges_of_one_problem_and_method_do_not_overlap():
-    for a, b in combinations(RECIPES, 2):
+    for a, b in combinations([r for r in RECIPES if r.select], 2):
         if (a.problem, a.method) == (b.problem, b.method):
             assert a.order[1] < b.order[0] or b.order[1] < a.order[0], (a.name, b.name)
 
@@ -107,7 +109,7 @@ def test_a_bad_declaration_names_the_file_and_the_key(tmp_path, text, message):
 # --- selection ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("r", RECIPES, ids=lambda r: r.name)
+@pytest.mark.parametrize("r", SELECTED, ids=lambda r: r.name)
 def test_each_recipe_is_chosen_for_the_dimensions_it_serves(r):
     for dim in dims_inside(r):
         chosen = selection(r.problem, r.method, dim)
@@ -116,7 +118,7 @@ def test_each_recipe_is_chosen_for_the_dimensions_it_serves(r):
         assert recipe(r.problem, r.method, dim) == r.path
 
 
-@pytest.mark.parametrize("r", RECIPES, ids=lambda r: r.name)
+@pytest.mark.parametrize("r", SELECTED, ids=lambda r: r.name)
 def test_solve_with_a_recipes_own_dimension_is_that_recipe(r):
     """`pinnlab solve ID --dim N [--method M]` builds the config `--config` of the file gives:
     every figure a recipe produced is reproduced by the plain command."""
@@ -125,12 +127,21 @@ def test_solve_with_a_recipes_own_dimension_is_that_recipe(r):
     assert fingerprint(asked) == fingerprint(pl.make_config(config=r.path))
 
 
+@pytest.mark.parametrize("r", [r for r in RECIPES if not r.select], ids=lambda r: r.name)
+def test_a_variant_is_named_and_never_selected(r):
+    """A recipe declared ``select: false`` (other problem parameters at a dimension another
+    recipe serves) is what ``--recipe NAME`` runs, and ``--dim`` never picks it."""
+    assert find(r.name) == r
+    for dim in dims_inside(r):
+        assert selection(r.problem, r.method, dim).name != r.name
+
+
 def test_without_a_dimension_the_problems_default_one():
     assert select("poisson-sine").name == "poisson-sine-pinn"  # default dim 2
     assert select("poisson-ridge").name == "poisson-ridge-d1000-pinn"  # default dim 1000
     assert select("harmonic-oscillator", "vmc").name == "harmonic-oscillator-vmc"
     assert select("nls").name == "nls-pinn"  # its recipe leaves dim at the default
-    for r in RECIPES:
+    for r in SELECTED:
         default = pl.catalogue()[r.problem].parameters()["dim"]
         if own_dim(r) == default:
             assert select(r.problem, r.method).name == r.name
@@ -315,8 +326,10 @@ CAPS = {
 
 
 def two_steps(r) -> pl.RunConfig:
-    """The selected recipe at its own dimension, two optimisation steps, small samples."""
-    full = pl.make_config(r.problem, method=r.method, params=params(r.dim))
+    """The selected recipe at its own dimension (a variant: its file), two optimisation
+    steps, small samples."""
+    named = {} if r.select else {"config": r.path}
+    full = pl.make_config(r.problem, method=r.method, params=params(r.dim), **named)
     steps = ["train.steps=1", "train.lbfgs_steps=1"]
     if full.train.optimizer != "adam+lbfgs":
         steps = ["train.steps=2"]
@@ -332,6 +345,7 @@ def two_steps(r) -> pl.RunConfig:
         method=r.method,
         params=params(r.dim),
         sets=[*steps, *caps, *stops, "device=cpu"],
+        **named,
     )
 
 
@@ -358,7 +372,7 @@ def test_every_recipe_runs_two_steps_through_the_selection(r, monkeypatch):
     if hasattr(module, "REFERENCE_GRID"):  # a finite-difference reference: a coarse one here
         monkeypatch.setattr(module, "REFERENCE_GRID", 64)
     cfg = two_steps(r)
-    assert select(r.problem, r.method, own_dim(r)).name == r.name
+    assert select(r.problem, r.method, own_dim(r)).name == r.name or not r.select
     solution = pl.run(cfg)
     assert solution.environment["steps"] == 2
     assert math.isfinite(solution.history["loss"][-1])

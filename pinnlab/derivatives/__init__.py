@@ -20,6 +20,9 @@ as data), and :func:`partial_derivative` one ∂u/∂x_a by a forward-mode jet a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 from torch import Tensor
 from torch.nn import functional as F
@@ -143,6 +146,7 @@ class Derivatives:
         probes: Tensor | None = None,
         generator: torch.Generator | None = None,
         normals: Tensor | None = None,
+        unknowns: Mapping[str, Any] | None = None,
     ):
         if points.dim() != 2:
             raise ShapeError(f"points must have shape (n, dim), got {tuple(points.shape)}.")
@@ -161,6 +165,10 @@ class Derivatives:
         self._seeded = False
         self.normals = normals
         self._normal_derivative: Tensor | None = None
+        self._fields: dict[str, Derivatives] = {}
+        self._given = unknowns
+        #: The names of the unknowns read so far (``unknown``, ``field``).
+        self.read_unknowns: set[str] = set()
         self.probes = probes
         if method.stochastic and probes is None:
             if generator is None:
@@ -369,6 +377,64 @@ class Derivatives:
             jet = ForwardMode().jet(self.net, self.points, self.normal[:, None, :], None, 1)
             self._normal_derivative = self._squeeze(jet.jac()[:, 0])
         return self._normal_derivative
+
+    # --- unknowns of an inverse problem -------------------------------------------------
+    def _unknown_set(self, name: str):
+        from ..unknowns import unknowns_of
+
+        found = unknowns_of(self.net) if hasattr(self.net, "modules") else None
+        if found is None:
+            raise ShapeError(
+                f"d.unknown('{name}'): the form declares no unknowns; declare it as "
+                f"StrongForm(..., unknowns=[pl.Unknown('{name}', init=...)]) (or "
+                "pl.UnknownField for a function of x)."
+            )
+        return found
+
+    def _given_unknown(self, name: str):
+        if name not in self._given:
+            raise unknown_name("unknown (given to Derivatives)", name, self._given)
+        self.read_unknowns.add(name)
+        return self._given[name]
+
+    def unknown(self, name: str) -> Tensor:
+        """The unknown ``name`` of the form (docs/inverse.md), with its gradient to the
+        parameters that represent it: θ (a 0-d tensor, or (m,)) for a :class:`pinnlab.Unknown`,
+        κ at the points' space coordinates ((n,), or (n, k)) for a :class:`pinnlab.UnknownField`.
+        Values given as ``unknowns={name: value or function of x}`` (a check of a truth)
+        take the place of a network's."""
+        if self._given is not None:
+            value = self._given_unknown(name)
+            if callable(value):
+                return self.field(name).u
+            return torch.as_tensor(value, dtype=self.points.dtype, device=self.points.device)
+        unknowns = self._unknown_set(name)
+        if name in unknowns.fields:
+            return self.field(name).u
+        value = unknowns.value(name)
+        self.read_unknowns.add(name)
+        return value
+
+    def field(self, name: str) -> Derivatives:
+        """The derivatives of the :class:`pinnlab.UnknownField` ``name`` at the points' space
+        coordinates (``.u``, ``.grad``, ``.laplacian``, ``.partial``): for an equation in
+        divergence form, ∇·(κ∇u) = κ Δu + ∇κ·∇u."""
+        if name not in self._fields and self._given is not None:
+            fn = self._given_unknown(name)
+            if not callable(fn):
+                raise ShapeError(f"d.field('{name}'): the value given for '{name}' is a number.")
+            self._fields[name] = Derivatives(fn, self.x, method="reverse")
+        if name not in self._fields:
+            unknowns = self._unknown_set(name)
+            if name not in unknowns.fields:
+                unknowns.declaration(name)  # an unknown name: the error lists the declared ones
+                raise ShapeError(
+                    f"d.field('{name}'): '{name}' is a number, not a field; read it with "
+                    "d.unknown(name)."
+                )
+            self._fields[name] = Derivatives(unknowns.fields[name], self.x, method="forward")
+            self.read_unknowns.add(name)
+        return self._fields[name]
 
     @property
     def jacobian(self) -> Tensor:

@@ -21,6 +21,8 @@ so a later time's residual counts only once the earlier ones are small.
 from __future__ import annotations
 
 import dataclasses
+import warnings
+from collections.abc import Sequence
 
 import torch
 from pydantic import Field
@@ -29,9 +31,12 @@ from torch import Tensor, nn
 from ..config import Section
 from ..derivatives import METHODS, Derivatives, gradient, method_for
 from ..derivatives.stochastic import estimator_variance
-from ..errors import ConfigError, ShapeError, unknown_name
+from ..errors import ConfigError, IdentifiabilityWarning, ShapeError, unknown_name
+from ..metrics import test_points
 from ..networks import build_network
-from ..problem import Condition, Dirichlet, Neumann, Periodic, Robin
+from ..observations import Observations, check_observations
+from ..problem import RESERVED, Condition, Dirichlet, Neumann, Periodic, Robin
+from ..unknowns import Unknown, UnknownSet, WithUnknowns, unknowns_of
 from .base import Model, NetworkSpec
 from .collocation import NORMAL, NORMAL_CONDITIONS, CollocationSolver, PointSettings, _shaped
 
@@ -62,10 +67,42 @@ class PINN(CollocationSolver):
     #: Neumann, Robin and general conditions as residuals at the part's points.
     imposes = (Dirichlet, Periodic, Neumann, Robin, Condition)
 
-    def __init__(self, problem, settings: PINNSettings, *, dtype, hard_bc=False):
+    #: Fits observations (an inverse problem's data, docs/inverse.md).
+    takes_data = True
+
+    def __init__(
+        self,
+        problem,
+        settings: PINNSettings,
+        *,
+        dtype,
+        hard_bc=False,
+        data: Sequence[Observations] | None = None,
+        holdout: float = 0.0,
+        resample: int = 0,
+    ):
         super().__init__(
             problem, settings, dtype=dtype, spec=problem.strong_form(), hard_bc=hard_bc
         )
+        observations = self.spec.observations if data is None else tuple(data)
+        if resample:  # replicate k of each set of observations, from its own seed
+            observations = tuple(
+                o.resampled(torch.Generator().manual_seed(1_000 * resample + j))
+                for j, o in enumerate(observations)
+            )
+        taken = (*self.spec.conditions, *RESERVED)
+        #: The observations fitted (``data``) and those held out for validation.
+        self.observations, self.held_out = check_observations(
+            observations, self.spec.domain, self.outputs, holdout, taken, problem.id
+        )
+        if self.spec.unknowns and not self.observations:
+            warnings.warn(
+                f"{problem.id} declares unknowns ({', '.join(u.name for u in self.spec.unknowns)})"
+                " but no observations: the equation and its conditions alone rarely determine "
+                "them (docs/inverse.md, identifiability).",
+                IdentifiabilityWarning,
+                stacklevel=3,
+            )
         if settings.derivatives not in METHODS:
             raise unknown_name(
                 "derivative method (solver.derivatives)", settings.derivatives, METHODS
@@ -86,6 +123,116 @@ class PINN(CollocationSolver):
     def network(self) -> NetworkSpec:
         """The collocation network, with the source's gradients for a bottleneck's basis."""
         return dataclasses.replace(super().network(), source_gradients=self.source_gradients)
+
+    def setup(self, net: nn.Module, generator: torch.Generator) -> Model:
+        """The collocation model (:meth:`CollocationSolver.setup`); with unknowns, the
+        network carries them beside it (:class:`~pinnlab.unknowns.WithUnknowns`, field
+        networks initialised from ``generator`` after the body)."""
+        if not self.spec.unknowns:
+            return super().setup(net, generator)
+        space = self.spec.domain.space if self.time_dependent else self.spec.domain
+        unknowns = UnknownSet(self.spec.unknowns, space.bounds(), generator)
+        model = super().setup(WithUnknowns(net, unknowns), generator)
+        self._warn_unread(model)
+        return model
+
+    def _warn_unread(self, model: Model) -> None:
+        """Warn of a declared unknown that neither the residual nor a general condition reads
+        (evaluated at 8 start-up points): the data cannot say anything about it."""
+        x = self._startup_points(next(model.module.parameters()).dtype)[:8]
+        d = Derivatives(model.module, x, method="forward", time_dependent=self.time_dependent)
+        self.strong.residual(d)
+        read = set(d.read_unknowns)
+        generator = torch.Generator().manual_seed(0)
+        for c in self.spec.conditions.values():
+            if isinstance(c, Condition):
+                y, normals = self.condition_sample(c, 8, generator=generator, dtype=x.dtype)
+                dc = Derivatives(
+                    model.module,
+                    y,
+                    method="forward",
+                    time_dependent=self.time_dependent,
+                    normals=normals,
+                )
+                c.residual(dc)
+                read |= dc.read_unknowns
+        unread = [u.name for u in self.spec.unknowns if u.name not in read]
+        if unread:
+            warnings.warn(
+                f"{self.problem.id}: the unknown(s) {', '.join(unread)} are declared but read "
+                "by neither the residual nor a condition (d.unknown(name)); training cannot "
+                "determine them.",
+                IdentifiabilityWarning,
+                stacklevel=4,
+            )
+
+    def weights(self) -> dict[str, float]:
+        """Each data term's weight (``Observations.weight``) unless ``solver.weights`` sets it."""
+        return {**{o.name: o.weight for o in self.observations}, **super().weights()}
+
+    def _observed(self, model: Model, obs: Observations, x: Tensor) -> Tensor:
+        """The quantity ``obs`` measures at x: u, u_j (``output``) or ``of(d)``; (n, m)."""
+        if obs.of is not None:
+            method = model.method if not model.method.stochastic else "forward"
+            d = Derivatives(model.module, x, method=method, time_dependent=self.time_dependent)
+            q = obs.of(d)
+            return _rows(q, len(x), f"{obs.name} (Observations.of)").reshape(len(x), -1)
+        u = model.module(x)
+        return u if obs.output is None else u[:, obs.output : obs.output + 1]
+
+    def _device_data(self, model: Model, device) -> list[tuple[Observations, Tensor, Tensor]]:
+        """(observations, points, values) on ``device`` in the run's dtype, for the fitted and
+        the held-out data, copied once per run (kept in the model's state)."""
+        key = ("observations", str(device))
+        if key not in model.state:
+            model.state[key] = [
+                (o, o.points.to(device, self.dtype), o.values.to(device, self.dtype))
+                for o in (*self.observations, *self.held_out)
+            ]
+        return model.state[key]
+
+    def data_terms(self, model: Model, *, held_out: bool = False) -> dict[str, Tensor]:
+        """Mean squared misfit of each set of observations (of the held-out ones)."""
+        device = next(model.module.parameters()).device
+        rows = self._device_data(model, device)
+        n = len(self.observations)
+        terms = {}
+        for obs, x, y in rows[n:] if held_out else rows[:n]:
+            q = self._observed(model, obs, x)
+            terms[obs.name] = (q - _shaped(y, q, obs.name, "values")).square().mean()
+        return terms
+
+    def unknown_values(self, module: nn.Module) -> dict[str, Tensor]:
+        """The current value of every number or vector unknown (detached)."""
+        found = unknowns_of(module)
+        return {} if found is None else found.values()
+
+    def metrics(self, module: nn.Module) -> dict[str, float]:
+        """``<name>_error`` of each unknown whose true value the form states: |θ − θ*|/|θ*|
+        for a number or vector (Euclidean norms), the relative L2 error on the problem's
+        test points for a field."""
+        found = unknowns_of(module)
+        out = {}
+        for u in self.spec.unknowns if found is not None else ():
+            if u.exact is None:
+                continue
+            if isinstance(u, Unknown):
+                true = torch.as_tensor(u.exact, dtype=torch.float64)
+                error = (found.value(u.name).detach().double().cpu() - true).norm() / true.norm()
+            else:
+                net = found.fields[u.name]
+                p = next(net.parameters())
+                x = test_points(self.problem, dtype=torch.float64)[:, int(self.time_dependent) :]
+                with torch.no_grad():
+                    got = net(x.to(p)).double().cpu().reshape(len(x), -1)
+                true = u.exact(x).reshape(len(x), -1)
+                error = (got - true).norm() / true.norm()
+            out[f"{u.name}_error"] = float(error)
+        return out
+
+    @property
+    def has_truth(self) -> bool:
+        return any(u.exact is not None for u in self.spec.unknowns)
 
     def bind(self, module: nn.Module) -> Model:
         """The model with its derivative method resolved (``auto`` looks at the module)."""
@@ -176,6 +323,16 @@ class PINN(CollocationSolver):
         the final time). For a stochastic method, the variance of the residual's estimate
         (mean over up to 256 batch points): the bias it adds to the mean squared residual."""
         out = {}
+        for name, value in self.unknown_values(model.module).items():
+            flat = value.reshape(-1)
+            if value.dim() == 0:
+                out[f"unknown.{name}"] = float(flat[0])
+            else:
+                out.update({f"unknown.{name}.{i}": float(v) for i, v in enumerate(flat)})
+        if self.held_out:
+            with torch.no_grad():
+                held = self.data_terms(model, held_out=True)
+            out.update({f"holdout.{k}": float(v) for k, v in held.items()})
         if self.settings.causal is not None:
             r = self._residual(model, batch["residual"], batch.get("probes"))
             weights = self.causal_terms(r, batch["residual"])[1]
@@ -263,6 +420,7 @@ class PINN(CollocationSolver):
         terms.update(self.dirichlet_terms(model.module, batch))
         terms.update(self.periodic_terms(model.module, batch))
         terms.update(self.boundary_terms(model, batch))
+        terms.update(self.data_terms(model))
         self.check_weights(terms)
         return terms
 
