@@ -9,8 +9,8 @@ carries gradients to the parameters that represent it:
   fast as a conductivity of 2), or θ = lo + (hi − lo)·σ(p) (``bounds``), p a trained
   parameter started where θ = ``init``;
 - :class:`UnknownField`, a function κ(x) of the space coordinates: its own small tanh
-  network N (inputs mapped from the domain's bounding box to [−1, 1]), κ = init + N(x), or
-  κ = softplus(softplus⁻¹(init) + N(x)) (``positive``), with N's output layer started at zero
+  network N (inputs mapped from the domain's bounding box to [−1, 1]), κ = init + s·N(x), or
+  κ = softplus(softplus⁻¹(init) + s·N(x)) (``positive``; s = ``scale``), with N's output layer started at zero
   so that κ starts at ``init``. ``d.field("kappa")`` gives its derivatives (``.grad``,
   ``.laplacian``) at the residual's points, for equations in divergence form.
 
@@ -104,8 +104,10 @@ class Unknown:
 class UnknownField:
     """An unknown function κ(x) of the space coordinates with ``outputs`` components, read
     by the residual as ``d.unknown(name)`` ((n,), or (n, k)) and ``d.field(name)`` (its
-    derivatives). Its own tanh network of ``width`` × ``depth``; κ = init + N(x), or
-    κ = softplus(softplus⁻¹(init) + N(x)) with ``positive``. ``exact(x)`` is the true field
+    derivatives). Its own tanh network of ``width`` × ``depth``; κ = init + scale·N(x), or
+    κ = softplus(softplus⁻¹(init) + scale·N(x)) with ``positive``: ``scale`` is the size of
+    the field's variation where it is known (a source of order 20: 10), so that N works at
+    the unit scale its initialisation has. ``exact(x)`` is the true field
     where it is known: the metrics then report ``<name>_error``, its relative L2 error on the
     problem's test points.
     """
@@ -114,6 +116,7 @@ class UnknownField:
     outputs: int = 1
     positive: bool = False
     init: float = 1.0
+    scale: float = 1.0
     width: int = 32
     depth: int = 2
     exact: Callable[[Tensor], Tensor] | None = None
@@ -123,6 +126,10 @@ class UnknownField:
         if self.outputs < 1 or self.width < 1 or self.depth < 1:
             raise ParameterError(
                 f"UnknownField '{self.name}': outputs, width and depth must be ≥ 1."
+            )
+        if not (math.isfinite(self.scale) and self.scale > 0):
+            raise ParameterError(
+                f"UnknownField '{self.name}': scale must be a number > 0, got {self.scale!r}."
             )
         if self.positive and not self.init > 0:
             raise ParameterError(
@@ -175,11 +182,11 @@ class FieldNetwork(nn.Module):
         self.register_buffer("offset", torch.tensor(float(offset)))
 
     def forward(self, x: Tensor) -> Tensor:
-        z = self.offset + self.net(x)
+        z = self.offset + self.field.scale * self.net(x)
         return F.softplus(z) if self.field.positive else z
 
     def forward_jet(self, jet: Jet) -> Jet:
-        z = propagate(self.net, jet) + self.offset
+        z = propagate(self.net, jet) * self.field.scale + self.offset
         return propagate(F.softplus, z) if self.field.positive else z
 
 

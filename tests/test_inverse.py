@@ -526,3 +526,22 @@ def test_tensorboard_without_the_package_is_a_clear_error(monkeypatch):
     )
     with pytest.raises(pl.ConfigError, match=r'pip install "pinnlab\[tensorboard\]"'):
         pl.run(cfg, problems_dirs=[Rod])
+
+
+def test_a_fields_scale_sets_the_size_of_its_variation():
+    from pinnlab.unknowns import FieldNetwork
+
+    with pytest.raises(pl.ParameterError, match="scale must be a number > 0"):
+        pl.UnknownField("s", scale=0.0)
+    box = (torch.zeros(1), torch.ones(1))
+    nets = [
+        FieldNetwork(pl.UnknownField("s", init=0.5, scale=c), box, torch.Generator().manual_seed(0))
+        for c in (1.0, 10.0)
+    ]
+    x = torch.rand(5, 1)
+    for net in nets:
+        torch.testing.assert_close(net(x), torch.full((5, 1), 0.5))  # starts at init
+        with torch.no_grad():
+            [*net.net.children()][-1].weight.fill_(0.1)  # the output layer, the same in both
+    (a, b) = (net(x) - 0.5 for net in nets)
+    torch.testing.assert_close(b, 10 * a)

@@ -171,3 +171,41 @@ def test_a_forgotten_dataclass_decorator_is_named():
 
     assert Kept.parameters() == {"dim": 2, "k": 3}
     assert Kept(k=torch.tensor(2).item()).k == 2
+
+
+PRODUCT = '''
+import math
+from dataclasses import dataclass
+
+import torch
+
+import pinnlab as pl
+
+
+@dataclass(frozen=True)
+class Bump(pl.Problem):
+    """-u'' = pi^2 sin(pi x) on [0, 1], u = 0 at both ends."""
+
+    id = "test-bump"
+    dim: int = 1
+
+    def exact(self, x):
+        return torch.sin(math.pi * x[:, 0])
+
+    def strong_form(self):
+        return pl.StrongForm(
+            domain=pl.Box(1),
+            residual=lambda d: -d.laplacian - math.pi**2 * torch.sin(math.pi * d.x[:, 0]),
+            conditions={"boundary": pl.Dirichlet(lambda y: torch.zeros_like(y[:, 0]))},
+        )
+'''
+
+
+def test_a_problem_from_a_folder_solves_as_an_object_or_by_id(tmp_path):
+    (tmp_path / "bump.py").write_text(PRODUCT)
+    short = {"train": {"optimizer": "adam", "steps": 2, "checkpoint_every": 0}}
+    problem = pl.catalogue([tmp_path]).problem("test-bump")
+    assert pl.solve(problem, **short).environment["steps"] == 2
+    assert pl.solve("test-bump", problems_dirs=[tmp_path], **short).problem.id == "test-bump"
+    with pytest.raises(pl.UnknownNameError, match="unknown problem 'test-bump'"):
+        pl.solve("test-bump", **short)
