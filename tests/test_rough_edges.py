@@ -84,24 +84,23 @@ def test_piped_progress_is_one_line_per_evaluation(capsys):
     assert "\r" not in err
 
 
-@pytest.fixture(scope="module")
-def solution1d():
+def tiny_solution(dim: int):
     return pl.solve(
         "poisson-sine",
-        dim=1,
+        dim=dim,
         train={"optimizer": "adam", "steps": 2, "checkpoint_every": 0},
         net={"width": 8, "depth": 1},
     )
+
+
+@pytest.fixture(scope="module")
+def solution1d():
+    return tiny_solution(1)
 
 
 @pytest.fixture(scope="module")
 def solution2d():
-    return pl.solve(
-        "poisson-sine",
-        dim=2,
-        train={"optimizer": "adam", "steps": 2, "checkpoint_every": 0},
-        net={"width": 8, "depth": 1},
-    )
+    return tiny_solution(2)
 
 
 def test_a_solution_takes_lists_and_numbers(solution1d, solution2d):
