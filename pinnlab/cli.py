@@ -258,22 +258,9 @@ def _read_points(path: Path):
     if not path.exists():
         raise PinnlabError(f"points file '{path}' does not exist.")
     if path.suffix.lower() in (".txt", ".csv", ".dat"):
-        text = path.read_text()
-        lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-        sep = next((s for s in (",", ";") if lines and s in lines[0]), None)
-        rows = []
-        for i, line in enumerate(lines):
-            try:
-                rows.append([float(v) for v in line.split(sep)])
-            except ValueError:
-                if i == 0:
-                    continue  # a header
-                raise ShapeError(f"points file '{path}': not a row of numbers: {line!r}.") from None
-        if not rows or len({len(r) for r in rows}) != 1:
-            raise ShapeError(
-                f"points file '{path}' needs rows of the same number of columns (n, dim)."
-            )
-        return np.asarray(rows)
+        from .observations import read_table
+
+        return read_table(path)
     try:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError) as e:

@@ -230,29 +230,36 @@ def _require(arrays: dict[str, np.ndarray], path: Path) -> dict[str, np.ndarray]
     return arrays
 
 
-def _table(path: Path, in_dim: int) -> dict[str, np.ndarray]:
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
+def read_table(path: str | Path) -> np.ndarray:
+    """The numbers of a text table (n, m): comma-, semicolon- or white-space-separated, blank
+    and '#' lines skipped, a first line that is not numbers taken as a header; every row the
+    same length. The one reader of observation files and of ``pinnlab eval``'s points."""
+    path = Path(path)
+    lines = [
+        ln for ln in path.read_text().splitlines() if ln.strip() and not ln.lstrip().startswith("#")
+    ]
     if not lines:
-        raise ParameterError(f"data file '{path}' is empty.")
+        raise ParameterError(f"'{path}' holds no rows.")
     sep = next((s for s in (",", ";") if s in lines[0]), None)
-    rows = [line.split(sep) for line in lines]
-    start = 0 if _numbers(rows[0]) else 1  # a header line
+    start = 0 if _numbers(lines[0].split(sep)) else 1  # a header line
     table = []
-    for i, row in enumerate(rows[start:], start=start + 1):
+    for i, line in enumerate(lines[start:], start=start + 1):
         try:
-            table.append([float(v) for v in row])
+            table.append([float(v) for v in line.split(sep)])
         except ValueError:
-            raise ShapeError(
-                f"data file '{path}', line {i}: not a row of numbers: {lines[i - 1]!r}."
-            ) from None
+            raise ShapeError(f"'{path}', line {i}: not a row of numbers: {line!r}.") from None
         if len(table[-1]) != len(table[0]):
             raise ShapeError(
-                f"data file '{path}', line {i}: {len(table[-1])} columns, the first row has "
-                f"{len(table[0])}."
+                f"'{path}', line {i}: {len(table[-1])} columns, the first row has "
+                f"{len(table[0])}; every row needs the same number of columns."
             )
     if not table:
-        raise ParameterError(f"data file '{path}' holds a header but no rows.")
-    a = np.asarray(table)
+        raise ParameterError(f"'{path}' holds a header but no rows.")
+    return np.asarray(table)
+
+
+def _table(path: Path, in_dim: int) -> dict[str, np.ndarray]:
+    a = read_table(path)
     if a.shape[1] <= in_dim:
         raise ShapeError(
             f"data file '{path}': {a.shape[1]} columns; this problem needs {in_dim} input "
