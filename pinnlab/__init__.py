@@ -1,6 +1,6 @@
 """pinnlab: solve partial differential equations with neural networks, and study why that works.
 
-Public API (everything a catalogue problem file or a user script needs)::
+Public API (everything a catalogue problem file or a user script needs):
 
     import pinnlab as pl
     p = pl.problem("poisson-sine", dim=10)

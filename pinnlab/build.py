@@ -39,7 +39,7 @@ def build_solver(
     form it needs or a setting does not apply to it.
 
     ``data`` are observations fitted in place of those the problem declares (what
-    :func:`observations` reads from the config's ``data.file``, or a script's); a solver
+    ``observations`` reads from the config's ``data.file``, or a script's); a solver
     that fits data has ``takes_data``, and an inverse problem (unknowns or observations in
     its strong form) is refused by the others."""
     methods = registry.solvers(problems_dirs)
@@ -105,11 +105,11 @@ def build_model(
     trained: bool = False,
     problems_dirs: Iterable = (),
 ) -> Model:
-    """The solver's :class:`~pinnlab.solvers.Model` of the network a config describes for
+    """The solver's ``pinnlab.solvers.Model`` of the network a config describes for
     ``problem``, initialised from the config's seed, on ``device`` in the config's dtype.
 
     The body, its activation and the ``net.wrap`` stages come from the registries
-    (:mod:`pinnlab.registry`). ``trained=True`` builds it to receive trained weights (a saved
+    (``pinnlab.registry``). ``trained=True`` builds it to receive trained weights (a saved
     solution): nothing is fitted to data (a source basis), since the saved weights replace it.
     (The solver's ``setup`` still computes its output scaling and starting constant, which the
     saved buffers then replace too.)

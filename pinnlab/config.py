@@ -1,7 +1,7 @@
 """Run configurations, validated strictly where they enter (YAML files, ``--set``, kwargs).
 
-Only :func:`pinnlab.run` reads a config; everything below it takes explicit arguments.
-An unknown key, a wrong type or an out-of-range value raises :class:`ConfigError` naming the
+Only ``pinnlab.run`` reads a config; everything below it takes explicit arguments.
+An unknown key, a wrong type or an out-of-range value raises ``ConfigError`` naming the
 dotted key, the value given and what is allowed (with a did-you-mean for names).
 """
 
@@ -83,7 +83,7 @@ def translate_net(net: Mapping[str, Any]) -> dict[str, Any]:
 
 class NetSection(Section):
     """The network: a body (``kind``, ``width``, ``depth``, ``activation``, ``init``) and the
-    ``wrap`` stages before it, from the input inward (:mod:`pinnlab.networks.wrappers`)."""
+    ``wrap`` stages before it, from the input inward (``pinnlab.networks.wrappers``)."""
 
     kind: str = Field("mlp", description="the body (networks registry: mlp, resmlp, deepsets)")
     width: int = Field(64, ge=1)
@@ -235,7 +235,7 @@ def read_yaml(
     (a path relative to ``path``).
 
     A top-level ``recipe:`` mapping (a shipped recipe's declaration of the dimensions it
-    serves, read by :mod:`pinnlab.recipes`) is the file's own and no part of the config: it is
+    serves, read by ``pinnlab.recipes``) is the file's own and no part of the config: it is
     removed here, so neither a file extending it nor ``--config`` sees it."""
     path = Path(path)
     if path.resolve() in _seen:

@@ -5,11 +5,11 @@ Points are batch-first tensors of shape (n, dim). Every sampler takes an explici
 Quasi-random points come from a scrambled Sobol sequence (Owen scrambling, seeded from the
 generator); torch draws Sobol points on the CPU, so they are moved to the device once per draw.
 
-Each sampler is a :class:`CubeMap` applied to points of a unit cube: uniform points of the cube
+Each sampler is a ``CubeMap`` applied to points of a unit cube: uniform points of the cube
 become points uniform in measure. One draw reads all its coordinates from one cube — for
 Sobol, one engine — since two scrambled Sobol sequences are not independent of each other:
 their leading digits are the same function of the point's index, so (t, x) drawn from two
-engines lie on a curve (:class:`SpaceTime` composes the maps of its space instead).
+engines lie on a curve (``SpaceTime`` composes the maps of its space instead).
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class CubeMap:
     def sample(
         self, n: int, generator: torch.Generator, dtype: torch.dtype, sampling: str
     ) -> Tensor:
-        """n points: the map applied to n points of the cube (:func:`_unit_cube`)."""
+        """n points: the map applied to n points of the cube (``_unit_cube``)."""
         return self.apply(_unit_cube(n, self.dim, generator, dtype, sampling), generator)
 
 
@@ -116,14 +116,14 @@ class Domain(ABC):
 
     def interior_map(self) -> CubeMap | None:
         """The map of a unit cube onto the interior that ``sample_interior`` applies, or None
-        for a domain that samples otherwise (a :class:`SpaceTime` over it then draws its times
+        for a domain that samples otherwise (a ``SpaceTime`` over it then draws its times
         from a cube of their own and, for Sobol, pairs them with the space points in a random
         order: independent of them, where a second engine would correlate the two)."""
         return None
 
     def boundary_map(self) -> CubeMap | None:
         """The map of a unit cube onto the boundary that ``sample_boundary`` applies, or None
-        (see :meth:`interior_map`)."""
+        (see ``interior_map``)."""
         return None
 
     def contains(self, x: Tensor) -> Tensor:
@@ -155,7 +155,7 @@ class Domain(ABC):
         """The jet of φ = ``distance`` along ``jet``'s directions, as one output column.
 
         Generic: torch.func along every direction, n·m·D numbers; domains with a closed form
-        override it (see :meth:`Ball.distance_jet`).
+        override it (see ``Ball.distance_jet``).
         """
         return propagate(lambda x: self.distance(x).unsqueeze(1), jet)
 
@@ -421,7 +421,7 @@ class Ball(Domain):
         return CubeMap(self.dim + 1, self._from_cube)
 
     def boundary_map(self) -> CubeMap:
-        """x = c + radius·ω(u) on [0, 1)^dim (ω as in :meth:`interior_map`)."""
+        """x = c + radius·ω(u) on [0, 1)^dim (ω as in ``interior_map``)."""
         return CubeMap(self.dim, self._boundary_from_cube)
 
     def _from_cube(self, u: Tensor, generator: torch.Generator) -> Tensor:
@@ -790,7 +790,7 @@ class CSG(Domain):
 
 @dataclass(frozen=True)
 class _Rate:
-    """An acceptance rate, for :func:`_rejection` of a part of a boundary."""
+    """An acceptance rate, for ``_rejection`` of a part of a boundary."""
 
     acceptance: float
 
@@ -884,7 +884,7 @@ def where(predicate: Callable[[Tensor], Tensor], within: Part | str = "boundary"
 
 
 def part_of(on: Part | str) -> Part:
-    """``on`` as a :class:`Part` (a name is one of "boundary", "initial", "final")."""
+    """``on`` as a ``Part`` (a name is one of "boundary", "initial", "final")."""
     if isinstance(on, Part):
         return on
     if isinstance(on, str) and on in NAMED_PARTS:

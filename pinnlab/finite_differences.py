@@ -2,12 +2,12 @@
 
 Two solvers for the catalogue's computed references:
 
-- :func:`poisson_grid`: the 5-point solution of −Δu = f on the free nodes of a uniform grid,
+- ``poisson_grid``: the 5-point solution of −Δu = f on the free nodes of a uniform grid,
   zero Dirichlet data on the other nodes of the grid, and ∂u/∂n = g (a ghost node mirrored
   across the edge: second order) on free nodes of the grid's outer edges;
-- :func:`cavity_grid`: the steady lid-driven cavity in stream function–vorticity form,
+- ``cavity_grid``: the steady lid-driven cavity in stream function–vorticity form,
   second-order central differences with Thom's wall vorticity, solved by Newton's method with
-  sparse direct solves; :func:`cavity_velocity` gives its velocity at the nodes.
+  sparse direct solves; ``cavity_velocity`` gives its velocity at the nodes.
 
 Arrays are indexed ``U[i, j] ≈ u(xᵢ, yⱼ)`` (x first). scipy is imported where it is used.
 """

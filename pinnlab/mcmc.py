@@ -1,10 +1,10 @@
 """Markov chain Monte Carlo for variational Monte Carlo: sampling |ψ|², and honest error bars.
 
-- :class:`Metropolis`: random-walk Metropolis–Hastings (Metropolis et al. 1953; Hastings 1970)
+- ``Metropolis``: random-walk Metropolis–Hastings (Metropolis et al. 1953; Hastings 1970)
   with Gaussian proposals x' = x + s ξ, many independent chains advanced together on the
   walkers' device; s adapts towards a target acceptance rate (a Robbins–Monro step on log s)
   during burn-in and training, and is frozen while measuring.
-- :func:`blocking`: the standard error of the mean of a correlated series by the automated
+- ``blocking``: the standard error of the mean of a correlated series by the automated
   blocking method (Flyvbjerg & Petersen, J. Chem. Phys. 91, 461 (1989); Jonsson, Phys. Rev. E
   98, 043304 (2018)).
 """
@@ -57,7 +57,7 @@ class Metropolis:
 
     @property
     def acceptance(self) -> float:
-        """Acceptance rate of the last call to :meth:`run` (NaN before any)."""
+        """Acceptance rate of the last call to ``run`` (NaN before any)."""
         return float(self._accepted) / self._steps if self._steps else float("nan")
 
     def refresh(self) -> None:

@@ -24,7 +24,7 @@ TEST_NUMBERS = 10**8
 TEST_SEED = 20241127
 #: Inputs (points × columns) per chunk when the exact gradient is taken by reverse mode.
 GRAPH_NUMBERS = 2**22
-#: The names :func:`error_metrics` returns.
+#: The names ``error_metrics`` returns.
 FIELD_METRICS = (
     "rel_l2",
     "rel_l1",
@@ -33,7 +33,7 @@ FIELD_METRICS = (
     "rel_h1_seminorm",
     "const_rel_l2",
 )
-#: The names a run's ``metric`` may take ("auto": :func:`default_metric`).
+#: The names a run's ``metric`` may take ("auto": ``default_metric``).
 METRICS = (
     *FIELD_METRICS,
     "rel_error_x0",
@@ -84,7 +84,7 @@ def chunk_rows(columns: int, most: int | None = None) -> int:
 
 def exact_with_grad(problem: Problem, x: Tensor, time_dependent: bool) -> tuple[Tensor, Tensor]:
     """The exact solution and its spatial gradient (the engine's reverse mode on the closed
-    form: :func:`pinnlab.derivatives.gradient`).
+    form: ``pinnlab.derivatives.gradient``).
 
     Scalar problems give (n,) and (n, d); problems with k outputs give (n, k) and (n, k, d).
     Evaluated in chunks of about ``GRAPH_NUMBERS`` inputs: the closed form's autograd graph
@@ -181,7 +181,7 @@ def fit_baselines(
 
 class Metric:
     """A measure of a trained solution that users add by name: a subclass with a ``name``,
-    found by the metric registry (:func:`pinnlab.registry.metrics`: entry points
+    found by the metric registry (``pinnlab.registry.metrics``: entry points
     ``pinnlab.metrics``, subclasses in the catalogue folders). Every solution of a problem it
     ``applies`` to reports it beside pinnlab's own metrics, and a run's ``metric`` may name it.
     """
@@ -194,6 +194,6 @@ class Metric:
         return isinstance(problem, ExactSolution)
 
     def __call__(self, solution) -> float:
-        """Its value for ``solution`` (a :class:`pinnlab.Solution`: callable on points, with
+        """Its value for ``solution`` (a ``pinnlab.Solution``: callable on points, with
         ``grad``, ``problem`` and ``config``)."""
         raise NotImplementedError

@@ -3,7 +3,7 @@ diagnostics (an inverse problem's unknowns) written to a TensorBoard log (``trai
 tensorboard``; docs/training.md).
 
 ``tensorboard`` is an optional dependency (``pip install "pinnlab[tensorboard]"``); the
-writer is torch's own (:class:`torch.utils.tensorboard.SummaryWriter`).
+writer is torch's own (``torch.utils.tensorboard.SummaryWriter``).
 """
 
 from __future__ import annotations

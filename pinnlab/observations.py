@@ -1,6 +1,6 @@
 """Measured values of a solution: the data of an inverse problem (docs/inverse.md).
 
-:class:`Observations` holds points (n, D) — t in column 0 for a time-dependent problem, then
+``Observations`` holds points (n, D) — t in column 0 for a time-dependent problem, then
 the space coordinates — and the values measured there: of u ((n,) or (n, k)), of one output
 (``output``), or of a derived quantity ``of(d)`` of the derivatives object at the points (a
 flux ``lambda d: d.partial(0)``). A collocation solver adds the misfit
@@ -9,7 +9,7 @@ flux ``lambda d: d.partial(0)``). A collocation solver adds the misfit
 
 as one loss term named ``name`` ("data" by default).
 
-Files (:func:`read`) hold the same two arrays:
+Files (``read``) hold the same two arrays:
 
 - ``.npz`` and ``.h5``: arrays ``points`` (n, D) and ``values`` (n,) or (n, k); optionally a
   scalar ``noise_std``;
@@ -116,7 +116,7 @@ class Observations:
         seed: int = 0,
         **kw,
     ) -> Observations:
-        """:meth:`synthetic` data at ``n`` uniform points of ``domain`` drawn from ``seed``
+        """``synthetic`` data at ``n`` uniform points of ``domain`` drawn from ``seed``
         (the noise from ``seed + 1``): what a synthetic inverse problem measures."""
         g = torch.Generator().manual_seed(seed)
         x = domain.sample_interior(n, generator=g, dtype=torch.float64)
@@ -173,7 +173,7 @@ def _finite(a: Tensor, where: str, what: str) -> None:
 def read(path: str | Path, in_dim: int, **kw) -> Observations:
     """Observations from a file (layouts in the module docstring); ``in_dim`` is D, the
     problem's input columns (t first for a time-dependent problem); ``kw`` go to
-    :class:`Observations` (``output``, ``weight``, ``noise_std`` unless the file has one)."""
+    ``Observations`` (``output``, ``weight``, ``noise_std`` unless the file has one)."""
     path = Path(path)
     if not path.exists():
         raise ParameterError(f"data file '{path}' does not exist.")
@@ -282,7 +282,7 @@ def check_observations(
 ) -> tuple[tuple[Observations, ...], tuple[Observations, ...]]:
     """The observations a solver fits, checked against its form (input columns, points in the
     ``domain``, output index, names distinct and not ``taken`` by a condition), and split into
-    (fitted, held out) by :meth:`Observations.split`."""
+    (fitted, held out) by ``Observations.split``."""
     fitted, held, names = [], [], set()
     for o in observations:
         where = o.source or f"observations '{o.name}'"

@@ -179,7 +179,7 @@ def _space_sampler(space: Domain, part: Part):
 
 
 def face_box(space: Domain) -> Box | None:
-    """The box whose faces a :class:`Face` names on ``space``: the space itself, or a CSG
+    """The box whose faces a ``Face`` names on ``space``: the space itself, or a CSG
     shape's first box operand (depth first); None if there is none."""
     if isinstance(space, Box):
         return space

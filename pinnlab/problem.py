@@ -4,14 +4,12 @@ A problem is an immutable definition: a frozen dataclass whose fields are its pa
 (``dim``, coefficients, seeds). It holds no sampled data. It offers *forms*, one method each,
 and a solver states the form it needs:
 
-=============  ====================  =====================================================
-form           method                what it returns
-=============  ====================  =====================================================
-strong         ``strong_form()``     :class:`StrongForm`: residual(s) + conditions (PINN)
-energy         ``energy_form()``     :class:`EnergyForm`: an energy whose minimiser solves it
-stochastic     ``stochastic_form()`` drift, diffusion, terminal value, nonlinearity
-hamiltonian    ``hamiltonian_form()`` a potential V for H = −½Δ + V
-=============  ====================  =====================================================
+| form | method | what it returns |
+|---|---|---|
+| strong | ``strong_form()`` | ``StrongForm``: residual(s) + conditions (PINN) |
+| energy | ``energy_form()`` | ``EnergyForm``: an energy whose minimiser solves it |
+| stochastic | ``stochastic_form()`` | drift, diffusion, terminal value, nonlinearity |
+| hamiltonian | ``hamiltonian_form()`` | a potential V for H = −½Δ + V |
 
 A problem also offers its truth where one exists: ``exact(x)`` (closed form) or a reference.
 """
@@ -43,7 +41,7 @@ FORMS: Mapping[str, str] = {
 
 
 def _part(condition, on) -> None:
-    """Store ``on`` as a :class:`~pinnlab.domains.Part` (a name is turned into one)."""
+    """Store ``on`` as a ``pinnlab.domains.Part`` (a name is turned into one)."""
     object.__setattr__(condition, "on", part_of(on))
 
 
@@ -65,7 +63,7 @@ class _OnPart:
 class Dirichlet(_OnPart):
     """u = value(x) on a part of the domain.
 
-    ``on`` is a part (:mod:`pinnlab.parts`): "boundary" (the spatial boundary; lateral for
+    ``on`` is a part (``pinnlab.parts``): "boundary" (the spatial boundary; lateral for
     space-time domains), "initial" (t = t0), "final" (t = t1), a face ``Box.face(axis,
     side)``, ``pl.where(predicate)`` or a union ``a | b``. ``value`` maps points (n, dim) to
     (n,) or (n, k); with ``output=j`` the condition holds for output j alone, value (n,).
@@ -191,12 +189,12 @@ def _check_conditions(conditions: Mapping[str, Any], domain) -> None:
 class StrongForm:
     """Residual form: find u with residual(u) = 0 in the domain and every condition on its part.
 
-    ``residual`` takes a :class:`pinnlab.Derivatives` and returns the residual at its points,
+    ``residual`` takes a ``pinnlab.Derivatives`` and returns the residual at its points,
     (n,) or (n, k), or a dict of named residuals. ``outputs`` is the number of output channels.
 
-    An inverse problem (docs/inverse.md) declares ``unknowns`` (:class:`pinnlab.Unknown`,
-    :class:`pinnlab.UnknownField`), which the residual reads as ``d.unknown(name)``, and the
-    ``observations`` (:class:`pinnlab.Observations`) that determine them; data given to a run
+    An inverse problem (docs/inverse.md) declares ``unknowns`` (``pinnlab.Unknown``,
+    ``pinnlab.UnknownField``), which the residual reads as ``d.unknown(name)``, and the
+    ``observations`` (``pinnlab.Observations``) that determine them; data given to a run
     (``--data``, ``solve(..., data=...)``) take the place of the declared observations.
     """
 
@@ -233,7 +231,7 @@ class EnergyForm:
     u = h on the Dirichlet part, a ∂u/∂n = g on the Neumann part (a natural condition).
 
     ``source`` is f; ``diffusion`` a and ``reaction`` c are numbers or functions of x;
-    ``conditions`` maps names to :class:`Dirichlet` or :class:`Neumann` conditions.
+    ``conditions`` maps names to ``Dirichlet`` or ``Neumann`` conditions.
 
     With ``eigenvalue=True`` it is the form of the lowest eigenvalue instead: λ₀ of
     −∇·(a∇u) + c u = λ u with zero Dirichlet data is the minimum of the Rayleigh quotient
@@ -350,7 +348,7 @@ class StochasticForm:
 @dataclass(frozen=True)
 class HamiltonianForm:
     """A Hamiltonian H = −½Δ + V on R^d (``domain`` None) or on a box with hard walls
-    (``domain`` a :class:`~pinnlab.domains.Box`: ψ = 0 on its boundary); its ground state ψ₀
+    (``domain`` a ``pinnlab.domains.Box``: ψ = 0 on its boundary); its ground state ψ₀
     minimises the Rayleigh quotient E[ψ] = ⟨ψ|H|ψ⟩ / ⟨ψ|ψ⟩ = E_{|ψ|²}[E_L], with the local
     energy E_L = Hψ/ψ = −½(Δ log|ψ| + |∇ log|ψ||²) + V (atomic units: ħ = m = 1, hartree).
 
@@ -413,7 +411,7 @@ class ExactSolution(typing.Protocol):
 @typing.runtime_checkable
 class ReferenceSolution(typing.Protocol):
     """Reference values computed without a closed form (Monte Carlo, a fine classical solve),
-    cited in the docstring: ``reference()`` returns a :class:`Reference` (or None where the
+    cited in the docstring: ``reference()`` returns a ``Reference`` (or None where the
     parameters have none)."""
 
     def reference(self) -> Reference | None: ...
@@ -446,17 +444,17 @@ class Problem:
 
     Subclasses are frozen dataclasses with a class attribute ``id`` and the fields that are
     their parameters; ``check()`` validates parameters (raise through ``require``). A problem
-    offers forms (``strong_form()``, …: :data:`FORMS`) and, where it knows one, its truth by
-    defining a method of :class:`ExactSolution`, :class:`ReferenceSolution` or
-    :class:`GroundState`; ``truth`` is derived from which it defines.
+    offers forms (``strong_form()``, …: ``FORMS``) and, where it knows one, its truth by
+    defining a method of ``ExactSolution``, ``ReferenceSolution`` or
+    ``GroundState``; ``truth`` is derived from which it defines.
     """
 
     id: ClassVar[str] = ""
     #: Human description of the supported dimensions, e.g. "d ≥ 1".
     dims: ClassVar[str] = "d ≥ 1"
-    #: "exact", "reference", "ground state" or "none": derived (:func:`truth_of`), never set.
+    #: "exact", "reference", "ground state" or "none": derived (``truth_of``), never set.
     truth: ClassVar[str] = "none"
-    #: Names of the metrics :meth:`extra_metrics` returns; the first is what a run's
+    #: Names of the metrics ``extra_metrics`` returns; the first is what a run's
     #: ``metric: auto`` tracks (before the generic choice).
     extra_metric_names: ClassVar[tuple[str, ...]] = ()
     #: How far (relative to the solution's scale) the truth may miss its own equation in

@@ -2,26 +2,26 @@
 
 A recipe is a run config that reaches a stated accuracy (``configs/runs/<name>.yaml``, the
 name ``<problem>-<method>`` or ``<problem>-<variant>-<method>``). Each declares, in a top-level
-``recipe:`` mapping, the dimensions it serves::
+``recipe:`` mapping, the dimensions it serves:
 
     recipe:
       dims: [317, 3162]        # inclusive; [31623, null]: no upper end
       description: additive part Σ hᵢ(xᵢ) beside a 3×64 silu MLP
 
-The declaration is the file's own: :func:`pinnlab.config.read_yaml` removes it, so a file that
+The declaration is the file's own: ``pinnlab.config.read_yaml`` removes it, so a file that
 extends a recipe (``base:``) does not inherit it, and a recipe given with ``--config`` is a
 plain config. Among the recipes of one problem and method the ranges do not overlap, and each
 holds the recipe's own ``problem.dim``. The shipped ranges put the boundary between two recipes
 at the geometric mean of the dimensions they were tuned for, and reach half a decade (a factor
 √10) beyond the outermost, down to the problem's smallest dimension.
 
-:func:`select` picks the recipe for a dimension (:func:`selection` also says among which): the one whose range holds it; else the nearest
+``select`` picks the recipe for a dimension (``selection`` also says among which): the one whose range holds it; else the nearest
 one in log d (a recipe tuned nearer the dimension asked for is a better start than the plain
 defaults, which fail at high dimension); with no dimension asked, the recipe whose own
 ``problem.dim`` is the problem's default, else the one with the lowest range. Where no recipe
 exists for the problem and method, the defaults apply. ``pinnlab solve`` prints the choice;
-``pinnlab.solve`` and :func:`pinnlab.make_config` make it silently, and
-``pinnlab.recipes.select(problem, method, dim)`` returns which it is (a :class:`Recipe`, or None).
+``pinnlab.solve`` and ``pinnlab.make_config`` make it silently, and
+``pinnlab.recipes.select(problem, method, dim)`` returns which it is (a ``Recipe``, or None).
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ class Recipe:
 
 @dataclass(frozen=True)
 class Selection:
-    """What :func:`selection` chose, and among which recipes."""
+    """What ``selection`` chose, and among which recipes."""
 
     problem: str
     method: str
@@ -250,14 +250,14 @@ def select(problem: str, method: str = "pinn", dim: int | str | None = None) -> 
 
     The recipe whose declared range holds ``dim``; else the nearest in log d. Without ``dim``:
     the recipe whose own ``problem.dim`` is the problem's default, else the one with the lowest
-    range. :func:`selection` says, beside the choice, whether it was the nearest and among which.
+    range. ``selection`` says, beside the choice, whether it was the nearest and among which.
     """
     return selection(problem, method, dim).recipe
 
 
 def selection(problem: str, method: str = "pinn", dim: int | str | None = None) -> Selection:
-    """:func:`select`'s choice with what it was chosen among (:meth:`Selection.message` is the
-    line ``pinnlab solve`` prints; :attr:`Selection.nearest` says no range held ``dim``)."""
+    """``select``'s choice with what it was chosen among (``Selection.message`` is the
+    line ``pinnlab solve`` prints; ``Selection.nearest`` says no range held ``dim``)."""
     candidates = tuple(r for r in recipes(problem, method) if r.select)
     others = tuple(r for r in recipes(problem) if r.method != method)
     asked = _as_dim(dim)
@@ -294,6 +294,6 @@ def asked_dim(
     sets: Iterable[str] = (),
 ) -> int | str | None:
     """The ``problem.dim`` that the layers over the recipe ask for
-    (:func:`pinnlab.config.overlay`, as :func:`pinnlab.make_config` merges them)."""
+    (``pinnlab.config.overlay``, as ``pinnlab.make_config`` merges them)."""
     problem = overlay(params, overrides, sets).get("problem")
     return problem.get("dim") if isinstance(problem, Mapping) else None

@@ -8,11 +8,11 @@ pinnlab never imports ``problems/`` by name. The catalogue folders are, in order
 2. every folder in the environment variable ``PINNLAB_PROBLEMS`` (``os.pathsep``-separated);
 3. folders passed explicitly (the command line's ``--problems DIR``).
 
-Each ``*.py`` file in a folder is imported; every :class:`pinnlab.Problem` subclass it defines
+Each ``*.py`` file in a folder is imported; every ``pinnlab.Problem`` subclass it defines
 with a non-empty ``id`` is a catalogue entry, and every subclass with a non-empty ``name`` of
-:class:`pinnlab.Solver`, :class:`pinnlab.networks.Network` (a body, ``net.kind``),
-:class:`pinnlab.networks.Wrapper` (``net.wrap``), :class:`pinnlab.networks.Activation` or
-:class:`pinnlab.metrics.Metric` an entry of that registry. Installed packages add entries
+``pinnlab.Solver``, ``pinnlab.networks.Network`` (a body, ``net.kind``),
+``pinnlab.networks.Wrapper`` (``net.wrap``), ``pinnlab.networks.Activation`` or
+``pinnlab.metrics.Metric`` an entry of that registry. Installed packages add entries
 through entry points: the groups ``pinnlab.problems``, ``pinnlab.solvers``,
 ``pinnlab.networks``, ``pinnlab.wrappers``, ``pinnlab.activations`` and ``pinnlab.metrics``
 (name = the id or name, object = the class). Two entries with the same name are an error. Nothing is mutated: each registry is
@@ -50,7 +50,7 @@ def shipped_dir(kind: str) -> Path:
 
 def catalogue_dirs(extra: Iterable[str | os.PathLike | type] = ()) -> tuple[Path, ...]:
     """The catalogue folders: shipped, then $PINNLAB_PROBLEMS, then ``extra`` (its Problem
-    classes, see :func:`catalogue`, are not folders and are left out)."""
+    classes, see ``catalogue``, are not folders and are left out)."""
     env = [p for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p]
     folders = [p for p in extra if not isinstance(p, type)]
     dirs = [shipped_dir("problems"), *map(Path, env), *map(Path, folders)]
@@ -172,23 +172,23 @@ def solvers(extra_dirs: Iterable[str | os.PathLike] = ()) -> Registry:
 
 
 def networks(extra_dirs: Iterable[str | os.PathLike] = ()) -> Registry:
-    """``net.kind`` -> body class (:class:`pinnlab.networks.Network` with a ``name``)."""
+    """``net.kind`` -> body class (``pinnlab.networks.Network`` with a ``name``)."""
     return _registry("networks", catalogue_dirs(extra_dirs))
 
 
 def wrappers(extra_dirs: Iterable[str | os.PathLike] = ()) -> Registry:
-    """``net.wrap`` key -> wrapper class (:class:`pinnlab.networks.Wrapper`)."""
+    """``net.wrap`` key -> wrapper class (``pinnlab.networks.Wrapper``)."""
     return _registry("wrappers", catalogue_dirs(extra_dirs))
 
 
 def activations(extra_dirs: Iterable[str | os.PathLike] = ()) -> Registry:
-    """``net.activation`` -> activation class (:class:`pinnlab.networks.Activation`)."""
+    """``net.activation`` -> activation class (``pinnlab.networks.Activation``)."""
     return _registry("activations", catalogue_dirs(extra_dirs))
 
 
 def metrics(extra_dirs: Iterable[str | os.PathLike] = ()) -> Registry:
-    """Metric name -> :class:`pinnlab.metrics.Metric` class: the metrics users add (pinnlab's
-    own are computed together, :data:`pinnlab.metrics.METRICS`, and their names are taken)."""
+    """Metric name -> ``pinnlab.metrics.Metric`` class: the metrics users add (pinnlab's
+    own are computed together, ``pinnlab.metrics.METRICS``, and their names are taken)."""
     from .metrics import METRICS
 
     found = _registry("metrics", catalogue_dirs(extra_dirs))

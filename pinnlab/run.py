@@ -1,4 +1,4 @@
-"""From a config to a trained :class:`Solution`: the only place that reads a run config.
+"""From a config to a trained ``Solution``: the only place that reads a run config.
 
 config -> (problem, network, solver) -> Trainer -> Solution -> HDF5.
 """
@@ -55,7 +55,7 @@ def resolve_device(name: str) -> torch.device:
 def recipe(problem_id: str, method: str, dim: int | str | None = None) -> Path | None:
     """The shipped recipe (``configs/runs/*.yaml``) for the problem, method and dimension, if
     there is one: the one whose declared range holds ``dim``, else the nearest in log d;
-    without ``dim`` the problem's default one (:func:`pinnlab.recipes.select`)."""
+    without ``dim`` the problem's default one (``pinnlab.recipes.select``)."""
     from .recipes import select
 
     chosen = select(problem_id, method, dim)
@@ -75,7 +75,7 @@ def make_config(
     """Assemble and validate a run config.
 
     Layers, later ones winning: the shipped recipe for (problem, method, the ``dim`` that
-    ``params``, ``overrides`` or ``sets`` ask for; :func:`pinnlab.recipes.select`) when no
+    ``params``, ``overrides`` or ``sets`` ask for; ``pinnlab.recipes.select``) when no
     ``config`` is given; ``config`` (a YAML path, a mapping or a RunConfig); problem
     ``params``; nested ``overrides``; ``--set`` assignments.
     """
@@ -305,7 +305,7 @@ def run(
 
 
 def warn_if_no_better_than_constant(problem: Problem, metrics: Mapping[str, float]) -> None:
-    """An :class:`~pinnlab.errors.AccuracyWarning` when rel_l2 is no better than that of the
+    """An ``pinnlab.errors.AccuracyWarning`` when rel_l2 is no better than that of the
     best constant (``const_rel_l2``): the run has learnt nothing a constant would not give."""
     error, constant = metrics.get("rel_l2"), metrics.get("const_rel_l2")
     if error is None or constant is None or not error >= constant:

@@ -17,10 +17,10 @@ benchmark's data 2 sech x on [−5, 5] is *not* smooth as a periodic function: h
 4 sech 5 tanh 5 ≈ 0.054 at x = ±L, so the Fourier coefficients decay like k⁻² and the
 truncation error of N modes in ‖·‖₂ decays like N^{-3/2}; the time error of the rough
 high-frequency part is not in the asymptotic regime either. The defaults of
-:func:`nls_reference` (N = 2048 modes, 3200 order-6 steps) agree with a solve at twice the
+``nls_reference`` (N = 2048 modes, 3200 order-6 steps) agree with a solve at twice the
 resolution to rel. l2 ≈ 5e-7 in |h| on the benchmark grid (docs/nls.md).
 
-**Evaluation anywhere.** :class:`PeriodicNLSSolution` keeps the spectrum at saved times; at
+**Evaluation anywhere.** ``PeriodicNLSSolution`` keeps the spectrum at saved times; at
 (t, x) it steps exactly (one order-6 step) from the nearest saved time to t, and sums the
 Fourier series at x (spectral interpolation, exact for the trigonometric polynomial). For
 autograd it returns h(t₀ + τ, x) ≈ Σₖ (ĥₖ(t₀) + τ ∂ₜĥₖ(t₀)) e^{ik(x+L)} at τ = 0, with ∂ₜĥ from
@@ -121,7 +121,7 @@ def solve(
     kappa: float = 1.0,
     save_every: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Solve from grid values h0 (N,) at :func:`grid` points to t = horizon in ``steps`` steps.
+    """Solve from grid values h0 (N,) at ``grid`` points to t = horizon in ``steps`` steps.
 
     Returns (times (m,), values (m, N) complex) at every ``save_every``-th step, t = 0 first.
     """

@@ -1,5 +1,5 @@
 """Simple polygons in the plane (an L-shape, any simple polygon): a domain like the others, so
-it takes part in constructive solid geometry (:class:`pinnlab.domains.CSG`) and in space-time."""
+it takes part in constructive solid geometry (``pinnlab.domains.CSG``) and in space-time."""
 
 from __future__ import annotations
 

@@ -81,7 +81,7 @@ class Solution:
         self.history = {k: np.asarray(v) for k, v in (history or {}).items()}
         self.environment = dict(environment or {})
         self._metrics = dict(metrics) if metrics else None
-        #: The metrics users registered (:func:`pinnlab.registry.metrics`), measured beside
+        #: The metrics users registered (``pinnlab.registry.metrics``), measured beside
         #: pinnlab's own where they apply.
         self.added_metrics = tuple(added_metrics)
         self._truth_cache = None
@@ -167,7 +167,7 @@ class Solution:
     @property
     def unknowns(self) -> dict[str, Any]:
         """The identified unknowns (docs/inverse.md): a float for a number, an array for a
-        vector, and for a field a callable like :meth:`unknown` returns; {} for a forward
+        vector, and for a field a callable like ``unknown`` returns; {} for a forward
         problem."""
         found = unknowns_of(self.model)
         if found is None:
@@ -176,7 +176,7 @@ class Solution:
 
     def unknown(self, name: str):
         """The unknown ``name``: its value (a float, or an array for a vector), or for an
-        :class:`~pinnlab.UnknownField` a callable κ(x) on space points (n, d) — numpy in, numpy
+        ``pinnlab.UnknownField`` a callable κ(x) on space points (n, d) — numpy in, numpy
         out; torch in, torch out — evaluated like the solution."""
         found = unknowns_of(self.model)
         if found is None:
@@ -197,12 +197,12 @@ class Solution:
         return dict(self._metrics)
 
     def evaluate(self) -> dict[str, float]:
-        """Compute the metrics (see :mod:`pinnlab.metrics`) and any the problem adds.
+        """Compute the metrics (see ``pinnlab.metrics``) and any the problem adds.
 
         Against ``exact``: the error metrics on the test set (at x₀ only for a solution known
         at one point). Against a ``reference()``: the ``ref_*`` metrics. A problem adds its own
         by defining ``extra_metrics(solution) -> dict[str, float]``; a registered
-        :class:`~pinnlab.metrics.Metric` adds its value where it applies.
+        ``pinnlab.metrics.Metric`` adds its value where it applies.
         """
         out = self._builtin_metrics()
         for cls in self.added_metrics:
@@ -264,7 +264,7 @@ class Solution:
         return torch.cat([torch.full_like(x[:, :1], self.at_time), x], dim=1)
 
     def measures_error(self) -> bool:
-        """Whether :meth:`evaluate` measures an error: the method's own (an energy against a
+        """Whether ``evaluate`` measures an error: the method's own (an energy against a
         known E₀), against the exact solution, or against a reference at points where this
         solution is defined (a deep BSDE solution at x₀ is not, on a reference cloud)."""
         if self.solver.has_truth or isinstance(self.problem, ExactSolution):
@@ -335,7 +335,7 @@ class Solution:
 
     def plot(self, what: str = "solution", *, out=None, slice=None, at=None, points=None):
         """A matplotlib Figure (Agg, no window) of the solution, its error, its residual, the
-        training history or the unknowns (docs/plots.md; :func:`pinnlab.plot.plot`): what is
+        training history or the unknowns (docs/plots.md; ``pinnlab.plot.plot``): what is
         one of ``pinnlab.plot.KINDS``; ``slice`` the two input columns of a heat map ("0,1");
         ``at`` the time(s) of a space-time problem ("t=0.5"); ``points`` grid points per axis.
         With ``out`` the figure is also written there (PNG unless the suffix says otherwise)."""
@@ -392,8 +392,8 @@ class SavedSolution:
 
 
 def read(path: str | os.PathLike, *, arrays: bool = True) -> SavedSolution:
-    """The one reader of the file layout: a :class:`SavedSolution` from ``path``, or a
-    :class:`SolutionFileError` that says what is wrong with the file."""
+    """The one reader of the file layout: a ``SavedSolution`` from ``path``, or a
+    ``SolutionFileError`` that says what is wrong with the file."""
     import h5py
 
     path = Path(path)
@@ -439,7 +439,7 @@ def read(path: str | os.PathLike, *, arrays: bool = True) -> SavedSolution:
 
 
 def load(path: str | os.PathLike, *, device: str = "cpu", problems_dirs=()) -> Solution:
-    """Load a solution saved by :meth:`Solution.save` (never unpickles anything)."""
+    """Load a solution saved by ``Solution.save`` (never unpickles anything)."""
     from .registry import catalogue, metrics
 
     saved = read(path)

@@ -11,7 +11,7 @@ of Cox & Matthews, J. Comput. Phys. 176 (2002) 430: the linear part is integrate
 variation-of-constants formula. Its coefficients, h⁻²L⁻³[−4 − hL + e^{hL}(4 − 3hL + h²L²)] and
 two more, lose every digit to cancellation for small |hL|; they are evaluated as Kassam &
 Trefethen, SIAM J. Sci. Comput. 26 (2005) 1214, propose: as means over a circle of radius 1
-around each hL in the complex plane (:data:`CONTOUR_POINTS` points; the trapezoidal rule
+around each hL in the complex plane (``CONTOUR_POINTS`` points; the trapezoidal rule
 converges geometrically for these entire functions). With the linear part exact, the stiff
 diffusion or dispersion sets no stability limit; the step is bounded by the nonlinear part.
 
@@ -24,15 +24,15 @@ modes the rule removes stay exactly 0 and are not stored.
 **A known part.** Data with a kink (a jump J of u_x at x = ±L) have Fourier coefficients that
 decay like m⁻²: n grid points reproduce them off the grid only to about 2|J|/(π²n) (4e-4
 for J = 4, n = 2048). An exact solution g of the *linear* equation g_t = L g that carries the
-kink (a :class:`KnownPart`: :class:`HeatKink`, the heat flow of a periodic parabola, in closed
+kink (a ``KnownPart``: ``HeatKink``, the heat flow of a periodic parabola, in closed
 form) is then split off: u = g + v, and v_t = L v + N(t, g + v) is solved from the smoother
 data u(0) − g(0).
 
-**Evaluation anywhere.** :class:`PeriodicSolution` keeps v̂ and ∂ₜv̂ = L v̂ + N̂(t, g + v) (the
+**Evaluation anywhere.** ``PeriodicSolution`` keeps v̂ and ∂ₜv̂ = L v̂ + N̂(t, g + v) (the
 equation itself) at equispaced saved times. At (t, x) it takes, for each mode, the cubic
 Hermite interpolant in t of the values and derivatives at the two saved times around t, sums
 the Fourier series at x (the trigonometric interpolant: spectral in x) and adds g(t, x). As a
-torch function (:meth:`PeriodicSolution.torch`) it gives every t- and x-derivative of this
+torch function (``PeriodicSolution.torch``) it gives every t- and x-derivative of this
 interpolant by autograd. At the saved times u_t is the equation's own and continuous; between
 them the Hermite error in ∂ₜv̂ is at most √3Δt³/216 max|∂ₜ⁴v̂| (Δt the saving interval).
 
@@ -40,7 +40,7 @@ them the Hermite error in ∂ₜv̂ is at most √3Δt³/216 max|∂ₜ⁴v̂| (
 its two problems): order 4 by regression slope on a forced stiff heat equation (|hL| up to
 10) and on a KdV soliton (dispersion in a complex L, dealiased); on viscous Burgers halving
 h makes the change of the solution 15–16 times smaller; the contour coefficients agree with
-their φ-function series and closed forms to 1e-13; :class:`HeatKink` agrees with the
+their φ-function series and closed forms to 1e-13; ``HeatKink`` agrees with the
 parabola's Fourier series to 1e-12; the interpolant's x-derivatives (to the third) equal the
 spectral derivatives at the saved times to 1e-11 of their size.
 """
@@ -65,12 +65,12 @@ from .schrodinger import fingerprint, grid, wavenumbers
 #: Trefethen's codes take 16 on the upper half circle, enough for real L (values at conjugate
 #: points are conjugate); the full circle serves complex L (dispersion) as well.
 CONTOUR_POINTS = 64
-#: :func:`periodic_reference` warns (AccuracyWarning) when the top tenth of the kept modes
+#: ``periodic_reference`` warns (AccuracyWarning) when the top tenth of the kept modes
 #: holds more than this fraction of the largest coefficient: too few modes.
 RESOLVED = 1e-7
 #: Points evaluated at once (each holds a few (n, modes) arrays).
 CHUNK = 512
-#: :class:`HeatKink` adds the images of its kinks at ±3L once σ > L/IMAGES_FROM (before, they
+#: ``HeatKink`` adds the images of its kinks at ±3L once σ > L/IMAGES_FROM (before, they
 #: change g by less than σφ(2·IMAGES_FROM), 0 in float64).
 IMAGES_FROM = 16
 
@@ -144,7 +144,7 @@ class HeatKink:
     On the line s = a(x² − L²/3) + J Σ_{j≥0} [(x − (2j+1)L)₊ + (−(2j+1)L − x)₊], and the heat
     flow (variance σ² = 2εt) takes x² to x² + σ² and a ramp y₊ to R(y) = yΦ(y/σ) + σφ(y/σ)
     (Φ, φ the standard normal distribution and density). For x reduced to [−L, L) the ramps
-    at ±L are kept, those at ±3L once σ > L/:data:`IMAGES_FROM`; the farther ones change g by
+    at ±L are kept, those at ±3L once σ > L/``IMAGES_FROM``; the farther ones change g by
     less than σφ(4L/σ), below 1e-17 while σ ≤ L/2, the range allowed.
     """
 
@@ -217,7 +217,7 @@ def etdrk4(
     dealias: bool = False,
     known: KnownPart | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Solve v_t = L v + N(t, g + v) from grid values v0 (n,) at :func:`grid` points to
+    """Solve v_t = L v + N(t, g + v) from grid values v0 (n,) at ``grid`` points to
     t = horizon in ``steps`` ETDRK4 steps (g = ``known``, else 0).
 
     Returns (times (m,), spectra (m, n//2 + 1), rates (m, n//2 + 1)) at every

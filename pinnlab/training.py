@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # the solvers use fit_readout: no import of them at run time
 
 
 def fit_readout(net: nn.Module, pairs: Iterable[tuple[Tensor, Tensor]]) -> int:
-    """Replace the output layer of ``net`` (see :func:`pinnlab.networks.has_readout`) by the
+    """Replace the output layer of ``net`` (see ``pinnlab.networks.has_readout``) by the
     least-squares fit over all ``pairs`` (x (n, D), y (n,) or (n, o)): the (W, b) minimising
     Σ |W φ(x) + b − y|² for the network's fixed features φ. Returns the number of rows fitted.
 
@@ -271,7 +271,7 @@ class Trainer:
             ) from e
 
     def run(self, *, resume: bool = False) -> dict[str, list[float]]:
-        """Train; returns the history. Raises :class:`Interrupted` on Ctrl-C."""
+        """Train; returns the history. Raises ``Interrupted`` on Ctrl-C."""
         from tqdm.auto import tqdm
 
         s = self.s

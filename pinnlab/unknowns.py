@@ -4,17 +4,17 @@ A strong form declares them (``pl.StrongForm(..., unknowns=[pl.Unknown("kappa", 
 positive=True)])``) and its residual reads them as ``d.unknown("kappa")``, a tensor that
 carries gradients to the parameters that represent it:
 
-- :class:`Unknown`, a number or a vector θ: θ = p (free), θ = exp(p) (``positive``: a log
+- ``Unknown``, a number or a vector θ: θ = p (free), θ = exp(p) (``positive``: a log
   parametrisation, so that Adam's steps are relative and a viscosity of 3e-3 is reached as
   fast as a conductivity of 2), or θ = lo + (hi − lo)·σ(p) (``bounds``), p a trained
   parameter started where θ = ``init``;
-- :class:`UnknownField`, a function κ(x) of the space coordinates: its own small tanh
+- ``UnknownField``, a function κ(x) of the space coordinates: its own small tanh
   network N (inputs mapped from the domain's bounding box to [−1, 1]), κ = init + s·N(x), or
   κ = softplus(softplus⁻¹(init) + s·N(x)) (``positive``; s = ``scale``), with N's output layer started at zero
   so that κ starts at ``init``. ``d.field("kappa")`` gives its derivatives (``.grad``,
   ``.laplacian``) at the residual's points, for equations in divergence form.
 
-:class:`UnknownSet` is the module that holds them for a run; :class:`WithUnknowns` puts it
+``UnknownSet`` is the module that holds them for a run; ``WithUnknowns`` puts it
 beside the solution's network, so that training, checkpoints and solution files carry the
 unknowns with the weights (``unknowns.<name>`` in the state dict).
 """
@@ -161,7 +161,7 @@ def check_unknowns(unknowns: Sequence) -> tuple:
 
 
 class FieldNetwork(nn.Module):
-    """κ(x) = init + N(x), or softplus(softplus⁻¹(init) + N(x)): an :class:`UnknownField`'s
+    """κ(x) = init + N(x), or softplus(softplus⁻¹(init) + N(x)): an ``UnknownField``'s
     network on the space coordinates (N's output layer zero at the start)."""
 
     def __init__(self, field: UnknownField, box: tuple[Tensor, Tensor], generator):
@@ -191,8 +191,8 @@ class FieldNetwork(nn.Module):
 
 
 class UnknownSet(nn.Module):
-    """The trained representation of a form's unknowns: a parameter p per :class:`Unknown`
-    (``scalars.<name>``), a :class:`FieldNetwork` per :class:`UnknownField` (``fields.<name>``).
+    """The trained representation of a form's unknowns: a parameter p per ``Unknown``
+    (``scalars.<name>``), a ``FieldNetwork`` per ``UnknownField`` (``fields.<name>``).
     ``box`` is the space's bounding box (a field network's input map)."""
 
     def __init__(self, unknowns: Sequence, box: tuple[Tensor, Tensor], generator):
@@ -235,7 +235,7 @@ class UnknownSet(nn.Module):
 
 class WithUnknowns(Network):
     """The solution's network with the form's unknowns beside it: u(x) = net(x) unchanged;
-    ``unknowns`` is the :class:`UnknownSet` trained with it. Every capability is the
+    ``unknowns`` is the ``UnknownSet`` trained with it. Every capability is the
     network's."""
 
     def __init__(self, net: nn.Module, unknowns: UnknownSet):
@@ -267,7 +267,7 @@ class WithUnknowns(Network):
 
 
 def unknowns_of(module: nn.Module) -> UnknownSet | None:
-    """The :class:`UnknownSet` inside ``module`` (at any depth of its wrappers), or None."""
+    """The ``UnknownSet`` inside ``module`` (at any depth of its wrappers), or None."""
     for m in module.modules():
         if isinstance(m, UnknownSet):
             return m

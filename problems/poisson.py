@@ -537,6 +537,7 @@ class PoissonKappa(pl.Problem):
     id = "poisson-kappa"
     dims = "d ≥ 1"
     extra_metric_names = ("kappa_error",)
+    exchangeable = True  # u, f and the cube are; the data points are not, and need not be
 
     kappa: float = 2.0
     n_data: int = 200

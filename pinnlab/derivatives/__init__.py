@@ -3,19 +3,18 @@
 
 Residuals read like mathematics (``-d.laplacian - f(d.x)``); the method is a setting:
 
-=================  ========================================================================
-``auto``           ``reduced`` where the first-layer reduction applies, else ``forward`` up to
-                   d = ``AUTO_FORWARD_MAX_DIM``, else ``hutchinson`` (see docs/derivatives.md)
-``reduced``        exact: forward mode after the first-layer reduction (min(d, width) directions)
-``forward``        exact: forward-mode jets along all d axes (Li et al. 2024)
-``reverse``        exact: the reverse-mode reference (one backward pass per axis, like DeepXDE)
-``hutchinson``     stochastic, unbiased: k Rademacher probes (``hutchinson-gauss``: Gaussian)
-``sdgd``           stochastic, unbiased: k random axes rescaled by d/k (Hu et al. 2024)
-=================  ========================================================================
+| method | what it computes |
+|---|---|
+| ``auto`` | ``reduced`` where the first-layer reduction applies, else ``forward`` up to d = ``AUTO_FORWARD_MAX_DIM``, else ``hutchinson`` (see docs/derivatives.md) |
+| ``reduced`` | exact: forward mode after the first-layer reduction (min(d, width) directions) |
+| ``forward`` | exact: forward-mode jets along all d axes (Li et al. 2024) |
+| ``reverse`` | exact: the reverse-mode reference (one backward pass per axis, like DeepXDE) |
+| ``hutchinson`` | stochastic, unbiased: k Rademacher probes (``hutchinson-gauss``: Gaussian) |
+| ``sdgd`` | stochastic, unbiased: k random axes rescaled by d/k (Hu et al. 2024) |
 
-Beside :class:`Derivatives`, :func:`gradient` gives any row-wise callable's value and
+Beside ``Derivatives``, ``gradient`` gives any row-wise callable's value and
 Jacobian by reverse mode (a closed-form solution, a residual, a network whose gradient is used
-as data), and :func:`partial_derivative` one ∂u/∂x_a by a forward-mode jet along e_a alone.
+as data), and ``partial_derivative`` one ∂u/∂x_a by a forward-mode jet along e_a alone.
 """
 
 from __future__ import annotations
@@ -69,7 +68,7 @@ FULL_JET_MAX_COLUMNS = 8
 
 
 def get_method(name: str, *, probes: int = 16):
-    """The method called ``name`` (``auto`` is resolved per network by :func:`choose_method`)."""
+    """The method called ``name`` (``auto`` is resolved per network by ``choose_method``)."""
     if name in EXACT_METHODS:
         return EXACT_METHODS[name]()
     if name in STOCHASTIC_METHODS:
@@ -96,7 +95,7 @@ def choose_method(
 
 
 def method_for(module, name: str, in_dim: int, *, probes: int = 16, exact: bool = False):
-    """:func:`choose_method` for ``module`` as it is (its parameters' dtype and device): the
+    """``choose_method`` for ``module`` as it is (its parameters' dtype and device): the
     one place a solver resolves its derivative method."""
     param = next(module.parameters(), None)
     return choose_method(
@@ -127,7 +126,7 @@ def partial_derivative(net, points: Tensor, column: int) -> tuple[Tensor, Tensor
 class Derivatives:
     """Lazy derivatives of ``net`` at ``points``, computed on first use by ``method``.
 
-    ``method`` is a name (see :data:`METHODS`) or a method object. For a space-time problem
+    ``method`` is a name (see ``METHODS``) or a method object. For a space-time problem
     (``time_dependent=True``) column 0 of the points is t: ``d.t``, ``d.dt``; ``d.x``,
     ``d.grad`` and ``d.laplacian`` are spatial. Scalar outputs give u (n,), grad (n, d),
     laplacian (n,); k outputs give u (n, k), grad (n, k, d), laplacian (n, k).
@@ -299,7 +298,7 @@ class Derivatives:
 
         Integers count spatial coordinates from 0 and "t" is time, whatever the column layout.
         Shape (n,) for one output, (n, k) for k; ``output=j`` picks output j, (n,). Exact for
-        every method (see :mod:`pinnlab.derivatives.partials`); repeated requests are cached,
+        every method (see ``pinnlab.derivatives.partials``); repeated requests are cached,
         and first derivatives the engine has already computed are reused.
         """
         if not axes:
@@ -361,7 +360,7 @@ class Derivatives:
     @property
     def normal(self) -> Tensor:
         """The outward unit normals at the points (n, D) over every input column: given at a
-        condition's points on a part of the boundary (:mod:`pinnlab.parts`)."""
+        condition's points on a part of the boundary (``pinnlab.parts``)."""
         if self.normals is None:
             raise ShapeError(
                 "d.normal is defined at the points of a condition on a part of the boundary; "
@@ -399,8 +398,8 @@ class Derivatives:
 
     def unknown(self, name: str) -> Tensor:
         """The unknown ``name`` of the form (docs/inverse.md), with its gradient to the
-        parameters that represent it: θ (a 0-d tensor, or (m,)) for a :class:`pinnlab.Unknown`,
-        κ at the points' space coordinates ((n,), or (n, k)) for a :class:`pinnlab.UnknownField`.
+        parameters that represent it: θ (a 0-d tensor, or (m,)) for a ``pinnlab.Unknown``,
+        κ at the points' space coordinates ((n,), or (n, k)) for a ``pinnlab.UnknownField``.
         Values given as ``unknowns={name: value or function of x}`` (a check of a truth)
         take the place of a network's."""
         if self._given is not None:
@@ -416,7 +415,7 @@ class Derivatives:
         return value
 
     def field(self, name: str) -> Derivatives:
-        """The derivatives of the :class:`pinnlab.UnknownField` ``name`` at the points' space
+        """The derivatives of the ``pinnlab.UnknownField`` ``name`` at the points' space
         coordinates (``.u``, ``.grad``, ``.laplacian``, ``.partial``): for an equation in
         divergence form, ∇·(κ∇u) = κ Δu + ∇κ·∇u."""
         if name not in self._fields and self._given is not None:

@@ -1,6 +1,6 @@
 """Exact derivative methods: the reverse-mode reference, forward mode, forward mode reduced.
 
-Each returns a :class:`JetResult` of u along a set of seed directions: value, first derivatives
+Each returns a ``JetResult`` of u along a set of seed directions: value, first derivatives
 along each direction, and S = Σ_k w_k v_kᵀ ∇²u v_k. Costs for n points, m directions and an
 L-layer network of width w (one training step is about three times the forward cost):
 
@@ -176,7 +176,7 @@ def _grad(total: Tensor, x: Tensor, create_graph: bool) -> Tensor:
 def gradient(
     fn: Callable[[Tensor], Tensor], x: Tensor, *, create_graph: bool = False
 ) -> tuple[Tensor, Tensor]:
-    """v = fn(x) and its Jacobian in x, row by row, by reverse mode (:class:`ReverseMode`).
+    """v = fn(x) and its Jacobian in x, row by row, by reverse mode (``ReverseMode``).
 
     ``fn`` maps each row of x (n, D) on its own (a network, a closed-form solution, a
     residual) to v of shape (n,) or (n, k). Row i of v depends on row i of x only, so

@@ -18,9 +18,9 @@ first derivatives along the original directions are recovered as J = J_R Qᵀ (`
 An exact Laplacian in d = 100,000 dimensions then costs what it costs at d = width.
 
 **Separable maps.** A map Σᵢ gᵢ(xᵢ) of the input coordinates has a diagonal Hessian, so its
-jet needs no loop over directions (:func:`coordinatewise_jet`; the additive part of
-:class:`pinnlab.networks.Additive` and the pooled features of
-:class:`pinnlab.networks.DeepSets`).
+jet needs no loop over directions (``coordinatewise_jet``; the additive part of
+``pinnlab.networks.Additive`` and the pooled features of
+``pinnlab.networks.DeepSets``).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """A pinnlab problem as a DeepXDE model (Lu, Meng, Mao & Karniadakis, SIAM Rev. 63 (2021)).
 
-:func:`to_deepxde` turns the strong form of a catalogue problem into a compiled
+``to_deepxde`` turns the strong form of a catalogue problem into a compiled
 ``deepxde.Model`` without restating it: the PDE function handed to DeepXDE calls
-``problem.strong_form().residual(d)`` with ``d`` a :class:`DeepXDEDerivatives` over DeepXDE's
+``problem.strong_form().residual(d)`` with ``d`` a ``DeepXDEDerivatives`` over DeepXDE's
 ``(x, y)``, whose derivatives are DeepXDE's own (``deepxde.grad``, reverse mode):
 
     ∇u_c = jacobian(y, x, i=c),    ∂ₜu_c = jacobian(y, x, i=c, j=t),
@@ -30,11 +30,11 @@ Where DeepXDE differs from pinnlab by design:
 Global state. Importing deepxde with the pytorch backend calls ``torch.set_default_device("cuda")``
 when CUDA is available (``deepxde/backend/pytorch/tensor.py``): every later tensor of the
 process, pinnlab's included, would land on the GPU, and every torch call would pass through a
-TorchFunctionMode. :func:`import_deepxde` restores the default device and dtype after the
-import (and keeps DeepXDE's backend banner off stderr); :class:`DeepXDEModel` runs DeepXDE's
+TorchFunctionMode. ``import_deepxde`` restores the default device and dtype after the
+import (and keeps DeepXDE's backend banner off stderr); ``DeepXDEModel`` runs DeepXDE's
 calls inside a context that sets the default device to the model's device and restores it
 afterwards. DeepXDE caches derivatives in module globals keyed by tensor: its ``Model`` clears
-them after every loss; code that uses :class:`DeepXDEDerivatives` directly calls
+them after every loss; code that uses ``DeepXDEDerivatives`` directly calls
 ``deepxde.grad.clear()`` when done. ``deepxde.nn.FNN`` draws its initial weights from the
 global torch generator: that draw happens inside ``torch.random.fork_rng`` and is overwritten.
 """
@@ -90,7 +90,7 @@ def default_device(device: torch.device) -> Iterator[None]:
 def import_deepxde():
     """The ``deepxde`` module, on the pytorch backend, leaving torch's defaults as they were.
 
-    Raises :class:`PinnlabError` when deepxde is not installed or was already imported with
+    Raises ``PinnlabError`` when deepxde is not installed or was already imported with
     another backend.
     """
     if sys.modules.get("deepxde") is None:
@@ -118,7 +118,7 @@ def import_deepxde():
 
 # --- derivatives -------------------------------------------------------------------------------
 class DeepXDEDerivatives:
-    """pinnlab's :class:`~pinnlab.Derivatives` interface over DeepXDE's inputs and outputs.
+    """pinnlab's ``pinnlab.Derivatives`` interface over DeepXDE's inputs and outputs.
 
     ``x`` is DeepXDE's input (n, D) with ``requires_grad``; time, if any, is its *last* column.
     ``y`` is the network output (n, k) computed from ``x``. Derivatives come from
@@ -265,8 +265,8 @@ class DeepXDEModel:
     """A compiled ``deepxde.Model`` for a pinnlab problem, with what is needed to train and compare it.
 
     Call it on points in pinnlab's layout (n, D) — t in column 0 for time-dependent problems —
-    to get u: (n,) or (n, k). :meth:`network` returns the same function as a pinnlab
-    :class:`~pinnlab.networks.MLP`, to evaluate with pinnlab's metrics.
+    to get u: (n,) or (n, k). ``network`` returns the same function as a pinnlab
+    ``pinnlab.networks.MLP``, to evaluate with pinnlab's metrics.
     """
 
     model: Any
@@ -298,7 +298,7 @@ class DeepXDEModel:
     def step(self, n: int = 1) -> None:
         """n Adam steps: the body of DeepXDE's loop (``Model._train_step`` on its fixed points).
 
-        The same work per step as :meth:`train`, without the loss evaluations that
+        The same work per step as ``train``, without the loss evaluations that
         ``Model.train`` adds at its start and end; meant for timing one step at a time.
         """
         state = self.model.train_state
@@ -318,7 +318,7 @@ class DeepXDEModel:
 
     def network(self) -> nn.Module:
         """A pinnlab MLP holding a copy of the network's current weights (pinnlab's layout),
-        wrapped in the same :class:`~pinnlab.networks.OutputAffine` when one was given."""
+        wrapped in the same ``pinnlab.networks.OutputAffine`` when one was given."""
         form = self.problem.strong_form()
         mlp = MLP(
             form.domain.dim,

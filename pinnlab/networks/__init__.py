@@ -20,7 +20,7 @@ By role:
   (``NETWORKS``: the bodies by name).
 
 The jet algebra of separable maps the bodies use lives with the derivative engine
-(:func:`pinnlab.derivatives.jets.coordinatewise_jet`).
+(``pinnlab.derivatives.jets.coordinatewise_jet``).
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ class Activation(nn.Module):
     through it exactly.
 
     A new activation is a subclass with a ``name`` and a ``closed_form(z) -> (σ, σ', σ'')``;
-    it is found by name in the activation registry (:func:`pinnlab.registry.activations`:
+    it is found by name in the activation registry (``pinnlab.registry.activations``:
     pinnlab's, entry points ``pinnlab.activations``, subclasses in the catalogue folders).
     """
 
@@ -104,7 +104,7 @@ ACTIVATIONS: dict[str, type[Activation]] = {
 
 
 def activation(spec: str | type[Activation] | Activation) -> Activation:
-    """An activation module from a name of pinnlab's (:data:`ACTIVATIONS`), a class (as the
+    """An activation module from a name of pinnlab's (``ACTIVATIONS``), a class (as the
     registry resolves a user's) or an instance."""
     if isinstance(spec, Activation):
         return spec

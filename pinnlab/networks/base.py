@@ -10,20 +10,20 @@ from torch import Tensor, nn
 class Network(nn.Module):
     """A pinnlab network (n, D) → (n, k) and the capabilities it declares.
 
-    Each network answers for itself; a wrapper (:class:`~pinnlab.networks.Chain`,
-    :class:`~pinnlab.networks.OutputAffine`, :class:`~pinnlab.networks.DirichletTransform`,
-    :class:`~pinnlab.networks.Additive`) answers from what it wraps. By default a network
+    Each network answers for itself; a wrapper (``pinnlab.networks.Chain``,
+    ``pinnlab.networks.OutputAffine``, ``pinnlab.networks.DirichletTransform``,
+    ``pinnlab.networks.Additive``) answers from what it wraps. By default a network
     offers neither capability:
 
     - ``has_readout()``: whether u = W φ(x) + b for features φ = ``readout(x)`` (n, p) it
       exposes, with (W, b) replaced by ``set_readout(W, b)`` — what a least-squares fit of the
-      output layer (:func:`pinnlab.training.fit_readout`) needs;
+      output layer (``pinnlab.training.fit_readout``) needs;
     - ``zero_output_()``: set the output layer (and any other output coefficients) to zero,
       so that the network's output is u ≡ 0 — a wrapper's output is then what it makes of 0.
 
     A body that a config can name (``net.kind``) has a ``name`` and takes
     ``(in_dim, out_dim, width, depth, activation, *, generator, input_map, init)``; the
-    network registry (:func:`pinnlab.registry.networks`) finds it. ``wrappable = False`` where
+    network registry (``pinnlab.registry.networks``) finds it. ``wrappable = False`` where
     no ``net.wrap`` stage may precede it; ``invariant = True`` where its output is the same at
     every permutation of its inputs (then only exchangeable problems may use it).
     """
@@ -49,7 +49,7 @@ class Network(nn.Module):
 
     def periodic_columns(self) -> frozenset[int]:
         """The input columns in which the network is exactly periodic by construction (an
-        embedding: :class:`~pinnlab.networks.PeriodicEmbedding`); none by default."""
+        embedding: ``pinnlab.networks.PeriodicEmbedding``); none by default."""
         return frozenset()
 
     def zero_output_(self) -> Network:
@@ -62,7 +62,7 @@ class Network(nn.Module):
 
 def periodic_columns(net: nn.Module) -> frozenset[int]:
     """The input columns ``net`` declares itself exactly periodic in
-    (:meth:`Network.periodic_columns`); none for a module that does not declare it."""
+    (``Network.periodic_columns``); none for a module that does not declare it."""
     declared = getattr(net, "periodic_columns", None)
     return frozenset(declared()) if callable(declared) else frozenset()
 
@@ -70,9 +70,9 @@ def periodic_columns(net: nn.Module) -> frozenset[int]:
 def has_readout(net: nn.Module) -> bool:
     """Whether ``net`` ends in a linear map of features it exposes: u = W φ(x) + b with
     φ = ``net.readout(x)`` and (W, b) replaced by ``net.set_readout(W, b)`` — what a
-    least-squares fit of the output layer (:func:`pinnlab.training.fit_readout`) needs.
-    Asks the network (:meth:`Network.has_readout`; wrappers such as a :class:`Chain` or
-    :class:`OutputAffine` have one when what they wrap has); False for a module that does not
+    least-squares fit of the output layer (``pinnlab.training.fit_readout``) needs.
+    Asks the network (``Network.has_readout``; wrappers such as a ``Chain`` or
+    ``OutputAffine`` have one when what they wrap has); False for a module that does not
     declare it."""
     declared = getattr(net, "has_readout", None)
     return bool(declared()) if callable(declared) else False

@@ -35,15 +35,15 @@ def build_network(
     trained: bool = False,
 ) -> nn.Module:
     """The network a run config describes: the ``wrap`` stages in order from the input, then a
-    body (``kind``: a name of :data:`NETWORKS` or a :class:`Network` class taking
+    body (``kind``: a name of ``NETWORKS`` or a ``Network`` class taking
     ``(in_dim, out_dim, width, depth, activation, *, generator, input_map, init)``).
 
     Weights are initialised (``init``: one of INITS; zero biases) from ``generator`` only, in
     the order the stages are built. With ``input_box`` = (low, high), inputs are first mapped
-    from that box to [−1, 1]^D (:class:`InputMap`, folded into the first affine map that sees
+    from that box to [−1, 1]^D (``InputMap``, folded into the first affine map that sees
     them). ``periodic`` (the problem's Periodic conditions as (column, low, high)),
     ``source_gradients`` and ``trained`` are what the stages may need
-    (:class:`~pinnlab.networks.wrappers.Site`).
+    (``pinnlab.networks.wrappers.Site``).
     """
     body = kind if isinstance(kind, type) else NETWORKS.get(kind)
     if body is None:

@@ -23,7 +23,7 @@ class Chain(nn.Sequential, Network):
         return jet
 
     def readout(self, x: Tensor) -> Tensor:
-        """The last module's readout (see :func:`has_readout`)."""
+        """The last module's readout (see ``has_readout``)."""
         for module in self[:-1]:
             x = module(x)
         return self[-1].readout(x)

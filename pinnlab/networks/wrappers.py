@@ -1,8 +1,8 @@
 """Wrappers: the stages a config puts between a network's input and its body (``net.wrap``).
 
 A wrapper is a pydantic model (its fields are its settings, validated where configs enter)
-with one method, :meth:`Wrapper.build`, that builds its stage around the rest of the network.
-The config lists them by name in the order they act, from the input inward::
+with one method, ``Wrapper.build``, that builds its stage around the rest of the network.
+The config lists them by name in the order they act, from the input inward:
 
     net:
       wrap:
@@ -12,7 +12,7 @@ The config lists them by name in the order they act, from the input inward::
         fourier: {features: 32, scale: 1.0}
 
 A new wrapper is one subclass with a ``name``; the wrapper registry
-(:func:`pinnlab.registry.wrappers`) finds it (pinnlab's, entry points ``pinnlab.wrappers``,
+(``pinnlab.registry.wrappers``) finds it (pinnlab's, entry points ``pinnlab.wrappers``,
 subclasses in the catalogue folders). ``None`` in place of a wrapper's settings leaves it out
 (``--set net.wrap.fourier=null``, or a study level).
 """
@@ -42,9 +42,9 @@ class Site:
     [−1, 1]^D (folded into the first affine map that sees raw inputs; None past it); ``raw``:
     the stage sees the problem's own input columns (not an embedding of them); ``outer``: the
     names of the wrappers applied before this one; ``periodic``: the (column, low, high) of
-    each Periodic condition of the problem (what :class:`Periodic` embeds); ``source_gradients``:
+    each Periodic condition of the problem (what ``Periodic`` embeds); ``source_gradients``:
     the gradients of the equation's data in the inputs, (m, D), where the solver has them
-    (:class:`Bottleneck` with ``basis: source``); ``trained``: built to receive trained weights
+    (``Bottleneck`` with ``basis: source``); ``trained``: built to receive trained weights
     (a saved solution), so nothing is fitted to data; ``activation``: the body's, for the
     stages' own units.
     """
@@ -97,7 +97,7 @@ class Wrapper(BaseModel):
 
 class Fourier(Wrapper):
     """Random Fourier features γ(x) = [cos 2πBx, sin 2πBx], B ~ N(0, σ²) (m × D), before the
-    rest (:class:`~pinnlab.networks.FourierFeatures`; Tancik et al. 2020)."""
+    rest (``pinnlab.networks.FourierFeatures``; Tancik et al. 2020)."""
 
     name = "fourier"
     features: int = Field(ge=1, description="m, the number of frequencies")
@@ -112,7 +112,7 @@ class Fourier(Wrapper):
 
 class Periodic(Wrapper):
     """Exact periodicity in the column of the problem's one Periodic condition: x_a replaced by
-    cos kω(x_a − low), sin kω(x_a − low), k = 1 … K (:class:`~pinnlab.networks.PeriodicEmbedding`).
+    cos kω(x_a − low), sin kω(x_a − low), k = 1 … K (``pinnlab.networks.PeriodicEmbedding``).
     The condition is then imposed, not penalised. It must act first: a stage before it would
     see x_a itself."""
 
@@ -137,7 +137,7 @@ class Periodic(Wrapper):
 
 class AdditivePart(Wrapper):
     """u = N(x) + Σᵢ hᵢ(xᵢ), one K-unit network per input coordinate beside the rest
-    (:class:`~pinnlab.networks.Additive`). N sees the same input."""
+    (``pinnlab.networks.Additive``). N sees the same input."""
 
     name = "additive"
     units: int = Field(ge=1, description="K, the hidden units of each hᵢ")
@@ -156,9 +156,9 @@ class AdditivePart(Wrapper):
 
 
 class Bottleneck(Wrapper):
-    """u = N(P x), P of rank r (:class:`~pinnlab.networks.Projection`): rows ``learned`` from
+    """u = N(P x), P of rank r (``pinnlab.networks.Projection``): rows ``learned`` from
     small random ones, or fixed to the ``source``'s principal gradient directions (the
-    PINN's residual of u ≡ 0; :meth:`~pinnlab.networks.Projection.fix_to`)."""
+    PINN's residual of u ≡ 0; ``pinnlab.networks.Projection.fix_to``)."""
 
     name = "bottleneck"
     rank: int = Field(ge=1, description="r, the coordinates N sees")

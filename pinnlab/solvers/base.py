@@ -1,12 +1,12 @@
 """What every solver is: a declared form, a settings model, ``network``, ``setup`` and two hooks.
 
 A solver is immutable: it is built from (problem, settings) and never changes after. For one
-run, ``setup(net, generator)`` returns a :class:`Model`: the module trained and saved (the
+run, ``setup(net, generator)`` returns a ``Model``: the module trained and saved (the
 network, wrapped where the method transforms it), the derivative method resolved for it, and
 whatever state the run carries between steps. Then the two hooks take the model explicitly:
 ``batch(model, generator)`` draws training points and ``loss(model, batch)`` turns them into a
-dict of named loss terms; the one training loop in :mod:`pinnlab.training` does the rest.
-``network()`` says what the network maps (a :class:`NetworkSpec`), for the network's builder.
+dict of named loss terms; the one training loop in ``pinnlab.training`` does the rest.
+``network()`` says what the network maps (a ``NetworkSpec``), for the network's builder.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from ..problem import FORMS, Problem
 
 @dataclass
 class Model:
-    """One run's model: what :meth:`Solver.setup` returns and the hooks take.
+    """One run's model: what ``Solver.setup`` returns and the hooks take.
 
     ``module`` is what is trained and saved; ``method`` the derivative method resolved for it
     (None where the solver takes no second derivatives); ``imposed`` the names of the
@@ -90,13 +90,13 @@ class Solver(ABC):
         self.hard = hard_bc
 
     def setup(self, net: nn.Module, generator: torch.Generator) -> Model:
-        """The run's :class:`Model` for the network ``net``: by default ``net`` itself, as
-        :meth:`bind` makes it; solvers that transform the network or add modules of their
+        """The run's ``Model`` for the network ``net``: by default ``net`` itself, as
+        ``bind`` makes it; solvers that transform the network or add modules of their
         own (initialised from ``generator``) override this."""
         return self.bind(net)
 
     def bind(self, module: nn.Module) -> Model:
-        """The :class:`Model` of a module that is already what is trained (as :meth:`setup`
+        """The ``Model`` of a module that is already what is trained (as ``setup``
         built it, or loaded with trained weights): the derivative method resolved for it."""
         return Model(module)
 
@@ -134,7 +134,7 @@ class Solver(ABC):
 
     @property
     def has_truth(self) -> bool:
-        """True when :meth:`metrics` measures an error against a known truth."""
+        """True when ``metrics`` measures an error against a known truth."""
         return False
 
     @abstractmethod

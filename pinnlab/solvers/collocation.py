@@ -211,7 +211,7 @@ class CollocationSolver(Solver):
 
     def condition_sample(self, condition, n: int, **kw) -> tuple[Tensor, Tensor | None]:
         """n points uniform on the part where ``condition`` holds, and the outward unit
-        normals there where the condition reads them (:func:`pinnlab.parts.sample`)."""
+        normals there where the condition reads them (``pinnlab.parts.sample``)."""
         domain = self.spec.domain
         if isinstance(condition, Periodic):  # the periodic coordinate is set in periodic_terms
             return domain.sample_interior(n, **kw), None

@@ -22,7 +22,7 @@ Stochastic gradients leave the weights with noise of the size of the learning ra
 Adam rescales every step by the noisy gradient: the error stalls above the Monte Carlo
 error that the samples drawn would allow. With ``refit`` = B, training ends with the exact
 least-squares fit of the network's output layer to B fresh batches (the loss is quadratic
-in it; :func:`pinnlab.training.fit_readout`): linear regression Monte Carlo on the features
+in it; ``pinnlab.training.fit_readout``): linear regression Monte Carlo on the features
 the network has learnt, whose estimation error falls as σ √(p / (B n)) for p features and
 σ the noise of Ỹ.
 """

@@ -125,8 +125,8 @@ class PINN(CollocationSolver):
         return dataclasses.replace(super().network(), source_gradients=self.source_gradients)
 
     def setup(self, net: nn.Module, generator: torch.Generator) -> Model:
-        """The collocation model (:meth:`CollocationSolver.setup`); with unknowns, the
-        network carries them beside it (:class:`~pinnlab.unknowns.WithUnknowns`, field
+        """The collocation model (``CollocationSolver.setup``); with unknowns, the
+        network carries them beside it (``pinnlab.unknowns.WithUnknowns``, field
         networks initialised from ``generator`` after the body)."""
         if not self.spec.unknowns:
             return super().setup(net, generator)

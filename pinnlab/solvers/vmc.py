@@ -8,7 +8,7 @@ electron–nucleus cusp ψ ∝ e^{−Z r} of a Coulomb potential); in a box with
 e = Σᵢ log(4(xᵢ − l)(h − xᵢ)/(h − l)²), so ψ = 0 on the walls exactly.
 
 Training minimises the Rayleigh quotient E[ψ] = E_{x∼|ψ|²}[E_L(x)], E_L = Hψ/ψ, with walkers
-from Metropolis–Hastings (:mod:`pinnlab.mcmc`) and the gradient
+from Metropolis–Hastings (``pinnlab.mcmc``) and the gradient
 
     ∇_θ E = 2 E[(E_L − E) ∇_θ log|ψ|],
 

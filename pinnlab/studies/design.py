@@ -12,7 +12,7 @@ list of seeds. A design picks which combinations of levels run:
 
 Factors joined by a comma (``"net.depth,net.width": [[2, 128], [8, 54]]``) move together, for
 comparisons at a fixed parameter count. Each run's config is normalised (every default filled
-in, see :func:`pinnlab.make_config`) and its id is the hash of that config, so the same run has
+in, see ``pinnlab.make_config``) and its id is the hash of that config, so the same run has
 the same id in every process and on every machine.
 """
 
@@ -147,7 +147,7 @@ def read_study(source: str | Path | Mapping[str, Any], sets: Iterable[str] = ())
 
 
 def _parse_study_set(assignment: str) -> dict[str, Any]:
-    """Like :func:`pinnlab.config.parse_set`, but ``grid.<factor>=[...]`` keeps the dotted
+    """Like ``pinnlab.config.parse_set``, but ``grid.<factor>=[...]`` keeps the dotted
     factor name whole (grid keys are dotted config keys)."""
     key, sep, raw = assignment.partition("=")
     if sep and key.strip().startswith("grid."):

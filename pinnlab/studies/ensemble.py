@@ -9,7 +9,7 @@ the noise's share of the error and the training's (initialisation, sampled point
 no bias common to all members (a network too small, a budget too short, a wrong model).
 
 Each member is a pure function of its config, so the members run through the study
-executors (:mod:`pinnlab.studies.executors`: a local process pool, or Ray).
+executors (``pinnlab.studies.executors``: a local process pool, or Ray).
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def ensemble(
     address: str | None = None,
     problems_dirs: Iterable = (),
 ) -> dict[str, Estimate]:
-    """Train the ensemble of ``config`` (module docstring) and return an :class:`Estimate`
+    """Train the ensemble of ``config`` (module docstring) and return an ``Estimate``
     per scalar unknown (an entry ``name.i`` per entry of a vector). With ``out_dir``, every
     member's solution is written there as ``member-<k>.h5``, and ``summary.json`` beside."""
     from ..registry import catalogue

@@ -1,6 +1,6 @@
 """Where a study's runs execute: a local process pool, or Ray tasks (local or on a cluster).
 
-Every run goes through :func:`execute`, a pure function of the run's config: it trains the
+Every run goes through ``execute``, a pure function of the run's config: it trains the
 run in the worker and returns its solution file as bytes, or the error it failed with. The
 driver alone writes the store, so a worker needs no access to the driver's disk.
 """
@@ -134,7 +134,7 @@ def _threads(workers: int, threads: int | None) -> int:
 
 class LocalExecutor:
     """A pool of ``workers`` processes (spawned, so CUDA and threads start clean), which end
-    when this process ends, however it ends (see :func:`_exit_with_parent`).
+    when this process ends, however it ends (see ``_exit_with_parent``).
 
     A worker killed by a signal (most often the out-of-memory killer) breaks the whole pool:
     every run in it fails with it, innocent or not. The runs caught in a break are therefore

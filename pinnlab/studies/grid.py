@@ -3,8 +3,8 @@
 Second-order central differences for −∇·(a∇u) + c u = f (constant a > 0, c ≥ 0) with Dirichlet
 data, on the uniform grid of n interior nodes per axis of the domain's bounding box. The error
 decays like C·n^(−2) while the unknowns grow like n^d: reaching an error ε takes
-(C/ε)^(d/2) grid points, the curse of dimensionality. :func:`fit_grid` fits that model on
-solves at one dimension and :class:`GridModel` extrapolates it to others.
+(C/ε)^(d/2) grid points, the curse of dimensionality. ``fit_grid`` fits that model on
+solves at one dimension and ``GridModel`` extrapolates it to others.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from ..domains import SpaceTime
 from ..errors import ConfigError, ParameterError, PinnlabError
 from ..problem import Dirichlet, EnergyForm
 
-#: Largest grid (nodes of the bounding box) :func:`solve_grid` assembles.
+#: Largest grid (nodes of the bounding box) ``solve_grid`` assembles.
 MAX_UNKNOWNS = 5_000_000
 #: Up to this many unknowns in d ≤ 2 a sparse direct solve; above, and in d ≥ 3 (where the
 #: direct solver's fill-in makes it 100x slower already at 14,000 unknowns), conjugate gradients.
@@ -201,7 +201,7 @@ def solve_grid(problem: object, n: int) -> GridSolve:
 
 
 def convergence(problem: object, sizes: Sequence[int]) -> list[GridSolve]:
-    """One :func:`solve_grid` per grid size n in ``sizes``, in order."""
+    """One ``solve_grid`` per grid size n in ``sizes``, in order."""
     return [solve_grid(problem, n) for n in sizes]
 
 

@@ -1,6 +1,6 @@
 """Statistics behind pinnlab's study reports.
 
-A *study* is a :class:`pandas.DataFrame` with one row per training run: factor columns named by
+A *study* is a ``pandas.DataFrame`` with one row per training run: factor columns named by
 dotted config keys (``"problem.dim"``, ``"net.depth"``, ``"net.activation"``; values int, float,
 str or bool), a ``"seed"`` column and response columns (``"rel_l2"``, ``"wall_time"``, ...).
 A *design cell* is the set of rows with equal values of the factors (runs that differ only by
@@ -8,11 +8,11 @@ their seed).
 
 What is here:
 
-* :func:`power_law` -- fit ``y ≈ c · x^k`` (scaling with dimension, width, steps, ...);
-* :func:`summarize` -- mean, std, min, max, count and geometric mean per group;
-* :func:`main_effects`, :func:`interactions`, :func:`interaction_table` -- factorial effects with
+* ``power_law`` -- fit ``y ≈ c · x^k`` (scaling with dimension, width, steps, ...);
+* ``summarize`` -- mean, std, min, max, count and geometric mean per group;
+* ``main_effects``, ``interactions``, ``interaction_table`` -- factorial effects with
   bootstrap confidence intervals (seeds resampled within design cells);
-* :func:`anova` -- type-II analysis of variance with the share of the variation per term.
+* ``anova`` -- type-II analysis of variance with the share of the variation per term.
 
 Rows whose response is missing (NaN, e.g. a failed run) are left out by the effect and ANOVA
 functions; non-finite values other than NaN (a diverged run's ``inf``) are kept and propagate.
@@ -347,11 +347,11 @@ def interactions(
     ``A`` and ``B``). This is the classical factorial "effect" convention (Box, Hunter & Hunter):
     it is on the scale of the main effects, and equals ``2 β_AB`` in the ``±1``-coded regression
     ``y = β₀ + β_A x_A + β_B x_B + β_AB x_A x_B``. For ``y = … + γ [A+][B+]`` it is ``γ / 2``.
-    ``ȳ_{A,B}`` averages the design-cell means with those levels, as in :func:`main_effects`;
+    ``ȳ_{A,B}`` averages the design-cell means with those levels, as in ``main_effects``;
     the interval is the same within-cell bootstrap.
 
     Pairs where a factor has more than two levels are skipped (draw an interaction plot from
-    :func:`interaction_table` instead), as are pairs with an empty one of the four cells. In a
+    ``interaction_table`` instead), as are pairs with an empty one of the four cells. In a
     resolution-III fraction a two-way interaction is aliased with a main effect.
     """
     _check_level(level)

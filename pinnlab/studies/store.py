@@ -1,6 +1,6 @@
 """A study's store: one HDF5 solution file per run, an append-only index, the study's config.
 
-Layout of a store directory (format ``pinnlab-study``, version 1)::
+Layout of a store directory (format ``pinnlab-study``, version 1):
 
     study.json       format, format_version, the study config and its key
     index.jsonl      one JSON record per finished run (done or failed), appended and fsynced
@@ -37,7 +37,7 @@ class StoreError(PinnlabError):
 
 
 class Store:
-    """The store of one study in ``root``; create or reopen with :meth:`open`."""
+    """The store of one study in ``root``; create or reopen with ``open``."""
 
     def __init__(self, root: Path, study: StudyConfig):
         self.root = root
@@ -53,7 +53,7 @@ class Store:
 
         A store of the same study with another grid, base or seeds is updated to this one:
         runs it holds keep counting (a run's id is the hash of its config), the others are
-        kept on disk but left out of :func:`load`. Refuses a directory that holds a study of
+        kept on disk but left out of ``load``. Refuses a directory that holds a study of
         another name, or a store of a newer format. Solution files of ``runs`` that have no
         record yet are recovered.
         """
