@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 solve: $(STAMP)
 	$(BIN)/pinnlab solve poisson-sine --out runs/poisson-sine.h5
 
-## The whole test suite, slow tests (wheel install, doc snippets, recipe digests) included: what CI runs (~22 min; PINNLAB_HEAVY=1 adds the d = 100,000 recipes: digests and two-step runs)
+## The whole test suite, slow tests (wheel install, doc snippets, recipe digests) included: what CI runs (~20 min; PINNLAB_HEAVY=1 adds the d = 100,000 recipes: digests and two-step runs)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
