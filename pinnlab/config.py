@@ -106,11 +106,71 @@ class NetSection(Section):
         return translate_net(data) if isinstance(data, Mapping) else data
 
 
-class TrainSection(Section):
-    optimizer: Literal["adam", "sgd", "lbfgs", "adam+lbfgs"] = Field(
-        "adam",
-        description="sgd: plain steps, for preconditioned gradients (vmc's natural gradient)",
+#: The optimizers of one training phase (``train.phases``).
+PHASE_OPTIMIZERS = ("adam", "sgd", "lbfgs", "ssbfgs", "ssbroyden", "engd")
+
+
+class EngdSection(Section):
+    """The damped Gauss–Newton / energy natural gradient step (``pinnlab.gauss_newton``)."""
+
+    damping: float = Field(
+        1e-6,
+        gt=0,
+        le=1,
+        description="first Levenberg–Marquardt damping μ, relative to tr(JᵀJ)/p; it adapts",
     )
+    line_search: Literal["grid", "backtracking"] = Field(
+        "grid",
+        description="grid: the best of η = 1, 1/2, …, 2^-grid; backtracking: the first that "
+        "decreases the loss",
+    )
+    grid: int = Field(12, ge=0, le=60, description="halvings K of the step-size grid")
+    max_matrix: int = Field(
+        8192,
+        ge=1,
+        description="largest Gauss–Newton system formed, min(residual rows, weights); a larger "
+        "one is refused (its memory is 8·(size² + rows·weights) bytes)",
+    )
+
+
+class PhaseSection(Section):
+    """One phase of ``train.phases``: an optimizer for a number of steps."""
+
+    optimizer: Literal[PHASE_OPTIMIZERS] = Field(description=", ".join(PHASE_OPTIMIZERS))
+    steps: int = Field(ge=0, description="steps (iterations of the second-order methods)")
+    lr: float | None = Field(None, gt=0, description="this phase's lr (default: train.lr)")
+
+
+#: The keys of the shorthand that ``train.phases`` replaces.
+SHORTHAND = ("optimizer", "steps", "lbfgs_steps")
+
+
+def layer_phases(lower: Mapping[str, Any], upper: Mapping[str, Any]) -> dict[str, Any]:
+    """``lower`` without the train keys that ``upper`` replaces: ``train.phases`` in the upper
+    layer replaces the shorthand below it (a recipe's ``optimizer: adam+lbfgs``), and the
+    shorthand replaces phases below it."""
+    train = upper.get("train")
+    if not isinstance(train, Mapping) or not isinstance(lower.get("train"), Mapping):
+        return dict(lower)
+    replaced = (
+        SHORTHAND if "phases" in train else ("phases",) if set(SHORTHAND) & set(train) else ()
+    )
+    return {**lower, "train": {k: v for k, v in lower["train"].items() if k not in replaced}}
+
+
+class TrainSection(Section):
+    optimizer: Literal["adam", "sgd", "lbfgs", "ssbfgs", "ssbroyden", "engd", "adam+lbfgs"] = Field(
+        "adam",
+        description="sgd: plain steps, for preconditioned gradients (vmc's natural "
+        "gradient); ssbfgs, ssbroyden: self-scaled quasi-Newton (dense, ≤ 8192 weights); "
+        "engd: damped Gauss–Newton / energy natural gradient (train.engd; docs/training.md)",
+    )
+    phases: list[PhaseSection] | None = Field(
+        None,
+        description="phases in order, each {optimizer, steps, lr}: replaces optimizer, steps "
+        "and lbfgs_steps (e.g. [{optimizer: adam, steps: 1000}, {optimizer: engd, steps: 100}])",
+    )
+    engd: EngdSection = Field(default_factory=EngdSection)
     steps: int = Field(2000, ge=0, description="Adam steps (L-BFGS iterations for 'lbfgs')")
     lbfgs_steps: int = Field(0, ge=0, description="L-BFGS iterations after Adam ('adam+lbfgs')")
     lr: float = Field(1e-3, gt=0)
@@ -129,7 +189,9 @@ class TrainSection(Section):
     )
     lbfgs_history: int = Field(50, ge=1)
     lbfgs_batches: int = Field(
-        1, ge=1, description="L-BFGS trains on this many batches drawn at once (fixed sample)"
+        1,
+        ge=1,
+        description="L-BFGS and ENGD train on this many batches drawn at once (fixed sample)",
     )
     eval_every: int = Field(100, ge=1)
     log_every: int = Field(10, ge=1, description="steps between loss syncs and NaN checks")
@@ -159,6 +221,35 @@ class TrainSection(Section):
         description="run the solver's loss under torch.compile (fused derivative jets; PINN "
         "steps 1.3–2.5× faster on CPU after 10–40 s of compilation; docs/training.md)",
     )
+
+    @pydantic.model_validator(mode="after")
+    def _phases_alone(self) -> TrainSection:
+        clash = set(SHORTHAND) & self.model_fields_set
+        if self.phases is not None and clash:
+            raise ValueError(
+                f"train.phases replaces {', '.join(sorted(clash))}: give one or the other"
+            )
+        if self.phases is not None and not self.phases:
+            raise ValueError("train.phases is empty: give at least one phase")
+        return self
+
+    @pydantic.model_serializer(mode="wrap")
+    def _dump(self, handler) -> dict[str, Any]:
+        """With ``phases``, the shorthand keys it replaces are left out (a dump validates)."""
+        out = handler(self)
+        if self.phases is not None:
+            for key in SHORTHAND:
+                out.pop(key, None)
+        return out
+
+    def phase_list(self) -> list[tuple[str, int, float]]:
+        """(optimizer, steps, lr) of each phase, from ``phases`` or the shorthand
+        ``optimizer`` (adam+lbfgs: ``steps`` of Adam, then ``lbfgs_steps`` of L-BFGS)."""
+        if self.phases is not None:
+            return [(p.optimizer, p.steps, p.lr or self.lr) for p in self.phases]
+        if self.optimizer == "adam+lbfgs":
+            return [("adam", self.steps, self.lr), ("lbfgs", self.lbfgs_steps, self.lr)]
+        return [(self.optimizer, self.steps, self.lr)]
 
 
 class DataSection(Section):
@@ -252,7 +343,9 @@ def read_yaml(
     data.pop("recipe", None)
     base = data.pop("base", None) if extends else None
     if base is not None:
-        data = merge(read_yaml(path.parent / base, (*_seen, path.resolve())), data)
+        data = merge(
+            layer_phases(read_yaml(path.parent / base, (*_seen, path.resolve())), data), data
+        )
     return data
 
 

@@ -22,7 +22,15 @@ import torch
 
 from . import registry
 from .build import build_model, build_problem, build_solver, observations, wrappers
-from .config import ProblemSection, RunConfig, merge, overlay, read_yaml, validate
+from .config import (
+    ProblemSection,
+    RunConfig,
+    layer_phases,
+    merge,
+    overlay,
+    read_yaml,
+    validate,
+)
 from .errors import (
     AccuracyWarning,
     ConfigError,
@@ -97,7 +105,7 @@ def make_config(
         if (path := recipe(problem_id, method, asked)) is not None:
             data = read_yaml(path)
     data = merge(data, {"problem": {"id": problem_id}, "method": method})
-    cfg = validate(RunConfig, merge(data, layers))
+    cfg = validate(RunConfig, merge(layer_phases(data, layers), layers))
     solver_cls = registry.solvers(problems_dirs)[cfg.method]
     # The form first: settings of a method that cannot solve the problem are beside the point.
     check_form(

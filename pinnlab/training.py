@@ -1,7 +1,9 @@
 """The one training loop every solver shares.
 
-Adam, L-BFGS or Adam then L-BFGS; learning-rate schedules; fresh points every k Adam steps
-(L-BFGS keeps one batch: its curvature pairs assume a fixed objective); gradient clipping;
+Phases of Adam, SGD, L-BFGS or damped Gauss–Newton / ENGD steps (``pinnlab.gauss_newton``), in
+the order ``train.phases`` gives (``optimizer: adam+lbfgs`` is the shorthand of two); learning-rate
+schedules; fresh points every k Adam steps
+(L-BFGS and Gauss–Newton keep one batch: their steps assume a fixed objective); gradient clipping;
 a NaN/Inf guard that restores the last good state and halves the learning rate; checkpoints
 with optimizer, scheduler, generator state and the current batch, so a resumed run continues
 bit for bit; stopping at a target error or a time budget; a progress bar; a history of every
@@ -25,8 +27,10 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .config import TrainSection
-from .errors import TrainingError
+from .errors import ConfigError, TrainingError
 from .files import atomic_write
+from .gauss_newton import GaussNewton, gauss_newton_solvers
+from .quasi_newton import UPDATES, SelfScaledQuasiNewton, check_dense
 
 if TYPE_CHECKING:  # the solvers use fit_readout: no import of them at run time
     from .solvers.base import Model, Solver
@@ -77,15 +81,19 @@ class Interrupted(TrainingError):
     """Training was interrupted (Ctrl-C); a checkpoint was saved when a path was given."""
 
 
-def _phases(s: TrainSection) -> list[tuple[str, int]]:
-    if s.optimizer in ("adam", "sgd"):
-        return [(s.optimizer, s.steps)]
-    if s.optimizer == "lbfgs":
-        return [("lbfgs", s.steps)]
-    return [("adam", s.steps), ("lbfgs", s.lbfgs_steps)]
+#: Optimizers that train on one fixed batch (their steps assume a fixed objective), without
+#: a learning-rate schedule or a moving average of the weights.
+FIXED_BATCH = ("lbfgs", "ssbfgs", "ssbroyden", "engd")
 
 
-def _optimizer(kind: str, params, s: TrainSection, lr: float):
+def _optimizer(kind: str, module: nn.Module, s: TrainSection, lr: float):
+    # Frozen weights (a bottleneck fixed by the source) are left out: L-BFGS would otherwise
+    # carry their zero gradients in every flat vector and curvature pair.
+    params = [p for p in module.parameters() if p.requires_grad]
+    if kind == "engd":
+        return GaussNewton(module, **s.engd.model_dump())
+    if kind in UPDATES:
+        return SelfScaledQuasiNewton(params, update=kind)
     if kind == "adam":
         return torch.optim.Adam(params, lr=lr)
     if kind == "sgd":  # plain steps θ −= lr·g: for gradients that are already preconditioned
@@ -120,10 +128,10 @@ def _average(model: nn.Module, decay: float) -> AveragedModel | None:
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
-def _scheduler(optimizer, s: TrainSection, steps: int):
-    final = s.final_lr if s.final_lr is not None else s.lr * 1e-2
+def _scheduler(optimizer, s: TrainSection, steps: int, lr: float):
+    final = s.final_lr if s.final_lr is not None else lr * 1e-2
     if s.schedule == "exponential":
-        gamma = (final / s.lr) ** (1.0 / max(steps, 1))
+        gamma = (final / lr) ** (1.0 / max(steps, 1))
         return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma)
     if s.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(steps, 1), eta_min=final)
@@ -275,8 +283,13 @@ class Trainer:
         from tqdm.auto import tqdm
 
         s = self.s
-        phases = _phases(s)
-        total_steps = sum(n for _, n in phases)
+        phases = s.phase_list()
+        total_steps = sum(n for _, n, _ in phases)
+        if any(kind == "engd" for kind, _, _ in phases):
+            self._check_gauss_newton()
+        trained = sum(p.numel() for p in self.module.parameters() if p.requires_grad)
+        for kind in {kind for kind, _, _ in phases} & set(UPDATES):
+            check_dense(trained, kind)  # before any phase trains
         state = self._load_checkpoint() if resume else None
         device = next(self.module.parameters()).device
         if state is not None:
@@ -310,18 +323,17 @@ class Trainer:
             self.monitor = TensorBoard(s.log_dir or self.log_dir or "runs/tensorboard")
         previous_handler = self._catch_sigint()
         try:
-            for kind, n in phases:
+            for kind, n, phase_lr in phases:
                 end = begin + n
                 if self.step >= end:
                     begin = end
                     continue
-                lr = s.lr * 0.5**self.nan_restarts
-                # Frozen weights (a bottleneck fixed by the source) are left out: L-BFGS would
-                # otherwise carry their zero gradients in every flat vector and curvature pair.
-                trained = [p for p in self.module.parameters() if p.requires_grad]
-                optimizer = _optimizer(kind, trained, s, lr)
-                scheduler = _scheduler(optimizer, s, n) if kind != "lbfgs" else None
-                self.ema = _average(self.module, s.ema) if kind != "lbfgs" else None
+                lr = phase_lr * 0.5**self.nan_restarts
+                self.stop_reason = "steps"
+                optimizer = _optimizer(kind, self.module, s, lr)
+                fixed = kind in FIXED_BATCH
+                scheduler = None if fixed else _scheduler(optimizer, s, n, lr)
+                self.ema = None if fixed else _average(self.module, s.ema)
                 batch, fresh = None, True
                 if state is not None:
                     # The checkpoint restores the optimizer's state, not its settings (those are
@@ -361,15 +373,20 @@ class Trainer:
         good = self._snapshot(optimizer, scheduler)
         pending: list[tuple[int, dict, float]] = []
         while self.step < end:
-            resample = kind != "lbfgs" and s.resample_every and self.step % s.resample_every == 0
+            resample = (
+                kind not in FIXED_BATCH and s.resample_every and self.step % s.resample_every == 0
+            )
             if resample and not fresh:
                 batch = self._draw(kind)
             fresh = False
-            terms = (
-                self._first_order_step(optimizer, batch)
-                if kind != "lbfgs"
-                else self._lbfgs_step(optimizer, batch)
-            )
+            if kind == "engd":
+                terms = self._gauss_newton_step(optimizer, batch)
+                if terms.pop("stalled"):
+                    self._stall(end, bar)
+            elif kind in ("lbfgs", *UPDATES):
+                terms = self._lbfgs_step(optimizer, batch)
+            else:
+                terms = self._first_order_step(optimizer, batch)
             if scheduler is not None:
                 scheduler.step()
             self.step += 1
@@ -421,7 +438,7 @@ class Trainer:
 
     def _draw(self, kind: str) -> dict:
         """A fresh batch; L-BFGS gets ``lbfgs_batches`` of them at once (one larger fixed sample)."""
-        count = 1 if kind != "lbfgs" else self.s.lbfgs_batches
+        count = 1 if kind not in FIXED_BATCH else self.s.lbfgs_batches
         batches = [self.solver.batch(self.model, self.generator) for _ in range(count)]
         self.samples += sum(self.solver.samples(b) for b in batches)
         if count == 1:
@@ -443,7 +460,8 @@ class Trainer:
         return {"loss": total.detach(), **{k: v.detach() for k, v in terms.items()}}
 
     def _lbfgs_step(self, optimizer, batch) -> dict:
-        """One L-BFGS iteration; records the loss where it starts (not a line-search trial)."""
+        """One quasi-Newton iteration (L-BFGS, SSBFGS, SSBroyden); records the loss where it
+        starts (not a line-search trial)."""
         record = {}
 
         def closure():
@@ -456,6 +474,57 @@ class Trainer:
 
         optimizer.step(closure)
         return dict(record)
+
+    def _check_gauss_newton(self) -> None:
+        """``engd`` needs a loss that is a sum of squares (``Solver.least_squares``)."""
+        if not getattr(self.solver, "gauss_newton", False):
+            from .solvers.base import defined_solvers
+
+            fit = gauss_newton_solvers(defined_solvers())
+            raise ConfigError(
+                f"train.optimizer engd takes Gauss–Newton steps on a loss that is a sum of "
+                f"squares or a quadratic energy; the loss of method '{self.solver.name}' is "
+                f"neither. Methods that take it: {', '.join(fit)}. Train {self.solver.name} "
+                "with adam or lbfgs."
+            )
+        if self.s.balance != "none":
+            raise ConfigError(
+                "train.balance adapts the weights at first-order steps; a run with an engd "
+                "phase weights its terms as configured: set train.balance: none."
+            )
+        if hasattr(self.solver, "check_gauss_newton"):
+            self.solver.check_gauss_newton()
+
+    def _gauss_newton_step(self, optimizer, batch) -> dict:
+        """One damped Gauss–Newton step on Σ_k w_k λ_k L_k (a least-squares loss), or one
+        energy natural gradient step (an energy, ``energy_gram``); ``stalled`` when the line
+        search found no decrease (the weights are then unchanged)."""
+        balance = self.balance or {}
+
+        def weight(k: str) -> float:
+            return self.weights.get(k, 1.0) * balance.get(k, 1.0)
+
+        if hasattr(self.solver, "energy_gram"):  # an energy: its natural gradient
+            gram = self.solver.energy_gram(self.model, batch)
+            weighted = {k: (t, weight(k) * factor) for k, (t, factor) in gram.items()}
+            return optimizer.step_energy(weighted, lambda: self._loss(batch))
+        terms = self.solver.least_squares(self.model, batch)
+        return optimizer.step({k: (t, weight(k)) for k, t in terms.items()})
+
+    def _stall(self, end: int, bar) -> None:
+        """A Gauss–Newton phase whose line search found no decrease ends here: its remaining
+        steps are skipped (recorded in the history as ``stall_step``), the weights kept."""
+        self.history["stall_step"].append(self.step + 1)
+        if self.progress:
+            print(
+                f"engd: no step size decreased the loss at step {self.step + 1} (loss at its "
+                "floor for this batch and precision); the phase ends here.",
+                file=sys.stderr,
+                flush=True,
+            )
+        bar.update(end - self.step - 1)
+        self.step = end - 1
+        self.stop_reason = "no_decrease"
 
     def _flush(self, pending, bar, elapsed) -> bool:
         """Move pending losses to the history; False if a loss or a weight is not finite."""

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pinnlab as pl
-from pinnlab.config import merge
+from pinnlab.config import layer_phases, merge
 
 #: Everything a run needs to be fast on two shared CPU cores. Passed as ``config=`` so that
 #: no shipped recipe is layered underneath.
@@ -36,7 +36,7 @@ def tiny_config(
     params.setdefault("dim", 2)
     return pl.make_config(
         problem_id,
-        config=merge(TINY, rest),
+        config=merge(layer_phases(TINY, rest), rest),
         params=params,
         sets=sets,
         problems_dirs=problems_dirs,

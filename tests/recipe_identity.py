@@ -39,7 +39,8 @@ CAPS = {
 
 def recipe_config(path: Path) -> pl.RunConfig:
     """The recipe at ``path`` shortened to 20 optimizer steps (10 Adam + 10 L-BFGS where it
-    uses both), with capped sample sizes, no checkpoints and one evaluation."""
+    uses both; 10 per phase of the first two of ``train.phases``), with capped sample sizes,
+    no checkpoints and one evaluation."""
     from pinnlab.config import read_yaml
 
     data = read_yaml(path)
@@ -48,10 +49,12 @@ def recipe_config(path: Path) -> pl.RunConfig:
         if isinstance(solver.get(key), int) and solver[key] > cap:
             solver[key] = cap
     train = dict(data.get("train", {}))
-    both = train.get("optimizer") == "adam+lbfgs"
+    if train.get("phases"):
+        train["phases"] = [{**p, "steps": 10} for p in train["phases"][:2]]
+    else:
+        both = train.get("optimizer") == "adam+lbfgs"
+        train.update(steps=10 if both else 20, lbfgs_steps=10 if both else 0)
     train.update(
-        steps=10 if both else 20,
-        lbfgs_steps=10 if both else 0,
         eval_every=10_000,
         checkpoint_every=0,
         time_budget=None,

@@ -23,9 +23,8 @@ def shrunk(path) -> pl.RunConfig:
     """The recipe with two optimisation steps (Adam then L-BFGS where it has both) and at most
     32 points per batch; problem, network and everything else as the recipe says."""
     cfg = pl.make_config(config=path)
-    steps = {"adam": ["train.steps=2"], "sgd": ["train.steps=2"], "lbfgs": ["train.steps=2"]}.get(
-        cfg.train.optimizer, ["train.steps=1", "train.lbfgs_steps=1"]
-    )
+    two = cfg.train.optimizer == "adam+lbfgs"
+    steps = ["train.steps=1", "train.lbfgs_steps=1"] if two else ["train.steps=2"]
     settings = SOLVERS[cfg.method].Settings.model_validate(cfg.solver)
     points = [
         f"solver.{name}={min(value, 32)}"

@@ -245,10 +245,10 @@ def test_lbfgs_reduces_the_loss_on_a_fixed_batch(optimizer):
 def test_lbfgs_keeps_stepping_at_a_tiny_loss_scale():
     """torch's absolute tolerances (1e-7 on the gradient, 1e-9 on g·d) would freeze L-BFGS
     on this loss from the first step: its gradient is 2e-10. Ours has none."""
-    theta = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    theta = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
     target = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
     settings = pl.RunConfig.model_validate({"problem": {"id": "poisson-sine"}}).train
-    optimizer = _optimizer("lbfgs", [theta], settings, 1.0)
+    optimizer = _optimizer("lbfgs", torch.nn.ParameterList([theta]), settings, 1.0)
 
     def closure():
         optimizer.zero_grad()

@@ -20,6 +20,7 @@ from ..config import Section
 from ..derivatives import partial_derivative
 from ..domains import SpaceTime
 from ..errors import ConfigError, ShapeError, unknown_name
+from ..gauss_newton import Residuals, mean_square
 from ..networks import DirichletTransform, OutputAffine, periodic_columns
 from ..problem import Condition, Dirichlet, Neumann, Periodic, Robin
 from .base import Model, NetworkSpec, Solver, defined_solvers, location_scale
@@ -259,11 +260,46 @@ class CollocationSolver(Solver):
         weight 1, 0.14 with 1/d). Weight 1/d balances the two terms; each vanishes only where
         e does, so the exact solution is still the minimiser.
         """
-        w = self.settings.mean_weight
-        if w == 1.0:
-            return e.square().mean()
-        mean = e.mean(dim=0)
-        return (e - mean).square().mean() + w * mean.square().mean()
+        return mean_square(e, self.settings.mean_weight)
+
+    def dirichlet_residuals(self, net: nn.Module, batch: dict[str, Tensor]) -> dict[str, Residuals]:
+        """The Dirichlet misfits u − g of ``dirichlet_terms`` as sums of squares."""
+        out = {}
+        for name, c in self.dirichlet().items():
+            if name in batch:
+                y = batch[name]
+                k = self.outputs if c.output is None else 1
+                g = _shaped(c.value(y), y.new_empty(len(y), k), name, "value")
+
+                def misfit(y, g, output=c.output):
+                    u = net(y)
+                    return (u if output is None else u[:, output : output + 1]) - g
+
+                out[name] = Residuals((y, g), misfit, mean_weight=self.settings.mean_weight)
+        return out
+
+    def periodic_residuals(self, net: nn.Module, batch: dict[str, Tensor]) -> dict[str, Residuals]:
+        """The mismatches of ``periodic_terms`` as sums of squares."""
+        out = {}
+        for name, c in self.periodic().items():
+            if name not in batch:
+                continue
+            column = c.axis + int(self.time_dependent)
+
+            def mismatch(y, column=column, c=c, dx=False):
+                ends = y.repeat(2, 1)
+                n = len(y)
+                ends[:n, column], ends[n:, column] = c.low, c.high
+                if dx:
+                    ux = partial_derivative(net, ends, column)[1]
+                    return ux[:n] - ux[n:]
+                u = net(ends)
+                return u[:n] - u[n:]
+
+            out[name] = Residuals((batch[name],), mismatch)
+            if c.derivatives:
+                out[f"{name}_dx"] = Residuals((batch[name],), lambda y, f=mismatch: f(y, dx=True))
+        return out
 
     def dirichlet_terms(self, net: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """Mean squared misfit of each Dirichlet condition sampled in the batch."""

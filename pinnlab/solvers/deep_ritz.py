@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from .. import parts
 from ..derivatives import Derivatives
 from ..errors import ConfigError
+from ..gauss_newton import Residuals
 from ..metrics import energy_metrics
 from ..problem import Dirichlet, Neumann, Periodic
 from .base import Model
@@ -125,6 +126,46 @@ class DeepRitz(CollocationSolver):
         energy = float(num.mean() / den.mean())
         stderr = float((num - energy * den).std() / den.mean() / math.sqrt(len(x)))
         return energy_metrics(energy, stderr, spec.exact_eigenvalue)
+
+    #: Energy natural gradient steps apply (``train.optimizer: engd``; ``energy_gram``).
+    gauss_newton = True
+
+    def check_gauss_newton(self) -> None:
+        """ENGD needs a quadratic energy; a Rayleigh quotient is not one."""
+        if self.spec.eigenvalue:
+            raise ConfigError(
+                f"train.optimizer engd: {self.problem.id} is an eigenvalue problem, whose "
+                "loss (a Rayleigh quotient) is not a quadratic energy; train it with adam."
+            )
+
+    def energy_gram(
+        self, model: Model, batch: dict[str, Tensor]
+    ) -> dict[str, tuple[Residuals, float]]:
+        """The Hessian of the loss in function space, as rows per point (``pinnlab.
+        gauss_newton``): the energy's quadratic part ½ mean(a|∇v|² + c v²) and each
+        penalty β mean v² have the bilinear forms mean(a|∇v|² + c v²) and 2β mean v², the
+        Gram matrix of energy natural gradient descent (Müller & Zeinhofer, ICML 2023). Keyed
+        by the loss term each belongs to, with the factor on that term's weight. The Neumann
+        flux and the source are linear in u and add no curvature."""
+        spec, net, x = self.spec, model.module, batch[self.interior]
+
+        def rows(x):
+            d = Derivatives(net, x, method="forward")
+            a, c = _coefficient(spec.diffusion, x), _coefficient(spec.reaction, x)
+            root_a = torch.as_tensor(a, dtype=x.dtype).sqrt().reshape(-1, 1)
+            columns = [root_a * d.grad.reshape(len(x), -1)]
+            if not (isinstance(c, float | int) and c == 0):
+                root_c = torch.as_tensor(c, dtype=x.dtype).sqrt().reshape(-1)
+                columns.append((root_c * d.u.reshape(len(x))).reshape(-1, 1))
+            return torch.cat(columns, dim=1)
+
+        width = spec.domain.dim + int(
+            not (isinstance(spec.reaction, float | int) and spec.reaction == 0)
+        )
+        out = {"energy": (Residuals((x,), rows), float(width))}
+        for name, term in self.dirichlet_residuals(net, batch).items():
+            out[name] = (term, 2.0)
+        return out
 
     def loss(self, model: Model, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         net = model.module

@@ -32,6 +32,7 @@ from ..config import Section
 from ..derivatives import METHODS, Derivatives, gradient, method_for
 from ..derivatives.stochastic import estimator_variance
 from ..errors import ConfigError, IdentifiabilityWarning, ShapeError, unknown_name
+from ..gauss_newton import Residuals
 from ..metrics import test_points
 from ..networks import build_network
 from ..observations import Observations, check_observations
@@ -356,12 +357,10 @@ class PINN(CollocationSolver):
         and the weights w (M,). L_i is the mean square over the points of time chunk i (all
         columns; an empty chunk counts 0), w_i = exp(−ε Σ_{k<i} L_k) with L the sum over the
         named residuals, detached from the graph."""
-        causal, domain = self.settings.causal, self.spec.domain
+        causal = self.settings.causal
         m = causal.chunks
         named = r.items() if isinstance(r, dict) else [("residual", r)]
-        s = (points[:, 0].detach() - domain.t0) / (domain.t1 - domain.t0)
-        chunk = (s * m).long().clamp_(0, m - 1)
-        count = torch.bincount(chunk, minlength=m).clamp_min(1).to(points.dtype)
+        chunk, count = self._chunks(points)
         losses = {}
         for key, value in named:
             square = value.reshape(len(points), -1).square().mean(dim=1)
@@ -369,6 +368,14 @@ class PINN(CollocationSolver):
         total = sum(losses.values()).detach()
         weights = torch.exp(-causal.epsilon * (torch.cumsum(total, 0) - total))
         return {k: (weights * v).mean() for k, v in losses.items()}, weights
+
+    def _chunks(self, points: Tensor) -> tuple[Tensor, Tensor]:
+        """The time chunk of each point (n,) and the number of points in each chunk (M,;
+        at least 1) for ``causal``."""
+        m, domain = self.settings.causal.chunks, self.spec.domain
+        s = (points[:, 0].detach() - domain.t0) / (domain.t1 - domain.t0)
+        chunk = (s * m).long().clamp_(0, m - 1)
+        return chunk, torch.bincount(chunk, minlength=m).clamp_min(1).to(points.dtype)
 
     def boundary_terms(self, model: Model, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """Mean squared residual of each Neumann (∂u/∂n − flux), Robin (α u + β ∂u/∂n − g)
@@ -405,6 +412,104 @@ class PINN(CollocationSolver):
                 e = alpha * u + beta * dn - _shaped(c.value(y), dn, name, "value")
             terms[name] = self.mean_square(e)
         return terms
+
+    #: The loss is a sum of squares (``least_squares``): Gauss–Newton / ENGD steps apply.
+    gauss_newton = True
+
+    def least_squares(self, model: Model, batch: dict[str, Tensor]) -> dict[str, Residuals]:
+        """The terms of ``loss`` as sums of squares of per-point residuals
+        (``pinnlab.gauss_newton``): the same values, each with the function of one point
+        that its Jacobian is taken of. Causal weights are those of the current weights, held
+        fixed (as in ``loss``, where they carry no gradient)."""
+        points, probes = batch["residual"], batch.get("probes")
+        r = self._residual(model, points, probes)
+        names = list(r) if isinstance(r, dict) else [None]
+        row_weights = None
+        if self.settings.causal is not None:
+            m = self.settings.causal.chunks
+            chunk, count = self._chunks(points)
+            weights = self.causal_terms(r, points)[1]
+            row_weights = (weights / (m * count))[chunk].detach()
+        mean_weight = self.settings.mean_weight
+        out = {}
+        for key in names:
+
+            def residual(x, key=key):
+                value = self._residual(model, x, probes)
+                return value if key is None else value[key]
+
+            out[key or "residual"] = Residuals(
+                (points,), residual, row_weights=row_weights, mean_weight=mean_weight
+            )
+        out.update(self.dirichlet_residuals(model.module, batch))
+        out.update(self.periodic_residuals(model.module, batch))
+        out.update(self.boundary_residuals(model, batch))
+        for obs, x, y in self._device_data(model, next(model.module.parameters()).device)[
+            : len(self.observations)
+        ]:
+
+            def misfit(x, y, obs=obs):
+                q = self._observed(model, obs, x)
+                return q - y.reshape(q.shape)
+
+            out[obs.name] = Residuals((x, y), misfit)
+        self.check_weights(out)
+        return out
+
+    def boundary_residuals(self, model: Model, batch: dict[str, Tensor]) -> dict[str, Residuals]:
+        """The residuals of ``boundary_terms`` as sums of squares."""
+        out = {}
+        method = model.method if not model.method.stochastic else "forward"
+        mean_weight = self.settings.mean_weight
+        for name, c in self.spec.conditions.items():
+            if not isinstance(c, NORMAL_CONDITIONS) or name not in batch:
+                continue
+            y, normals = batch[name], batch.get(f"{name}{NORMAL}")
+            inputs = (y,) if normals is None else (y, normals)
+
+            def derivatives(y, normals=None):
+                return Derivatives(
+                    model.module,
+                    y,
+                    method=method,
+                    time_dependent=self.time_dependent,
+                    normals=normals,
+                )
+
+            if isinstance(c, Condition):
+                r = c.residual(derivatives(*inputs))
+                for key in r if isinstance(r, dict) else [None]:
+
+                    def general(*rows, key=key, c=c):
+                        value = c.residual(derivatives(*rows))
+                        return value if key is None else value[key]
+
+                    label = name if key is None else f"{name}.{key}"
+                    out[label] = Residuals(inputs, general, mean_weight=mean_weight)
+                continue
+            k = self.outputs if c.output is None else 1
+            like = y.new_empty(len(y), k)
+            if isinstance(c, Neumann):
+                data = (_shaped(c.flux(y), like, name, "flux"),)
+            else:
+                data = (
+                    *(_coefficient(a, y, like) * torch.ones_like(like) for a in (c.alpha, c.beta)),
+                    _shaped(c.value(y), like, name, "value"),
+                )
+
+            def condition(y, normals, *data, c=c):
+                dn = derivatives(y, normals).normal_derivative.reshape(len(y), -1)
+                if c.output is not None:
+                    dn = dn[:, c.output : c.output + 1]
+                if isinstance(c, Neumann):
+                    return dn - data[0]
+                u = model.module(y)
+                u = u if c.output is None else u[:, c.output : c.output + 1]
+                alpha, beta, g = data
+                return alpha * u + beta * dn - g
+
+            out[name] = Residuals((y, normals, *data), condition, mean_weight=mean_weight)
+        return out
 
     def loss(self, model: Model, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         r = self._residual(model, batch["residual"], batch.get("probes"))

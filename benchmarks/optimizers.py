@@ -1,0 +1,235 @@
+"""Error against wall time for each optimizer: Adam, Adam + L-BFGS or SSBFGS, ENGD (Gauss–Newton).
+
+    python benchmarks/optimizers.py --budget 300 --out docs/benchmarks/optimizers.json \\
+        --figures docs/figures [--cases poisson-sine-d2 ...]
+
+For each case (a problem, a network, a number of points) every optimizer trains the same
+network from the same initial weights (the seed) on the same fixed points (the first batch
+of the seed; no resampling, so that only the optimizer differs), in float64, in one process,
+one after the other, each for ``--budget`` seconds of wall time (``train.time_budget``). The
+error is the run's metric on pinnlab's fixed test set, recorded every few steps with the
+wall time at which it was measured (``history.eval_time``; evaluations count against the
+budget alike for all). Each case gives a figure of error against time with one line per
+optimizer, and the table of the error each had reached at 1, 5 and 15 minutes (those within
+the budget).
+
+The arms:
+
+* ``adam``: Adam at lr 1e-3 with exponential decay to 1e-5 over its steps;
+* ``adam+lbfgs``: 2,000 of those Adam steps, then L-BFGS (strong Wolfe) until the budget;
+* ``adam+ssbfgs``: the same with self-scaled BFGS (``pinnlab.quasi_newton``) after Adam;
+* ``engd``: damped Gauss–Newton / energy natural gradient steps from the start
+  (``pinnlab.gauss_newton``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import pinnlab as pl
+
+
+@dataclass(frozen=True)
+class Case:
+    """A problem with a network and points that every optimizer shares."""
+
+    name: str
+    problem: dict
+    net: dict
+    solver: dict
+    method: str = "pinn"
+    metric: str = "auto"
+    extra: dict = field(default_factory=dict)
+
+
+CASES = {
+    c.name: c
+    for c in [
+        Case(
+            "poisson-sine-d2",
+            {"id": "poisson-sine", "dim": 2},
+            {"width": 64, "depth": 1},
+            {"n_interior": 1000, "n_boundary": 250},
+        ),
+        Case(
+            "poisson-sine-d5",
+            {"id": "poisson-sine", "dim": 5},
+            {"width": 64, "depth": 1},
+            {"n_interior": 2000, "n_boundary": 500, "weights": {"boundary": 100.0}},
+        ),
+        Case(
+            "poisson-harmonic-d10",
+            {"id": "poisson-harmonic", "dim": 10},
+            {"width": 64, "depth": 1},
+            {"n_interior": 3000, "n_boundary": 750, "weights": {"boundary": 100.0}},
+        ),
+        Case(
+            "nls",
+            {"id": "nls"},
+            {"width": 32, "depth": 2, "wrap": {"periodic": {"modes": 2}}},
+            {
+                "n_interior": 2000,
+                "n_boundary": 256,
+                "normalize_output": False,
+                "weights": {"initial": 10.0},
+            },
+            metric="rel_l2_abs_h",
+        ),
+    ]
+}
+
+#: (name, train section without the budget, steps between evaluations)
+ARMS = {
+    "adam": (
+        {
+            "optimizer": "adam",
+            "steps": 10**7,
+            "lr": 1e-3,
+            "schedule": "exponential",
+            "final_lr": 1e-5,
+        },
+        200,
+    ),
+    "adam+lbfgs": (
+        {
+            "phases": [
+                {"optimizer": "adam", "steps": 2000},
+                {"optimizer": "lbfgs", "steps": 10**7},
+            ],
+            "lr": 1e-3,
+            "schedule": "exponential",
+            "final_lr": 1e-5,
+        },
+        100,
+    ),
+    "adam+ssbfgs": (
+        {
+            "phases": [
+                {"optimizer": "adam", "steps": 2000},
+                {"optimizer": "ssbfgs", "steps": 10**7},
+            ],
+            "lr": 1e-3,
+            "schedule": "exponential",
+            "final_lr": 1e-5,
+        },
+        100,
+    ),
+    "engd": ({"phases": [{"optimizer": "engd", "steps": 10**7}]}, 5),
+}
+
+MINUTES = (1, 5, 15)
+
+
+def config(case: Case, arm: str, budget: float, seed: int) -> pl.RunConfig:
+    train, every = ARMS[arm]
+    return pl.make_config(
+        config={
+            "problem": case.problem,
+            "method": case.method,
+            "solver": case.solver,
+            "net": {"kind": "mlp", "activation": "tanh", "normalize_input": False, **case.net},
+            "train": {
+                **train,
+                "resample_every": 0,
+                "time_budget": budget,
+                "eval_every": every,
+                "log_every": min(every, 10),
+                "checkpoint_every": 0,
+            },
+            "metric": case.metric,
+            "dtype": "float64",
+            "device": "cpu",
+            "seed": seed,
+        }
+    )
+
+
+def run_case(case: Case, budget: float, seed: int) -> dict:
+    out = {}
+    for arm in ARMS:
+        solution = pl.run(config(case, arm, budget, seed))
+        h = solution.history
+        out[arm] = {
+            "time": [float(t) for t in h["eval_time"]],
+            "error": [float(e) for e in h["error"]],
+            "steps": int(solution.environment["steps"]),
+            "final": float(h["error"][-1]),
+        }
+        print(
+            f"{case.name:22s} {arm:11s} steps {out[arm]['steps']:8d}  error {out[arm]['final']:.3e}",
+            flush=True,
+        )
+    return out
+
+
+def reached(curve: dict, seconds: float) -> float | None:
+    """The error of the last evaluation at or before ``seconds`` (None: none yet)."""
+    errors = [e for t, e in zip(curve["time"], curve["error"], strict=True) if t <= seconds]
+    return errors[-1] if errors else None
+
+
+def figure(name: str, result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for arm, curve in result["arms"].items():
+        ax.loglog(np.maximum(curve["time"], 1e-2), curve["error"], label=arm)
+    ax.set_xlabel("wall time (s)")
+    ax.set_ylabel("relative L2 error")
+    ax.set_title(name)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--budget", type=float, default=300.0, help="seconds per optimizer")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/optimizers.json"))
+    parser.add_argument("--figures", type=Path, default=Path("docs/figures"))
+    args = parser.parse_args(argv)
+
+    for name in args.cases:
+        arms = run_case(CASES[name], args.budget, args.seed)
+        table = {
+            arm: {f"{m} min": reached(curve, 60 * m) for m in MINUTES if 60 * m <= args.budget}
+            for arm, curve in arms.items()
+        }
+        # Read again before writing: other processes may be running other cases.
+        results = json.loads(args.out.read_text())["cases"] if args.out.exists() else {}
+        results[name] = {"arms": arms, "table": table}
+        args.figures.mkdir(parents=True, exist_ok=True)
+        figure(name, results[name], args.figures / f"optimizers-{name}.png")
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(
+            json.dumps(
+                {
+                    "command": shlex.join([sys.executable, *sys.argv]),
+                    "machine": f"{platform.processor() or platform.machine()}, "
+                    f"{os.cpu_count()} cores, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}",
+                    "budget_s": args.budget,
+                    "cases": results,
+                },
+                indent=1,
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
