@@ -196,6 +196,20 @@ def figure(name: str, result: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def markdown(results: dict) -> str:
+    """The table of docs/benchmarks.md: the error each arm had reached at each minute mark,
+    and its steps and final error."""
+    marks = sorted({k for c in results.values() for t in c["table"].values() for k in t})
+    head = "| case | optimizer | " + " | ".join(marks) + " | steps | final |"
+    rows = [head, "|---|---|" + "---:|" * (len(marks) + 2)]
+    for name, case in results.items():
+        for arm, curve in case["arms"].items():
+            cells = [case["table"][arm].get(m) for m in marks]
+            shown = " | ".join("—" if v is None else f"{v:.2e}" for v in cells)
+            rows.append(f"| {name} | {arm} | {shown} | {curve['steps']} | {curve['final']:.2e} |")
+    return "\n".join(rows)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
@@ -203,7 +217,13 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/optimizers.json"))
     parser.add_argument("--figures", type=Path, default=Path("docs/figures"))
+    parser.add_argument(
+        "--table", action="store_true", help="print the Markdown table of --out and stop"
+    )
     args = parser.parse_args(argv)
+    if args.table:
+        print(markdown(json.loads(args.out.read_text())["cases"]))
+        return
 
     for name in args.cases:
         arms = run_case(CASES[name], args.budget, args.seed)
@@ -211,12 +231,20 @@ def main(argv=None) -> None:
             arm: {f"{m} min": reached(curve, 60 * m) for m in MINUTES if 60 * m <= args.budget}
             for arm, curve in arms.items()
         }
-        # Read again before writing: other processes may be running other cases.
-        results = json.loads(args.out.read_text())["cases"] if args.out.exists() else {}
-        results[name] = {"arms": arms, "table": table}
         args.figures.mkdir(parents=True, exist_ok=True)
-        figure(name, results[name], args.figures / f"optimizers-{name}.png")
-        args.out.parent.mkdir(parents=True, exist_ok=True)
+        figure(name, {"arms": arms}, args.figures / f"optimizers-{name}.png")
+        record(args, name, {"arms": arms, "table": table})
+
+
+def record(args, name: str, result: dict) -> None:
+    """Add one case to ``--out``, under a lock: processes running other cases share it."""
+    import fcntl
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = json.loads(args.out.read_text())["cases"] if args.out.exists() else {}
+        results[name] = result
         args.out.write_text(
             json.dumps(
                 {
