@@ -87,42 +87,21 @@ CASES = {
     ]
 }
 
-#: (name, train section without the budget, steps between evaluations)
+#: Adam's settings in every arm that has an Adam phase.
+ADAM = {"lr": 1e-3, "schedule": "exponential", "final_lr": 1e-5}
+
+
+def after_adam(optimizer: str) -> dict:
+    """2,000 Adam steps, then ``optimizer`` until the budget."""
+    phases = [{"optimizer": "adam", "steps": 2000}, {"optimizer": optimizer, "steps": 10**7}]
+    return {"phases": phases, **ADAM}
+
+
+#: name -> (train section without the budget, steps between evaluations)
 ARMS = {
-    "adam": (
-        {
-            "optimizer": "adam",
-            "steps": 10**7,
-            "lr": 1e-3,
-            "schedule": "exponential",
-            "final_lr": 1e-5,
-        },
-        200,
-    ),
-    "adam+lbfgs": (
-        {
-            "phases": [
-                {"optimizer": "adam", "steps": 2000},
-                {"optimizer": "lbfgs", "steps": 10**7},
-            ],
-            "lr": 1e-3,
-            "schedule": "exponential",
-            "final_lr": 1e-5,
-        },
-        100,
-    ),
-    "adam+ssbfgs": (
-        {
-            "phases": [
-                {"optimizer": "adam", "steps": 2000},
-                {"optimizer": "ssbfgs", "steps": 10**7},
-            ],
-            "lr": 1e-3,
-            "schedule": "exponential",
-            "final_lr": 1e-5,
-        },
-        100,
-    ),
+    "adam": ({"optimizer": "adam", "steps": 10**7, **ADAM}, 200),
+    "adam+lbfgs": (after_adam("lbfgs"), 100),
+    "adam+ssbfgs": (after_adam("ssbfgs"), 100),
     "engd": ({"phases": [{"optimizer": "engd", "steps": 10**7}]}, 5),
 }
 

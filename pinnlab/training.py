@@ -437,7 +437,8 @@ class Trainer:
         return signal.signal(signal.SIGINT, handler)
 
     def _draw(self, kind: str) -> dict:
-        """A fresh batch; L-BFGS gets ``lbfgs_batches`` of them at once (one larger fixed sample)."""
+        """A fresh batch; a fixed-batch phase (``FIXED_BATCH``: L-BFGS, SSBFGS, SSBroyden, ENGD)
+        gets ``lbfgs_batches`` of them at once (one larger fixed sample)."""
         count = 1 if kind not in FIXED_BATCH else self.s.lbfgs_batches
         batches = [self.solver.batch(self.model, self.generator) for _ in range(count)]
         self.samples += sum(self.solver.samples(b) for b in batches)

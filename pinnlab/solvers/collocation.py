@@ -302,16 +302,9 @@ class CollocationSolver(Solver):
         return out
 
     def dirichlet_terms(self, net: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Mean squared misfit of each Dirichlet condition sampled in the batch."""
-        terms = {}
-        for name, c in self.dirichlet().items():
-            if name in batch:
-                y = batch[name]
-                u = net(y)
-                if c.output is not None:
-                    u = u[:, c.output : c.output + 1]
-                terms[name] = self.mean_square(u - _shaped(c.value(y), u, name, "value"))
-        return terms
+        """Mean squared misfit of each Dirichlet condition sampled in the batch (the values
+        of ``dirichlet_residuals``)."""
+        return {name: term.value() for name, term in self.dirichlet_residuals(net, batch).items()}
 
     def periodic_terms(self, net: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """Mean squared mismatch of u (term ``<name>``) and of ∂u/∂x_a (``<name>_dx``) between

@@ -436,7 +436,7 @@ class PINN(CollocationSolver):
 
             def residual(x, key=key):
                 value = self._residual(model, x, probes)
-                return value if key is None else value[key]
+                return _rows(value if key is None else value[key], len(x), key or "residual")
 
             out[key or "residual"] = Residuals(
                 (points,), residual, row_weights=row_weights, mean_weight=mean_weight
@@ -479,12 +479,12 @@ class PINN(CollocationSolver):
             if isinstance(c, Condition):
                 r = c.residual(derivatives(*inputs))
                 for key in r if isinstance(r, dict) else [None]:
-
-                    def general(*rows, key=key, c=c):
-                        value = c.residual(derivatives(*rows))
-                        return value if key is None else value[key]
-
                     label = name if key is None else f"{name}.{key}"
+
+                    def general(*rows, key=key, c=c, label=label):
+                        value = c.residual(derivatives(*rows))
+                        return _rows(value if key is None else value[key], len(rows[0]), label)
+
                     out[label] = Residuals(inputs, general, mean_weight=mean_weight)
                 continue
             k = self.outputs if c.output is None else 1
