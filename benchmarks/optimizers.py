@@ -19,7 +19,13 @@ The arms:
 * ``adam+lbfgs``: 2,000 of those Adam steps, then L-BFGS (strong Wolfe) until the budget;
 * ``adam+ssbfgs``: the same with self-scaled BFGS (``pinnlab.quasi_newton``) after Adam;
 * ``engd``: damped Gauss–Newton / energy natural gradient steps from the start
-  (``pinnlab.gauss_newton``).
+  (``pinnlab.gauss_newton``), the system formed and factorised (Cholesky);
+* ``engd-cg``: the same steps solved matrix-free (``train.engd.solver: cg``: conjugate
+  gradients on J v and Jᵀ u, at most ``cg_steps`` = 100 iterations), which is what ENGD does
+  past ``train.engd.max_matrix`` — here on networks small enough for the exact step, to show
+  what the truncated solve costs in accuracy and time.
+
+``--arms`` runs some arms only and merges them into the cases already in ``--out``.
 """
 
 from __future__ import annotations
@@ -103,6 +109,7 @@ ARMS = {
     "adam+lbfgs": (after_adam("lbfgs"), 100),
     "adam+ssbfgs": (after_adam("ssbfgs"), 100),
     "engd": ({"phases": [{"optimizer": "engd", "steps": 10**7}]}, 5),
+    "engd-cg": ({"phases": [{"optimizer": "engd", "steps": 10**7}], "engd": {"solver": "cg"}}, 2),
 }
 
 MINUTES = (1, 5, 15)
@@ -132,9 +139,9 @@ def config(case: Case, arm: str, budget: float, seed: int) -> pl.RunConfig:
     )
 
 
-def run_case(case: Case, budget: float, seed: int) -> dict:
+def run_case(case: Case, budget: float, seed: int, arms: list[str]) -> dict:
     out = {}
-    for arm in ARMS:
+    for arm in arms:
         solution = pl.run(config(case, arm, budget, seed))
         h = solution.history
         out[arm] = {
@@ -193,6 +200,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--budget", type=float, default=300.0, help="seconds per optimizer")
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/optimizers.json"))
     parser.add_argument("--figures", type=Path, default=Path("docs/figures"))
@@ -205,29 +213,36 @@ def main(argv=None) -> None:
         return
 
     for name in args.cases:
-        arms = run_case(CASES[name], args.budget, args.seed)
+        arms = run_case(CASES[name], args.budget, args.seed, args.arms)
         table = {
             arm: {f"{m} min": reached(curve, 60 * m) for m in MINUTES if 60 * m <= args.budget}
             for arm, curve in arms.items()
         }
+        merged = record(args, name, {"arms": arms, "table": table})
         args.figures.mkdir(parents=True, exist_ok=True)
-        figure(name, {"arms": arms}, args.figures / f"optimizers-{name}.png")
-        record(args, name, {"arms": arms, "table": table})
+        figure(name, merged, args.figures / f"optimizers-{name}.png")
 
 
-def record(args, name: str, result: dict) -> None:
-    """Add one case to ``--out``, under a lock: processes running other cases share it."""
+def record(args, name: str, result: dict) -> dict:
+    """Merge one case's arms into ``--out``, under a lock (processes running other cases
+    share it), keeping its other arms; returns the case as merged."""
     import fcntl
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with open(args.out.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        results = json.loads(args.out.read_text())["cases"] if args.out.exists() else {}
-        results[name] = result
+        old = json.loads(args.out.read_text()) if args.out.exists() else {}
+        results = old.get("cases", {})
+        case = results.setdefault(name, {"arms": {}, "table": {}})
+        for key in ("arms", "table"):
+            case[key] = {**case[key], **result[key]}
+            case[key] = {arm: case[key][arm] for arm in ARMS if arm in case[key]}
+        command = shlex.join([sys.executable, *sys.argv])
+        commands = old.get("commands", [old["command"]] if "command" in old else [])
         args.out.write_text(
             json.dumps(
                 {
-                    "command": shlex.join([sys.executable, *sys.argv]),
+                    "commands": [*dict.fromkeys([*commands, command])],
                     "machine": f"{platform.processor() or platform.machine()}, "
                     f"{os.cpu_count()} cores, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}",
                     "budget_s": args.budget,
@@ -236,6 +251,7 @@ def record(args, name: str, result: dict) -> None:
                 indent=1,
             )
         )
+        return case
 
 
 if __name__ == "__main__":

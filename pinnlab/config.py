@@ -128,9 +128,18 @@ class EngdSection(Section):
     max_matrix: int = Field(
         8192,
         ge=1,
-        description="largest Gauss–Newton system formed, min(residual rows, weights); a larger "
-        "one is refused (its memory is 8·(size² + rows·weights) bytes)",
+        description="largest Gauss–Newton system formed, min(residual rows, weights); past it "
+        "solver auto solves matrix-free by CG and solver cholesky refuses (the exact step's "
+        "memory is 8·(size² + rows·weights) bytes)",
     )
+    solver: Literal["auto", "cholesky", "cg"] = Field(
+        "auto",
+        description="cholesky: form JᵀJ (or J Jᵀ) and factorise it; cg: matrix-free "
+        "conjugate gradients on J v and Jᵀ u, Jacobi-preconditioned; auto: cholesky up to "
+        "max_matrix, cg past it",
+    )
+    cg_steps: int = Field(100, ge=1, description="most CG iterations per solve")
+    cg_tol: float = Field(1e-8, gt=0, lt=1, description="CG stops when |b − A x| ≤ cg_tol·|b|")
 
 
 class PhaseSection(Section):
@@ -139,6 +148,11 @@ class PhaseSection(Section):
     optimizer: Literal[PHASE_OPTIMIZERS] = Field(description=", ".join(PHASE_OPTIMIZERS))
     steps: int = Field(ge=0, description="steps (iterations of the second-order methods)")
     lr: float | None = Field(None, gt=0, description="this phase's lr (default: train.lr)")
+    dtype: Literal["float32", "float64"] | None = Field(
+        None,
+        description="this phase's precision (default: the run's dtype): the weights are cast "
+        "at its start, and back to the run's dtype when training ends",
+    )
 
 
 #: The keys of the shorthand that ``train.phases`` replaces.
@@ -242,14 +256,18 @@ class TrainSection(Section):
                 out.pop(key, None)
         return out
 
-    def phase_list(self) -> list[tuple[str, int, float]]:
-        """(optimizer, steps, lr) of each phase, from ``phases`` or the shorthand
-        ``optimizer`` (adam+lbfgs: ``steps`` of Adam, then ``lbfgs_steps`` of L-BFGS)."""
+    def phase_list(self) -> list[tuple[str, int, float, str | None]]:
+        """(optimizer, steps, lr, dtype) of each phase, from ``phases`` or the shorthand
+        ``optimizer`` (adam+lbfgs: ``steps`` of Adam, then ``lbfgs_steps`` of L-BFGS); dtype
+        None is the run's."""
         if self.phases is not None:
-            return [(p.optimizer, p.steps, p.lr or self.lr) for p in self.phases]
+            return [(p.optimizer, p.steps, p.lr or self.lr, p.dtype) for p in self.phases]
         if self.optimizer == "adam+lbfgs":
-            return [("adam", self.steps, self.lr), ("lbfgs", self.lbfgs_steps, self.lr)]
-        return [(self.optimizer, self.steps, self.lr)]
+            return [
+                ("adam", self.steps, self.lr, None),
+                ("lbfgs", self.lbfgs_steps, self.lr, None),
+            ]
+        return [(self.optimizer, self.steps, self.lr, None)]
 
 
 class DataSection(Section):

@@ -226,12 +226,13 @@ class StrongForm:
 
 @dataclass(frozen=True)
 class EnergyForm:
-    """Variational form: u minimises E[u] = ∫_Ω (½ a|∇u|² + ½ c u² − f u) dx − ∫_Γ g u ds
-    among functions with the Dirichlet data, the weak form of −∇·(a∇u) + c u = f in Ω,
-    u = h on the Dirichlet part, a ∂u/∂n = g on the Neumann part (a natural condition).
+    """Variational form: u minimises E[u] = ∫_Ω (½ a|∇u|² + ½ c u² − f u) dx − ∫_Γ_N g u ds
+    + ∫_Γ_R (a/β)(½ α u² − r u) ds among functions with the Dirichlet data, the weak form of
+    −∇·(a∇u) + c u = f in Ω, u = h on the Dirichlet part, a ∂u/∂n = g on the Neumann part and
+    α u + β ∂u/∂n = r on the Robin part (both natural conditions).
 
     ``source`` is f; ``diffusion`` a and ``reaction`` c are numbers or functions of x;
-    ``conditions`` maps names to ``Dirichlet`` or ``Neumann`` conditions.
+    ``conditions`` maps names to ``Dirichlet``, ``Neumann`` or ``Robin`` conditions.
 
     With ``eigenvalue=True`` it is the form of the lowest eigenvalue instead: λ₀ of
     −∇·(a∇u) + c u = λ u with zero Dirichlet data is the minimum of the Rayleigh quotient

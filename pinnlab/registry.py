@@ -275,6 +275,13 @@ def catalogue(extra_dirs: Iterable[str | os.PathLike | type[Problem]] = ()) -> C
 
 def problem(problem_id: str, **params: Any) -> Problem:
     """Build a catalogue problem: ``pinnlab.problem("poisson-sine", dim=10)``."""
+    if not isinstance(problem_id, str):
+        raise TypeError(
+            f"pinnlab.problem builds a catalogue problem from its id (a string), not from "
+            f"{problem_id!r}; it is not a decorator. A problem of your own is a "
+            "@dataclass(frozen=True) subclass of pinnlab.Problem: pass an instance to "
+            "pinnlab.solve (docs/problems.md)."
+        )
     return catalogue().problem(problem_id, **params)
 
 

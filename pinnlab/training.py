@@ -164,6 +164,8 @@ class Trainer:
         self.solver, self.s = solver, settings
         #: The run's model (what the solver's hooks take) and the module trained in it.
         self.model, self.module = model, model.module
+        #: the run's dtype, which a phase's own (``train.phases[k].dtype``) replaces while it trains
+        self.dtype = next(model.module.parameters()).dtype
         self.generator = generator
         self.evaluate = evaluate
         self.checkpoint = checkpoint
@@ -284,15 +286,16 @@ class Trainer:
 
         s = self.s
         phases = s.phase_list()
-        total_steps = sum(n for _, n, _ in phases)
-        if any(kind == "engd" for kind, _, _ in phases):
+        total_steps = sum(phase[1] for phase in phases)
+        if any(phase[0] == "engd" for phase in phases):
             self._check_gauss_newton()
         trained = sum(p.numel() for p in self.module.parameters() if p.requires_grad)
-        for kind in {kind for kind, _, _ in phases} & set(UPDATES):
+        for kind in {phase[0] for phase in phases} & set(UPDATES):
             check_dense(trained, kind)  # before any phase trains
         state = self._load_checkpoint() if resume else None
         device = next(self.module.parameters()).device
-        if state is not None:
+        if state is not None:  # the weights in the precision of the phase they were saved in
+            self._cast(self._phase_dtype(phases, state["step"]))
             self.module.load_state_dict(state["model"])
             self.step, self.elapsed = state["step"], state["elapsed"]
             self.samples = state.get("samples", 0)
@@ -323,11 +326,12 @@ class Trainer:
             self.monitor = TensorBoard(s.log_dir or self.log_dir or "runs/tensorboard")
         previous_handler = self._catch_sigint()
         try:
-            for kind, n, phase_lr in phases:
+            for kind, n, phase_lr, dtype in phases:
                 end = begin + n
                 if self.step >= end:
                     begin = end
                     continue
+                self._cast(getattr(torch, dtype) if dtype else self.dtype)
                 lr = phase_lr * 0.5**self.nan_restarts
                 self.stop_reason = "steps"
                 optimizer = _optimizer(kind, self.module, s, lr)
@@ -358,6 +362,7 @@ class Trainer:
                     break
                 begin = end
         finally:
+            self._cast(self.dtype)
             bar.close()
             if self.monitor is not None:
                 self.monitor.close()
@@ -366,6 +371,21 @@ class Trainer:
                 signal.signal(signal.SIGINT, previous_handler)
         self.elapsed = time.perf_counter() - start
         return dict(self.history)
+
+    def _phase_dtype(self, phases, step: int) -> torch.dtype:
+        """The precision of the phase that step ``step`` falls in (the run's past the last)."""
+        end = 0
+        for _, n, _, dtype in phases:
+            end += n
+            if step < end:
+                return getattr(torch, dtype) if dtype else self.dtype
+        return self.dtype
+
+    def _cast(self, dtype: torch.dtype) -> None:
+        """Weights, and the points the solver samples, in ``dtype`` (a phase's precision)."""
+        if next(self.module.parameters()).dtype != dtype:
+            self.module.to(dtype=dtype)
+        self.solver.dtype = dtype
 
     def _train_phase(self, kind, optimizer, scheduler, batch, fresh, end, bar, start) -> bool:
         """Steps until ``end``; True when training should stop altogether."""
@@ -507,7 +527,11 @@ class Trainer:
 
         if hasattr(self.solver, "energy_gram"):  # an energy: its natural gradient
             gram = self.solver.energy_gram(self.model, batch)
-            weighted = {k: (t, weight(k) * factor) for k, (t, factor) in gram.items()}
+            # ``energy.<condition>``: a boundary part of the energy, weighed with it
+            weighted = {
+                k: (t, weight(k.split(".")[0] if k.startswith("energy.") else k) * factor)
+                for k, (t, factor) in gram.items()
+            }
             return optimizer.step_energy(weighted, lambda: self._loss(batch))
         terms = self.solver.least_squares(self.model, batch)
         return optimizer.step({k: (t, weight(k)) for k, t in terms.items()})

@@ -14,7 +14,13 @@ from test_training import assert_same_history, assert_same_weights
 import pinnlab as pl
 from pinnlab.build import build_model, build_problem, build_solver
 from pinnlab.errors import ConfigError, TrainingError
-from pinnlab.gauss_newton import GaussNewton, Residuals, row_jacobian
+from pinnlab.gauss_newton import (
+    GaussNewton,
+    Linearisation,
+    Residuals,
+    conjugate_gradients,
+    row_jacobian,
+)
 from pinnlab.quasi_newton import DENSE_MAX, SelfScaledQuasiNewton
 from pinnlab.training import Interrupted, Trainer
 
@@ -36,10 +42,10 @@ def test_one_step_solves_a_linear_least_squares_problem():
     module, term, optimizer, x, y = linear_fit()
     record = optimizer.step({"fit": (term, 1.0)})
     assert not record["stalled"] and optimizer.param_groups[0]["lr"] == 1.0
-    a = np.hstack([x.numpy(), np.ones((50, 1))])
-    solution = np.linalg.lstsq(a, y.numpy(), rcond=None)[0]
-    np.testing.assert_allclose(module.weight.detach().numpy(), solution[:3].T, atol=1e-10)
-    np.testing.assert_allclose(module.bias.detach().numpy(), solution[3], atol=1e-10)
+    assert optimizer.cg_iterations == 0
+    weight, bias = least_squares_solution(x, y)
+    np.testing.assert_allclose(module.weight.detach().numpy(), weight, atol=1e-10)
+    np.testing.assert_allclose(module.bias.detach().numpy(), bias, atol=1e-10)
 
 
 def test_the_woodbury_form_gives_the_gram_step():
@@ -63,11 +69,52 @@ def test_a_loss_at_zero_stalls_and_keeps_the_weights():
         assert torch.equal(p, q)
 
 
-def test_a_system_above_max_matrix_is_refused_naming_the_setting():
+def least_squares_solution(x, y):
+    a = np.hstack([x.numpy(), np.ones((len(x), 1))])
+    solution = np.linalg.lstsq(a, y.numpy(), rcond=None)[0]
+    return solution[:3].T, solution[3]
+
+
+def test_a_cholesky_system_above_max_matrix_is_refused_naming_the_setting():
     module, term, _, _, _ = linear_fit()
-    optimizer = GaussNewton(module, max_matrix=4)
-    with pytest.raises(TrainingError, match=r"8 × 8 .*train.engd.max_matrix = 4"):
+    optimizer = GaussNewton(module, max_matrix=4, solver="cholesky")
+    with pytest.raises(TrainingError, match=r"8 × 8 .*train.engd.max_matrix = 4.*solver: cg"):
         optimizer.step({"fit": (term, 1.0)})
+
+
+@pytest.mark.parametrize("settings", [{"max_matrix": 4}, {"solver": "cg"}])
+def test_past_max_matrix_or_with_cg_the_step_is_matrix_free(settings):
+    """Conjugate gradients on J v and Jᵀ u: 8 weights, so at most 8 iterations in exact
+    arithmetic, reach the least-squares solution like the Cholesky step."""
+    module, term, _, x, y = linear_fit()
+    optimizer = GaussNewton(module, damping=1e-14, cg_steps=40, cg_tol=1e-13, **settings)
+    assert not optimizer.step({"fit": (term, 1.0)})["stalled"]
+    assert 0 < optimizer.cg_iterations <= 12
+    weight, bias = least_squares_solution(x, y)
+    np.testing.assert_allclose(module.weight.detach().numpy(), weight, atol=1e-9)
+    np.testing.assert_allclose(module.bias.detach().numpy(), bias, atol=1e-9)
+
+
+def test_conjugate_gradients_solve_a_preconditioned_system():
+    generator = torch.Generator().manual_seed(3)
+    a = torch.randn(30, 30, generator=generator, dtype=torch.float64)
+    scales = torch.logspace(0, 4, 30, dtype=torch.float64)
+    matrix = scales[:, None] * (a @ a.T + 30 * torch.eye(30, dtype=torch.float64)) * scales
+    b = torch.randn(30, generator=generator, dtype=torch.float64)
+    x, steps = conjugate_gradients(lambda v: matrix @ v, b, matrix.diagonal(), 200, 1e-12)
+    torch.testing.assert_close(x, torch.linalg.solve(matrix, b), rtol=1e-9, atol=0)
+    _, plain = conjugate_gradients(
+        lambda v: matrix @ v, b, torch.ones(30, dtype=torch.float64), 200, 1e-12
+    )
+    assert steps < plain  # the Jacobi preconditioner removes the scales
+    # truncated: each iteration lowers the quadratic ½ xᵀAx − bᵀx (the A-norm of the error)
+    exact = torch.linalg.solve(matrix, b)
+    errors = []
+    for k in (1, 2, 3):
+        x, steps = conjugate_gradients(lambda v: matrix @ v, b, matrix.diagonal(), k, 1e-12)
+        errors.append(float((x - exact) @ matrix @ (x - exact)))
+        assert steps == k
+    assert errors[0] > errors[1] > errors[2]
 
 
 @dataclass(frozen=True)
@@ -162,6 +209,42 @@ def test_row_jacobians_are_the_gradients_of_each_row(name):
             torch.testing.assert_close(jac[i, j], flat, rtol=1e-10, atol=1e-12, msg=key)
 
 
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_matrix_free_products_and_diagonal_match_the_jacobian(name):
+    """J v, Jᵀ u and diag(JᵀJ) (accumulated 5 points at a time) of every kind of loss term,
+    weighted, against the Jacobian that the exact step forms."""
+    solver, model, batch = case(name)
+    optimizer = GaussNewton(model.module)
+    terms = solver.least_squares(model, batch)
+    weighted = {k: (t, 0.5 + i) for i, (k, t) in enumerate(terms.items())}
+    r, jac, _ = optimizer.jacobian(weighted)
+    linear = Linearisation(model.module, optimizer.names, weighted)
+    generator = torch.Generator().manual_seed(2)
+    v = torch.randn(jac.shape[1], generator=generator, dtype=torch.float64)
+    u = torch.randn(jac.shape[0], generator=generator, dtype=torch.float64)
+    torch.testing.assert_close(linear.r, r, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(linear.jv(v), jac @ v, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(linear.jtu(u), jac.T @ u, rtol=1e-10, atol=1e-12)
+    diagonal = sum(
+        w * t.gram_diagonal(model.module, optimizer.names, 5) for t, w in weighted.values()
+    )
+    torch.testing.assert_close(diagonal, jac.square().sum(0), rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", ["dirichlet", "periodic-system", "mean-weight"])
+def test_matrix_free_and_exact_curvature_give_the_same_step(name):
+    """(JᵀJ + μ I)⁻¹ Jᵀ r by CG, run to convergence, against the Cholesky step, to 1e-10."""
+    solver, model, batch = case(name)
+    optimizer = GaussNewton(model.module, cg_steps=2000, cg_tol=1e-15)
+    terms = {k: (t, 1.0) for k, t in solver.least_squares(model, batch).items()}
+    r, jac, _ = optimizer.jacobian(terms)
+    linear = Linearisation(model.module, optimizer.names, terms)
+    diagonal = optimizer._diagonal(terms)
+    exact = optimizer.direction(r, jac, 1e-3)
+    free = optimizer._cg(-linear.jtu(linear.r), linear, diagonal, 1e-3)
+    torch.testing.assert_close(free, exact, rtol=1e-10, atol=1e-10 * float(exact.abs().max()))
+
+
 def engd_config(problem="poisson-sine", **train):
     phases = [{"optimizer": "adam", "steps": 3}, {"optimizer": "engd", "steps": 4}]
     return tiny_config(
@@ -198,23 +281,33 @@ def test_float64_engd_runs_are_bit_identical():
     assert_same_history(a, b)
 
 
-@pytest.mark.parametrize("method", ["pinn", "deep-ritz", "ssbfgs", "ssbroyden"])
+MIXED = [{"optimizer": "adam", "steps": 3, "dtype": "float32"}, {"optimizer": "engd", "steps": 4}]
+
+
+@pytest.mark.parametrize(
+    "method", ["pinn", "deep-ritz", "ssbfgs", "ssbroyden", "mixed", "mixed-adam"]
+)
 def test_resume_inside_a_second_order_phase_is_bit_identical(monkeypatch, tmp_path, method):
+    """Also with a float32 Adam phase before a float64 ENGD one, resumed in either."""
     two = [{"optimizer": "adam", "steps": 3}, {"optimizer": "engd", "steps": 4}]
     if method == "pinn":
         cfg = engd_config()
+    elif method.startswith("mixed"):
+        cfg = engd_config(phases=MIXED)
     elif method == "deep-ritz":
         cfg = deep_ritz(phases=two, log_every=2)
     else:
         two[1]["optimizer"] = method
         cfg = tiny_config(dtype="float64", train={"phases": two, "log_every": 2})
     reference = pl.run(cfg)
-    step = "_gauss_newton_step" if method in ("pinn", "deep-ritz") else "_lbfgs_step"
+    step = {"ssbfgs": "_lbfgs_step", "ssbroyden": "_lbfgs_step"}.get(method, "_gauss_newton_step")
+    step = "_first_order_step" if method == "mixed-adam" else step
+    at = 2 if method == "mixed-adam" else 5
     original = getattr(Trainer, step)
 
     def interrupt(self, optimizer, batch):
         out = original(self, optimizer, batch)
-        if self.step + 1 == 5:  # the second second-order step
+        if self.step + 1 == at:  # the second step of the phase
             signal.raise_signal(signal.SIGINT)
         return out
 
@@ -247,7 +340,9 @@ def test_engd_is_refused_by_a_solver_whose_loss_is_no_sum_of_squares():
         method="vmc",
         config={"solver": {"walkers": 16}, "train": {"optimizer": "engd", "steps": 2}},
     )
-    with pytest.raises(ConfigError, match=r"method 'vmc'.*Methods that take it: deep-ritz, pinn"):
+    with pytest.raises(
+        ConfigError, match=r"method 'vmc'.*Methods that take it: deep-ritz, feynman-kac, pinn"
+    ):
         pl.run(cfg)
 
 
@@ -267,11 +362,31 @@ def test_engd_with_balanced_weights_is_refused():
         ({"engd": {"damping": 0}}, "damping"),
         ({"engd": {"grid": -1}}, "grid"),
         ({"engd": {"line_search": "exact"}}, "line_search"),
+        ({"engd": {"solver": "lu"}}, "solver"),
+        ({"engd": {"cg_steps": 0}}, "cg_steps"),
+        ({"engd": {"cg_tol": 1}}, "cg_tol"),
+        ({"phases": [{"optimizer": "adam", "steps": 2, "dtype": "float16"}]}, "dtype"),
     ],
 )
 def test_bad_phases_and_engd_settings_are_refused(train, match):
     with pytest.raises(ConfigError, match=match):
         tiny_config(train=train)
+
+
+def test_a_float32_phase_trains_in_float32_and_the_run_ends_in_its_dtype():
+    """Adam in float32 inside a float64 run is the float32 run's Adam, bit for bit (same
+    initial weights, points drawn in float32); the weights are float64 again at the end, and
+    the next phase trains them in float64."""
+    adam = {"optimizer": "adam", "steps": 4}
+    mixed = pl.run(tiny_config(dtype="float64", train={"phases": [{**adam, "dtype": "float32"}]}))
+    single = pl.run(tiny_config(dtype="float32", train={"phases": [adam]}))
+    reference = single.model.state_dict()
+    for key, a in mixed.model.state_dict().items():
+        assert a.dtype == torch.float64 and reference[key].dtype == torch.float32
+        assert torch.equal(a, reference[key].double()), key
+    both = pl.run(engd_config(phases=MIXED))
+    assert next(both.model.parameters()).dtype == torch.float64
+    assert len(both.history["loss"]) == 7 and both.history["lr"][-1] <= 1.0
 
 
 def test_phases_take_their_own_learning_rate():
@@ -280,9 +395,10 @@ def test_phases_take_their_own_learning_rate():
     np.testing.assert_allclose(solution.history["lr"], [0.01, 0.01, 0.002, 0.002])
 
 
-def deep_ritz(**train):
+def deep_ritz(problem="poisson-harmonic", problems_dirs=(), **train):
     return tiny_config(
-        "poisson-harmonic",
+        problem,
+        problems_dirs=problems_dirs,
         method="deep-ritz",
         dtype="float64",
         net={"width": 8, "depth": 1},
@@ -291,12 +407,16 @@ def deep_ritz(**train):
     )
 
 
-def test_natural_gradient_minimises_a_quadratic_energy_in_one_step():
+@pytest.mark.parametrize("robin", [False, True], ids=["dirichlet", "robin"])
+def test_natural_gradient_minimises_a_quadratic_energy_in_one_step(robin):
     """With the hidden layer frozen, the deep Ritz loss is quadratic in the output layer's
     weights and its Gram matrix is the exact Hessian: one step reaches the minimiser of the
-    sampled energy (its gradient vanishes)."""
-    cfg = deep_ritz(engd={"damping": 1e-14})
-    problem = build_problem(cfg)
+    sampled energy (its gradient vanishes) — also with Robin parts in the energy."""
+    from test_deep_ritz import RobinSquare
+
+    where = {"problem": RobinSquare.id, "problems_dirs": [RobinSquare]} if robin else {}
+    cfg = deep_ritz(**where, engd={"damping": 1e-14})
+    problem = build_problem(cfg, where.get("problems_dirs", ()))
     solver = build_solver(problem, cfg)
     model = build_model(problem, cfg, device=CPU, solver=solver)
     for name, p in model.module.named_parameters():
@@ -316,6 +436,17 @@ def test_natural_gradient_minimises_a_quadratic_energy_in_one_step():
     trainer.run()
     assert trainer.history["lr"] == [1.0]
     assert gradient().norm() < 1e-9 * before
+
+
+def test_matrix_free_natural_gradient_matches_the_exact_step():
+    """One deep Ritz step by CG (enough iterations) moves the weights as the Cholesky one."""
+    weights = {}
+    for solver in ("cholesky", "cg"):
+        cfg = deep_ritz(engd={"solver": solver, "cg_steps": 400, "cg_tol": 1e-14})
+        solution = pl.run(cfg)
+        weights[solver] = solution.model.state_dict()
+    for key, value in weights["cholesky"].items():
+        torch.testing.assert_close(weights["cg"][key], value, rtol=1e-6, atol=1e-8, msg=key)
 
 
 def test_engd_lowers_the_deep_ritz_energy():

@@ -208,3 +208,11 @@ def test_a_problem_from_a_folder_solves_as_an_object_or_by_id(tmp_path):
     assert pl.solve("test-bump", problems_dirs=[tmp_path], **short).problem.id == "test-bump"
     with pytest.raises(pl.UnknownNameError, match="unknown problem 'test-bump'"):
         pl.solve("test-bump", **short)
+
+
+def test_pl_problem_used_as_a_decorator_says_what_to_do():
+    class Mine(pl.Problem):
+        id = "mine"
+
+    with pytest.raises(TypeError, match=r"not a decorator.*dataclass"):
+        pl.problem(Mine)

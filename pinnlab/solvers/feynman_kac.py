@@ -37,6 +37,7 @@ from tqdm.auto import trange
 from .. import montecarlo
 from ..derivatives import gradient
 from ..errors import ConfigError, FormError
+from ..gauss_newton import Residuals
 from ..networks import OutputAffine, has_readout
 from ..training import fit_readout
 from .base import Model
@@ -125,6 +126,22 @@ class FeynmanKac(PathSolver):
     def loss(self, model: Model, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         u, y = self._fit(model.module, batch)
         return {"regression": (u - y).square().mean()}
+
+    #: The loss is a sum of squares (``least_squares``): Gauss–Newton / ENGD steps apply.
+    gauss_newton = True
+
+    def least_squares(self, model: Model, batch: dict[str, Tensor]) -> dict[str, Residuals]:
+        """The regression residuals N(ξ_i) − Ỹ_i of ``loss``, with Ỹ (and its control
+        variate's ∇N) fixed where the step starts: a Gauss–Newton step fits the network to
+        the batch's targets (nonlinear least squares on one fixed sample, as large as
+        ``train.lbfgs_batches`` batches)."""
+        net = model.module
+        _, y = self._fit(net, batch)
+        return {
+            "regression": Residuals(
+                (batch["x"], y.detach()), lambda x, y: net(x).reshape(len(x)) - y
+            )
+        }
 
     def finish(
         self, model: Model, generator: torch.Generator, *, progress: bool = False
