@@ -84,8 +84,9 @@ def test_each_condition_trains_or_is_refused_naming_who_can(edge_dir, kind, meth
         assert "methods that impose it: " in str(e) and "pinn" in str(e)
         return
     history = pl.run(cfg, problems_dirs=[edge_dir]).history
-    # Deep Ritz's Neumann data is a natural condition: a term of the energy, not its own.
-    term = "loss.energy" if (method, kind) == ("deep-ritz", "neumann") else "loss.edge"
+    # Deep Ritz's Neumann and Robin data are natural conditions: terms of the energy.
+    natural = method == "deep-ritz" and kind in ("neumann", "robin")
+    term = "loss.energy" if natural else "loss.edge"
     assert torch.isfinite(torch.as_tensor(history[term])).all()
 
 

@@ -71,21 +71,21 @@ def test_the_pinn_imposes_a_neumann_condition_and_refusals_name_who_can(neumann_
     the term ∂u/∂n − flux; a condition a solver cannot impose is refused, naming who can."""
     cfg = tiny_config("test-neumann-only", problems_dirs=[neumann_dir], dim=1)
     assert "loss.flux" in pl.run(cfg, problems_dirs=[neumann_dir]).history
-    robin = pl.EnergyForm(
+    general = pl.EnergyForm(
         domain=pl.Box(1),
         source=lambda x: x[:, 0],
-        conditions={"wall": pl.Robin(1.0, 1.0, lambda x: x[:, 0])},
+        conditions={"wall": pl.Condition(lambda d: d.u - 1.0)},
     )
     problem = pl.catalogue([neumann_dir]).problem("test-neumann-only")
     from pinnlab.config import validate
     from pinnlab.solvers.deep_ritz import DeepRitz, DeepRitzSettings
 
-    class RobinProblem(type(problem)):
+    class ConditionProblem(type(problem)):
         def energy_form(self):
-            return robin
+            return general
 
-    with pytest.raises(pl.ConfigError, match=r"'wall' \(Robin\).*'deep-ritz'.*pinn"):
-        DeepRitz(RobinProblem(), validate(DeepRitzSettings, {}), dtype=torch.float32)
+    with pytest.raises(pl.ConfigError, match=r"'wall' \(Condition\).*'deep-ritz'.*pinn"):
+        DeepRitz(ConditionProblem(), validate(DeepRitzSettings, {}), dtype=torch.float32)
     # Deep Ritz imposes Neumann (a natural condition of the energy) and trains.
     cfg = tiny_config("test-neumann-only", problems_dirs=[neumann_dir], dim=1, method="deep-ritz")
     assert "rel_l2" in pl.run(cfg, problems_dirs=[neumann_dir]).metrics
