@@ -313,15 +313,16 @@ class GaussNewton(torch.optim.Optimizer):
             )
         return self.solver == "cholesky"
 
-    def _rows(self, terms: dict[str, tuple[Residuals, float]]) -> tuple[int, dict]:
-        """N, the residual rows of all terms, and each term's value, at the current weights."""
-        count, values = 0, {}
+    def _rows(self, terms: dict[str, tuple[Residuals, float]]) -> tuple[int, dict, dict]:
+        """N, the residual rows of all terms; each term's value; and its residuals e, at the
+        current weights (evaluated once per step: ``jacobian`` reuses them)."""
+        count, values, residuals = 0, {}, {}
         with torch.no_grad():
             for name, (term, _) in terms.items():
-                e = term.rows()
+                residuals[name] = e = term.rows()
                 values[name] = term.value(e)
                 count += len(term.vector(e.unsqueeze(2)))
-        return count, values
+        return count, values, residuals
 
     def _diagonal(self, terms: dict[str, tuple[Residuals, float]]) -> Tensor:
         """diag(Σ_k w_k J_kᵀ J_k), a few thousand Jacobian entries' worth of points at a time."""
@@ -347,11 +348,14 @@ class GaussNewton(torch.optim.Optimizer):
         with torch.no_grad():
             return sum(w * t.value() for t, w in terms.values())
 
-    def jacobian(self, terms: dict[str, tuple[Residuals, float]]) -> tuple[Tensor, Tensor, dict]:
-        """r (N,), J (N, p) in float64, and each term's value at the current weights."""
+    def jacobian(
+        self, terms: dict[str, tuple[Residuals, float]], residuals: dict | None = None
+    ) -> tuple[Tensor, Tensor, dict]:
+        """r (N,), J (N, p) in float64, and each term's value at the current weights (from
+        its ``residuals`` e where given, else evaluated)."""
         vectors, rows, values = [], [], {}
         for name, (term, w) in terms.items():
-            e = term.rows().detach()
+            e = (term.rows() if residuals is None else residuals[name]).detach()
             values[name] = term.value(e)
             try:
                 jac = row_jacobian(self.module, self.names, term)
@@ -382,12 +386,12 @@ class GaussNewton(torch.optim.Optimizer):
 
     def step(self, terms: dict[str, tuple[Residuals, float]]) -> dict:  # type: ignore[override]
         """A Gauss–Newton step on the least-squares loss Σ_k w_k L_k = |r|²."""
-        rows, values = self._rows(terms)
+        rows, values, residuals = self._rows(terms)
         evaluate = lambda: float(self.loss(terms))  # noqa: E731
         if self.exact(rows):
             self.cg_iterations = 0
-            r, jac, values = self.jacobian(terms)
-            record = {"loss": r.square().sum(), **{k: v.detach() for k, v in values.items()}}
+            r, jac, _ = self.jacobian(terms, residuals)
+            record = {"loss": r.square().sum(), **values}
             return self._advance(
                 lambda damping: self.direction(r, jac, damping),
                 2 * jac.T @ r,
@@ -429,10 +433,10 @@ class GaussNewton(torch.optim.Optimizer):
                 return float(loss()[0].detach())
 
         record = {"loss": total.detach(), **{k: v.detach() for k, v in values.items()}}
-        rows, _ = self._rows(gram)
+        rows, _, residuals = self._rows(gram)
         if self.exact(rows):
             self.cg_iterations = 0
-            _, jac, _ = self.jacobian(gram)
+            _, jac, _ = self.jacobian(gram, residuals)
             return self._advance(
                 lambda damping: self.natural_direction(g, jac, damping),
                 g,

@@ -326,12 +326,12 @@ class Trainer:
             self.monitor = TensorBoard(s.log_dir or self.log_dir or "runs/tensorboard")
         previous_handler = self._catch_sigint()
         try:
-            for kind, n, phase_lr, dtype in phases:
+            for kind, n, phase_lr, _ in phases:
                 end = begin + n
                 if self.step >= end:
                     begin = end
                     continue
-                self._cast(getattr(torch, dtype) if dtype else self.dtype)
+                self._cast(self._phase_dtype(phases, self.step))
                 lr = phase_lr * 0.5**self.nan_restarts
                 self.stop_reason = "steps"
                 optimizer = _optimizer(kind, self.module, s, lr)
