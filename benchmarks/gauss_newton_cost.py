@@ -24,6 +24,14 @@ points and u − g at N/4 boundary points), float64, a tanh MLP of depth 2 and e
 A matrix-free step costs about ``linearise`` + ``cg_steps`` × ``product`` plus the line
 search; the exact one ``step``. The ratio ``loop / jacobian`` is what the vmapped jets save
 over the generic loop.
+
+``--kfac-widths`` times one Kronecker-factored step (``train.engd.solver: kfac`` with
+``line_search: auto``: the factors' statistics, their damped inverse, the exact quadratic
+model along the step and the last update, one loss evaluation) on the same problem at
+``--kfac-points`` points, for networks up to 10⁶ weights, where no exact step can be formed:
+
+    OMP_NUM_THREADS=1 python benchmarks/gauss_newton_cost.py --kfac-widths 64 256 1024 \
+        --out docs/benchmarks/gauss_newton_cost.json
 """
 
 from __future__ import annotations
@@ -135,6 +143,28 @@ def measure(dim: int, width: int, n: int, args) -> dict:
     return out
 
 
+def measure_kfac(dim: int, width: int, n: int, repeats: int) -> dict:
+    """One Kronecker-factored step (after a first, untimed, that sets the last update)."""
+    solver, model, batch = setting(dim, width, n)
+    optimizer = GaussNewton(model.module, solver="kfac", line_search="auto")
+    terms = {k: (t, 1.0) for k, t in solver.least_squares(model, batch).items()}
+    p = sum(q.numel() for q in optimizer.params)
+    rows = sum(len(t.vector(t.rows().unsqueeze(2))) for t, _ in terms.values())
+    return {
+        "p": p,
+        "rows": rows,
+        "width": width,
+        "kfac_step": timed(lambda: optimizer.step(terms), repeats),
+    }
+
+
+def markdown_kfac(results: list[dict]) -> str:
+    rows = ["| width | p | N rows | KFAC step |", "|---:|---:|---:|---:|"]
+    for r in results:
+        rows.append(f"| {r['width']} | {r['p']} | {r['rows']} | {r['kfac_step']:.3g} s |")
+    return "\n".join(rows)
+
+
 def markdown(results: list[dict]) -> str:
     head = (
         "| p | N rows | J (vmap jets) | J (autograd loop) | loop / jets | solve | exact step "
@@ -160,12 +190,26 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--loop-budget", type=float, default=60.0)
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/gauss_newton_cost.json"))
+    parser.add_argument("--kfac-widths", type=int, nargs="+", help="time KFAC steps only")
+    parser.add_argument("--kfac-points", type=int, default=1024)
     parser.add_argument("--table", action="store_true", help="print the table of --out and stop")
     args = parser.parse_args(argv)
     if args.table:
-        print(markdown(json.loads(args.out.read_text())["results"]))
+        saved = json.loads(args.out.read_text())
+        print(markdown(saved["results"]))
+        if "kfac" in saved:
+            print(markdown_kfac(saved["kfac"]["results"]))
         return
     torch.set_num_threads(1)
+    if args.kfac_widths:  # merged into --out beside the exact and matrix-free results
+        results = [
+            measure_kfac(args.dim, w, args.kfac_points, args.repeats) for w in args.kfac_widths
+        ]
+        saved = json.loads(args.out.read_text()) if args.out.exists() else {}
+        saved["kfac"] = {"command": shlex.join([sys.executable, *sys.argv]), "results": results}
+        args.out.write_text(json.dumps(saved, indent=1))
+        print(markdown_kfac(results))
+        return
     results = []
     for width in args.widths:
         for n in args.points:

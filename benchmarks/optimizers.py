@@ -23,7 +23,9 @@ The arms:
 * ``engd-cg``: the same steps solved matrix-free (``train.engd.solver: cg``: conjugate
   gradients on J v and Jᵀ u, at most ``cg_steps`` = 100 iterations), which is what ENGD does
   past ``train.engd.max_matrix`` — here on networks small enough for the exact step, to show
-  what the truncated solve costs in accuracy and time.
+  what the truncated solve costs in accuracy and time;
+* ``engd-kfac``: Kronecker-factored ENGD (``pinnlab.kfac``; Dangel, Müller & Zeinhofer 2024)
+  with KFAC's automatic step size and momentum (``train.engd.line_search: auto``).
 
 ``--arms`` runs some arms only and merges them into the cases already in ``--out``.
 """
@@ -78,6 +80,12 @@ CASES = {
             {"width": 64, "depth": 1},
             {"n_interior": 3000, "n_boundary": 750, "weights": {"boundary": 100.0}},
         ),
+        Case(  # 133,377 weights: past the exact step and the dense quasi-Newton methods
+            "poisson-sine-d5-wide",
+            {"id": "poisson-sine", "dim": 5},
+            {"width": 256, "depth": 3},
+            {"n_interior": 2000, "n_boundary": 500, "weights": {"boundary": 100.0}},
+        ),
         Case(
             "nls",
             {"id": "nls"},
@@ -110,6 +118,7 @@ ARMS = {
     "adam+ssbfgs": (after_adam("ssbfgs"), 100),
     "engd": ({"phases": [{"optimizer": "engd", "steps": 10**7}]}, 5),
     "engd-cg": ({"phases": [{"optimizer": "engd", "steps": 10**7}], "engd": {"solver": "cg"}}, 2),
+    "engd-kfac": ({"phases": [{"optimizer": "engd-kfac", "steps": 10**7}]}, 10),
 }
 
 MINUTES = (1, 5, 15)

@@ -107,7 +107,7 @@ class NetSection(Section):
 
 
 #: The optimizers of one training phase (``train.phases``).
-PHASE_OPTIMIZERS = ("adam", "sgd", "lbfgs", "ssbfgs", "ssbroyden", "engd")
+PHASE_OPTIMIZERS = ("adam", "sgd", "lbfgs", "ssbfgs", "ssbroyden", "engd", "engd-kfac")
 
 
 class EngdSection(Section):
@@ -119,10 +119,11 @@ class EngdSection(Section):
         le=1,
         description="first Levenberg–Marquardt damping μ, relative to tr(JᵀJ)/p; it adapts",
     )
-    line_search: Literal["grid", "backtracking"] = Field(
+    line_search: Literal["grid", "backtracking", "auto"] = Field(
         "grid",
         description="grid: the best of η = 1, 1/2, …, 2^-grid; backtracking: the first that "
-        "decreases the loss",
+        "decreases the loss; auto (solver kfac only): step size and momentum from the exact "
+        "Gauss–Newton model along the step and the last update (Martens & Grosse 2015)",
     )
     grid: int = Field(12, ge=0, le=60, description="halvings K of the step-size grid")
     max_matrix: int = Field(
@@ -132,14 +133,22 @@ class EngdSection(Section):
         "solver auto solves matrix-free by CG and solver cholesky refuses (the exact step's "
         "memory is 8·(size² + rows·weights) bytes)",
     )
-    solver: Literal["auto", "cholesky", "cg"] = Field(
+    solver: Literal["auto", "cholesky", "cg", "kfac"] = Field(
         "auto",
         description="cholesky: form JᵀJ (or J Jᵀ) and factorise it; cg: matrix-free "
-        "conjugate gradients on J v and Jᵀ u, Jacobi-preconditioned; auto: cholesky up to "
-        "max_matrix, cg past it",
+        "conjugate gradients on J v and Jᵀ u, Jacobi-preconditioned; kfac: Kronecker-factored "
+        "curvature per layer (Dangel et al. 2024; what optimizer engd-kfac uses); auto: "
+        "cholesky up to max_matrix, cg past it",
     )
     cg_steps: int = Field(100, ge=1, description="most CG iterations per solve")
     cg_tol: float = Field(1e-8, gt=0, lt=1, description="CG stops when |b − A x| ≤ cg_tol·|b|")
+    kfac_ema: float = Field(
+        0.95,
+        ge=0,
+        lt=1,
+        description="solver kfac: weight of the previous steps' Kronecker factors in their "
+        "moving average (0: this step's only)",
+    )
 
 
 class PhaseSection(Section):
@@ -173,11 +182,12 @@ def layer_phases(lower: Mapping[str, Any], upper: Mapping[str, Any]) -> dict[str
 
 
 class TrainSection(Section):
-    optimizer: Literal["adam", "sgd", "lbfgs", "ssbfgs", "ssbroyden", "engd", "adam+lbfgs"] = Field(
+    optimizer: Literal[(*PHASE_OPTIMIZERS, "adam+lbfgs")] = Field(
         "adam",
         description="sgd: plain steps, for preconditioned gradients (vmc's natural "
         "gradient); ssbfgs, ssbroyden: self-scaled quasi-Newton (dense, ≤ 8192 weights); "
-        "engd: damped Gauss–Newton / energy natural gradient (train.engd; docs/training.md)",
+        "engd: damped Gauss–Newton / energy natural gradient (train.engd; docs/training.md); "
+        "engd-kfac: engd with Kronecker-factored curvature (train.engd.solver kfac)",
     )
     phases: list[PhaseSection] | None = Field(
         None,

@@ -33,136 +33,32 @@ truncated Newton / Hessian-free step: Martens, ICML 2010; Jnini, Vella & Zeinhof
 "Gauss–Newton natural gradient descent for physics-informed computational fluid dynamics",
 2024). Memory: O(N + p) vectors and the pullback's graph, against 8·(min(N, p)² + N p)
 bytes for the exact step.
+
+With ``solver: kfac`` the curvature is Kronecker-factored per layer (``pinnlab.kfac``;
+Dangel, Müller & Zeinhofer, NeurIPS 2024), and ``line_search: auto`` takes KFAC's step size
+and momentum from the exact quadratic model along the step and the last update.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from .errors import TrainingError
+from .errors import ConfigError, TrainingError
+from .residuals import Residuals, _Call, _vmap_failure, mean_square, row_jacobian
 
-
-def mean_square(e: Tensor, mean_weight: float = 1.0) -> Tensor:
-    """mean e² = Var e + (mean e)² over the rows of e, the second weighted by ``mean_weight``
-    (``pinnlab.solvers.collocation.CollocationSolver.mean_square`` says why)."""
-    if mean_weight == 1.0:
-        return e.square().mean()
-    mean = e.mean(dim=0)
-    return (e - mean).square().mean() + mean_weight * mean.square().mean()
-
-
-@dataclass(frozen=True)
-class Residuals:
-    """One loss term as a sum of squares of the residuals e_i ∈ Rᵐ at n points.
-
-    ``fn(*inputs)`` gives e (n, m) or (n,) from per-point ``inputs`` (each with n rows: the
-    points, their normals, the values measured there); it must treat each row on its own
-    (it is evaluated one row at a time under ``torch.func.vmap`` for the Jacobian). The term
-    is L = Σ_i ω_i |e_i|²/m with fixed ``row_weights`` ω (causal weights), else
-    ``mean_square(e, mean_weight)``.
-    """
-
-    inputs: tuple[Tensor, ...]
-    fn: Callable[..., Tensor]
-    row_weights: Tensor | None = None
-    mean_weight: float = 1.0
-
-    def rows(self) -> Tensor:
-        """e at the points, (n, m)."""
-        return self.fn(*self.inputs).reshape(len(self.inputs[0]), -1)
-
-    def value(self, e: Tensor | None = None) -> Tensor:
-        """The term L (of e, else of ``rows()``)."""
-        e = self.rows() if e is None else e
-        if self.row_weights is not None:
-            return (self.row_weights[:, None] * e.square()).sum() / e.shape[1]
-        return mean_square(e, self.mean_weight)
-
-    def vector(self, e: Tensor) -> Tensor:
-        """The residual vector r, linear in e, with |r|² = ``value(e)``: e (n, m, *rest) →
-        (N, *rest), so that the rows of J follow from those of e's Jacobian alike."""
-        n, m, rest = e.shape[0], e.shape[1], e.shape[2:]
-        if self.row_weights is not None:
-            scale = (self.row_weights / m).sqrt().reshape(n, 1, *(1,) * len(rest))
-            return (scale * e).reshape(n * m, *rest)
-        if self.mean_weight == 1.0:
-            return e.reshape(n * m, *rest) / math.sqrt(n * m)
-        mean = e.mean(dim=0)
-        centred = (e - mean).reshape(n * m, *rest) / math.sqrt(n * m)
-        return torch.cat([centred, mean * math.sqrt(self.mean_weight / m)])
-
-    def gram_diagonal(self, module: nn.Module, names: list[str], chunk: int) -> Tensor:
-        """diag(JᵀJ) (p,) of this term's residual vector r, in float64, from the row
-        Jacobians of ``chunk`` points at a time (J is never held whole). With the mean split
-        off (``mean_weight`` w ≠ 1) it is Σ E²/(nm) + (w − 1) Σ_j Ē_j²/m, E the row
-        Jacobians and Ē their mean over the points."""
-        n = len(self.inputs[0])
-        squares, total, m = 0.0, 0.0, 1
-        for start in range(0, n, chunk):
-            part = Residuals(tuple(x[start : start + chunk] for x in self.inputs), self.fn)
-            jac = row_jacobian(module, names, part).double()
-            m = jac.shape[1]
-            if self.row_weights is not None:
-                omega = self.row_weights[start : start + chunk].double()
-                squares = squares + (omega[:, None, None] * jac.square()).sum((0, 1))
-            else:
-                squares = squares + jac.square().sum((0, 1))
-                total = total + jac.sum(0)
-        if self.row_weights is not None:
-            return squares / m
-        diagonal = squares / (n * m)
-        if self.mean_weight != 1.0:
-            diagonal = diagonal + (self.mean_weight - 1) * (total / n).square().sum(0) / m
-        return diagonal
-
-
-class _Call(nn.Module):
-    """``fn`` as the forward of a module that holds ``module``, so that
-    ``torch.func.functional_call`` can substitute ``module``'s weights while ``fn`` runs."""
-
-    def __init__(self, module: nn.Module, fn: Callable[..., Tensor]):
-        super().__init__()
-        self.module, self.fn = module, fn
-
-    def forward(self, *rows: Tensor) -> Tensor:
-        return self.fn(*rows)
-
-
-def row_jacobian(
-    module: nn.Module, names: list[str], term: Residuals, *, chunk: int | None = None
-) -> Tensor:
-    """∂e_i/∂θ for every point i: (n, m, p), θ the parameters ``names`` of ``module`` (in
-    that order, flattened), by vmap over the points of jacrev over θ (``chunk`` points at a
-    time)."""
-    from torch.func import functional_call, jacrev, vmap
-
-    held = dict(module.named_parameters())
-    theta = {f"module.{k}": held[k].detach() for k in names}
-    call = _Call(module, term.fn)
-
-    def one(weights, *row):
-        return functional_call(call, weights, tuple(r.unsqueeze(0) for r in row)).reshape(-1)
-
-    in_dims = (None, *(0,) * len(term.inputs))
-    jac = vmap(jacrev(one), in_dims=in_dims, chunk_size=chunk)(theta, *term.inputs)
-    n = len(term.inputs[0])
-    return torch.cat([jac[f"module.{k}"].reshape(n, -1, held[k].numel()) for k in names], dim=2)
-
-
-def _vmap_failure(name: str, error: RuntimeError) -> TrainingError:
-    """The error for a residual that torch.func cannot transform."""
-    first = str(error).splitlines()[0] if str(error) else ""
-    return TrainingError(
-        f"train.optimizer engd: the Jacobian of loss term '{name}' is computed with torch.func "
-        f"(vmap over the points, jvp and vjp over the weights), which failed "
-        f"({type(error).__name__}: {first}). A residual must treat each point on its own, "
-        "without .item() or Python branches on values; or train with adam or lbfgs."
-    )
+__all__ = [
+    "GaussNewton",
+    "Linearisation",
+    "Residuals",
+    "conjugate_gradients",
+    "gauss_newton_solvers",
+    "mean_square",
+    "row_jacobian",
+]
 
 
 class Linearisation:
@@ -269,6 +165,7 @@ class GaussNewton(torch.optim.Optimizer):
         solver: str = "auto",
         cg_steps: int = 100,
         cg_tol: float = 1e-8,
+        kfac_ema: float = 0.95,
     ):
         self.module = module
         trained = [(k, p) for k, p in module.named_parameters() if p.requires_grad]
@@ -277,6 +174,15 @@ class GaussNewton(torch.optim.Optimizer):
         super().__init__([p for _, p in trained], defaults)
         self.max_matrix, self.solver = max_matrix, solver
         self.cg_steps, self.cg_tol = cg_steps, cg_tol
+        self.kfac_ema = kfac_ema
+        self._kfac = None
+        if line_search == "auto" and solver != "kfac":
+            raise ConfigError(
+                "train.engd.line_search auto chooses the step size and momentum of "
+                "Kronecker-factored steps: use it with optimizer engd-kfac (or "
+                f"train.engd.solver kfac), not with solver {solver}; grid and backtracking "
+                "serve every solver."
+            )
         #: conjugate-gradient iterations of the last matrix-free solve (0: exact step)
         self.cg_iterations = 0
 
@@ -384,10 +290,32 @@ class GaussNewton(torch.optim.Optimizer):
                 p.copy_(p0 + eta * delta[offset : offset + k].reshape(p.shape).to(p.dtype))
                 offset += k
 
+    def _curvature(self):
+        """The Kronecker-factored curvature (``pinnlab.kfac``), its averages in this state."""
+        from .kfac import KroneckerCurvature
+
+        if self._kfac is None:
+            self._kfac = KroneckerCurvature(
+                self.module, self.names, self.state, ema=self.kfac_ema, limit=self.max_matrix
+            )
+        self._kfac.state = self.state  # (load_state_dict replaces it)
+        return self._kfac
+
     def step(self, terms: dict[str, tuple[Residuals, float]]) -> dict:  # type: ignore[override]
         """A Gauss–Newton step on the least-squares loss Σ_k w_k L_k = |r|²."""
-        rows, values, residuals = self._rows(terms)
         evaluate = lambda: float(self.loss(terms))  # noqa: E731
+        if self.solver == "kfac":  # δ = −K_μ⁻¹ Jᵀr, ∇L = 2 Jᵀr, H ≈ 2K
+            self.cg_iterations = 0
+            curvature = self._curvature()
+            values, g = curvature.update(terms, gradient=True)
+            record = {"loss": sum(w * values[k] for k, (_, w) in terms.items()), **values}
+            solve = lambda damping: -curvature.solve(g / 2, damping)  # noqa: E731
+            if self.param_groups[0]["line_search"] == "auto":
+                return self._advance_auto(solve, g, 2.0, terms, evaluate, record)
+            return self._advance(
+                solve, g, lambda delta: 2 * curvature.quadratic(delta), evaluate, record
+            )
+        rows, values, residuals = self._rows(terms)
         if self.exact(rows):
             self.cg_iterations = 0
             r, jac, _ = self.jacobian(terms, residuals)
@@ -433,6 +361,14 @@ class GaussNewton(torch.optim.Optimizer):
                 return float(loss()[0].detach())
 
         record = {"loss": total.detach(), **{k: v.detach() for k, v in values.items()}}
+        if self.solver == "kfac":
+            self.cg_iterations = 0
+            curvature = self._curvature()
+            curvature.update(gram, gradient=False)
+            solve = lambda damping: -curvature.solve(g, damping)  # noqa: E731
+            if self.param_groups[0]["line_search"] == "auto":
+                return self._advance_auto(solve, g, 1.0, gram, evaluate, record)
+            return self._advance(solve, g, curvature.quadratic, evaluate, record)
         rows, _, residuals = self._rows(gram)
         if self.exact(rows):
             self.cg_iterations = 0
@@ -498,6 +434,61 @@ class GaussNewton(torch.optim.Optimizer):
             damping *= 2
         self._set_damping(damping)
         group["lr"] = eta
+        return {**record, "stalled": False}
+
+    def _advance_auto(self, solve, g: Tensor, h: float, terms, evaluate, record: dict) -> dict:
+        """KFAC's automatic step size and momentum (Martens & Grosse, ICML 2015, §7): the
+        update u = α Δ + β u_prev, Δ = ``solve(μ)`` and u_prev the last update, minimises the
+        damped quadratic model gᵀu + ½ h (|J u|² + μ' |u|²) (μ' = μ · tr K/p) over (α, β), with
+        the exact J u (``Linearisation``; H = h JᵀJ). A model step that does not decrease the
+        loss is retried with ten times the damping; μ adapts to the model's gain."""
+        loss0 = float(record["loss"])
+        state = self.state[self.params[0]]
+        previous = state.get("previous")
+        lin = Linearisation(self.module, self.names, terms)
+        jp = None if previous is None else lin.jv(previous)
+        start = [p.detach().clone() for p in self.params]
+        mean = max(self._kfac.trace() / len(g), 1e-300)
+        damping = self._damping()
+        while True:
+            delta = solve(damping)
+            jd = lin.jv(delta)
+            mu = damping * mean
+            if jp is None:
+                alpha = -float(g @ delta) / (h * (float(jd @ jd) + mu * float(delta @ delta)))
+                update = alpha * delta
+            else:
+                a = h * torch.stack(
+                    [
+                        torch.stack(
+                            [jd @ jd + mu * delta @ delta, jd @ jp + mu * delta @ previous]
+                        ),
+                        torch.stack(
+                            [jd @ jp + mu * delta @ previous, jp @ jp + mu * previous @ previous]
+                        ),
+                    ]
+                )
+                b = torch.stack([g @ delta, g @ previous])
+                alpha, beta = (-torch.linalg.lstsq(a, b[:, None]).solution[:, 0]).tolist()
+                update = alpha * delta + beta * previous
+            self._move(start, update, 1.0)
+            value = evaluate()
+            if math.isfinite(value) and value < loss0:
+                break
+            if damping >= self.DAMPING_RANGE[1]:
+                self._move(start, update, 0.0)
+                return {**record, "stalled": True}
+            damping *= 10
+        ju = lin.jv(update)
+        predicted = -(float(g @ update) + 0.5 * h * float(ju @ ju))
+        gain = (loss0 - value) / predicted if predicted > 0 else 0.0
+        if gain > 0.75:
+            damping /= 3
+        elif gain < 0.25:
+            damping *= 2
+        self._set_damping(damping)
+        state["previous"] = update.detach()
+        self.param_groups[0]["lr"] = alpha
         return {**record, "stalled": False}
 
     def _search(

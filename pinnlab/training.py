@@ -83,15 +83,28 @@ class Interrupted(TrainingError):
 
 #: Optimizers that train on one fixed batch (their steps assume a fixed objective), without
 #: a learning-rate schedule or a moving average of the weights.
-FIXED_BATCH = ("lbfgs", "ssbfgs", "ssbroyden", "engd")
+FIXED_BATCH = ("lbfgs", "ssbfgs", "ssbroyden", "engd", "engd-kfac")
+#: The Gauss–Newton / ENGD optimizers: engd-kfac is engd with train.engd.solver kfac.
+GAUSS_NEWTON = ("engd", "engd-kfac")
 
 
 def _optimizer(kind: str, module: nn.Module, s: TrainSection, lr: float):
     # Frozen weights (a bottleneck fixed by the source) are left out: L-BFGS would otherwise
     # carry their zero gradients in every flat vector and curvature pair.
     params = [p for p in module.parameters() if p.requires_grad]
-    if kind == "engd":
-        return GaussNewton(module, **s.engd.model_dump())
+    if kind in GAUSS_NEWTON:
+        settings = s.engd.model_dump()
+        if kind == "engd-kfac":
+            if "solver" in s.engd.model_fields_set and s.engd.solver != "kfac":
+                raise ConfigError(
+                    f"train.optimizer engd-kfac takes Kronecker-factored steps, but "
+                    f"train.engd.solver is {s.engd.solver}: use optimizer engd with that "
+                    "solver, or leave train.engd.solver out."
+                )
+            settings["solver"] = "kfac"
+        if settings["solver"] == "kfac" and "line_search" not in s.engd.model_fields_set:
+            settings["line_search"] = "auto"  # KFAC's own step size and momentum
+        return GaussNewton(module, **settings)
     if kind in UPDATES:
         return SelfScaledQuasiNewton(params, update=kind)
     if kind == "adam":
@@ -287,7 +300,7 @@ class Trainer:
         s = self.s
         phases = s.phase_list()
         total_steps = sum(phase[1] for phase in phases)
-        if any(phase[0] == "engd" for phase in phases):
+        if any(phase[0] in GAUSS_NEWTON for phase in phases):
             self._check_gauss_newton()
         trained = sum(p.numel() for p in self.module.parameters() if p.requires_grad)
         for kind in {phase[0] for phase in phases} & set(UPDATES):
@@ -399,7 +412,7 @@ class Trainer:
             if resample and not fresh:
                 batch = self._draw(kind)
             fresh = False
-            if kind == "engd":
+            if kind in GAUSS_NEWTON:
                 terms = self._gauss_newton_step(optimizer, batch)
                 if terms.pop("stalled"):
                     self._stall(end, bar)

@@ -54,7 +54,7 @@ def test_layers_later_ones_win():
         ("train.gamma=2", "'train.gamma': Input should be less than or equal to 1"),
         (
             "train.optimizer=rmsprop",
-            "'train.optimizer': Input should be 'adam', 'sgd', 'lbfgs', 'ssbfgs', 'ssbroyden', 'engd' or 'adam+lbfgs'",
+            "'train.optimizer': Input should be 'adam', 'sgd', 'lbfgs', 'ssbfgs', 'ssbroyden', 'engd', 'engd-kfac' or 'adam+lbfgs'",
         ),
         ("solver.n_interior=0", "'solver.n_interior': Input should be greater than or equal to 1"),
         ("solver.sampling=halton", "'solver.sampling'"),

@@ -285,7 +285,7 @@ MIXED = [{"optimizer": "adam", "steps": 3, "dtype": "float32"}, {"optimizer": "e
 
 
 @pytest.mark.parametrize(
-    "method", ["pinn", "deep-ritz", "ssbfgs", "ssbroyden", "mixed", "mixed-adam"]
+    "method", ["pinn", "deep-ritz", "ssbfgs", "ssbroyden", "mixed", "mixed-adam", "kfac"]
 )
 def test_resume_inside_a_second_order_phase_is_bit_identical(monkeypatch, tmp_path, method):
     """Also with a float32 Adam phase before a float64 ENGD one, resumed in either."""
@@ -296,6 +296,9 @@ def test_resume_inside_a_second_order_phase_is_bit_identical(monkeypatch, tmp_pa
         cfg = engd_config(phases=MIXED)
     elif method == "deep-ritz":
         cfg = deep_ritz(phases=two, log_every=2)
+    elif method == "kfac":  # the factors' averages and the last update are in the checkpoint
+        two[1]["optimizer"] = "engd-kfac"
+        cfg = engd_config(phases=two)
     else:
         two[1]["optimizer"] = method
         cfg = tiny_config(dtype="float64", train={"phases": two, "log_every": 2})

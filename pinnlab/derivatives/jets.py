@@ -25,8 +25,10 @@ jet needs no loop over directions (``coordinatewise_jet``; the additive part of
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -122,13 +124,41 @@ class Jet:
             return self.unreduced(other.weights), other
         raise MixedBasis
 
-    def linear(self, weight: Tensor, bias: Tensor | None = None) -> Jet:
-        """Jet of z = W h + b (reduced when this is a reducible seed with m > width)."""
+    def linear(
+        self,
+        weight: Tensor,
+        bias: Tensor | None = None,
+        *,
+        layer: nn.Module | None = None,
+        input_map: nn.Module | None = None,
+    ) -> Jet:
+        """Jet of z = W h + b (reduced when this is a reducible seed with m > width).
+
+        ``layer``: the module whose ``weight`` and ``bias`` (W, b) are, with ``input_map``
+        (shift c, scale s) folded in when given (W = W_layer diag(s), b = b_layer − W c); a
+        ``LinearTape`` that is recording then keeps this map's inputs and outputs, unreduced.
+        """
+        tape = _TAPE.get()
+        if tape is not None and layer is not None:
+            return self._recorded(tape, weight, bias, layer, input_map)
         # The order lap, value, jac fixes the order in which autograd sums W's gradients.
         lap = None if self.lap is None else F.linear(self.lap, weight)
         value = F.linear(self.value, weight, bias)
         jac = weight.T.unsqueeze(0).contiguous() if self.jac is None else F.linear(self.jac, weight)
         return self.reduce_after(self._with(value, jac, lap))
+
+    def _recorded(self, tape, weight, bias, layer, input_map) -> Jet:
+        """``linear`` with its inputs and outputs on ``tape``: directions per point, and
+        without the first-layer reduction (its QR would hide the outputs' gradients)."""
+        n = self.value.shape[0]
+        copies = [self.value.unsqueeze(1), self.J.expand(n, -1, -1)]
+        value = F.linear(self.value, weight, bias)
+        jac = F.linear(copies[1], weight)
+        lap = None if self.lap is None else F.linear(self.lap, weight)
+        if lap is not None:
+            copies.append(self.lap.unsqueeze(1))
+        tape.add(layer, input_map, copies, [z for z in (value, jac, lap) if z is not None])
+        return self._with(value, jac, lap)
 
     def reduce_after(self, out: Jet) -> Jet:
         """``out``, the jet of a map of this seed that the first-layer reduction may follow,
@@ -229,6 +259,72 @@ class Jet:
                 dim=1,
             )
         return self._with(torch.cat([self.value, other.value], dim=1), jac, lap)
+
+
+@dataclass
+class TapeEntry:
+    """One recorded affine map z = W a + b of a layer: ``inputs`` (n, S, k) in the layer's
+    own coordinates with a last column 1 for the value copy (the bias's input) and 0 for the
+    derivative copies when the layer has a bias, and ``outputs``, the tensors z of the copies
+    in that order as the forward pass used them ((n, o) for one copy, (n, m, o) for m), which
+    autograd differentiates to."""
+
+    inputs: Tensor
+    outputs: list[Tensor]
+
+
+@dataclass
+class LinearTape:
+    """The affine maps of the layers a forward pass went through, in the order of the calls
+    (``recording``): what a Kronecker-factored curvature needs (``pinnlab.kfac``). A map of a
+    jet has S = 1 + m (+ 1) copies (value, the m directional derivatives, the second-order
+    term), all multiplied by the same W: ∂z_s/∂W = a_sᵀ for each."""
+
+    entries: dict[nn.Module, list[TapeEntry]] = field(default_factory=dict)
+
+    def add(self, layer, input_map, copies: list[Tensor], outputs: list[Tensor]) -> None:
+        if input_map is not None:  # the layer's own input: (x − c) ⊙ s, derivatives ⊙ s
+            copies = [(copies[0] - input_map.shift) * input_map.scale] + [
+                c * input_map.scale for c in copies[1:]
+            ]
+        inputs = torch.cat(copies, dim=1)
+        if getattr(layer, "bias", None) is not None:
+            ones = torch.zeros_like(inputs[..., :1])
+            ones[:, 0] = 1.0
+            inputs = torch.cat([inputs, ones], dim=2)
+        self.entries.setdefault(layer, []).append(TapeEntry(inputs.detach(), outputs))
+
+
+_TAPE: ContextVar[LinearTape | None] = ContextVar("pinnlab_linear_tape", default=None)
+
+
+@contextmanager
+def recording() -> Iterator[LinearTape]:
+    """Record the inputs and outputs of every layer's affine map (``Jet.linear`` and
+    ``affine`` given their ``layer``) while the block runs, on a new ``LinearTape``. The tape
+    is local to the running thread or task (a context variable), never shared."""
+    tape = LinearTape()
+    token = _TAPE.set(tape)
+    try:
+        yield tape
+    finally:
+        _TAPE.reset(token)
+
+
+def affine(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    *,
+    layer: nn.Module | None = None,
+    input_map: nn.Module | None = None,
+) -> Tensor:
+    """z = W x + b on a batch of vectors, recorded on a ``LinearTape`` like ``Jet.linear``."""
+    z = F.linear(x, weight, bias)
+    tape = _TAPE.get()
+    if tape is not None and layer is not None:
+        tape.add(layer, input_map, [x.unsqueeze(1)], [z])
+    return z
 
 
 def coordinatewise_jet(
@@ -354,7 +450,7 @@ def propagate(module: Callable[[Tensor], Tensor], jet: Jet) -> Jet:
     if hasattr(module, "forward_jet"):
         return module.forward_jet(jet)
     if isinstance(module, nn.Linear):
-        return jet.linear(module.weight, module.bias)
+        return jet.linear(module.weight, module.bias, layer=module)
     if isinstance(module, nn.Sequential):
         for layer in module:
             jet = propagate(layer, jet)

@@ -8,7 +8,6 @@ import math
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from ..derivatives.jets import (
     Jet,
@@ -22,7 +21,7 @@ from .activations import activation as activation_module
 from .base import Network
 from .chebyshev import chebyshev
 from .init import _initialise, _set_linear
-from .inputs import InputMap, _first, _mapped
+from .inputs import InputMap, _mapped, linear
 
 
 class _LinearOutput(Network):
@@ -34,7 +33,7 @@ class _LinearOutput(Network):
         raise NotImplementedError
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.out(self.readout(x))
+        return linear(self.readout(x), self.out)
 
     def has_readout(self) -> bool:
         return True
@@ -75,22 +74,19 @@ class MLP(_LinearOutput):
         self.out = nn.Linear(dims[-1], out_dim)
         _initialise([*self.hidden, self.out], init, generator)
 
-    def _layers(self):
-        """(W, b) of each hidden layer, the input map folded into the first."""
-        yield _first(self.hidden[0], self.input_map)
-        for layer in self.hidden[1:]:
-            yield layer.weight, layer.bias
+    def _hidden(self, h):
+        """The hidden layers of a batch or a jet, the input map folded into the first."""
+        for k, layer in enumerate(self.hidden):
+            z = linear(h, layer, self.input_map if k == 0 else None)
+            h = self.act.forward_jet(z) if isinstance(z, Jet) else self.act(z)
+        return h
 
     def readout(self, x: Tensor) -> Tensor:
         """The last hidden layer, which the linear output layer maps to u: (n, width)."""
-        for w, b in self._layers():
-            x = self.act(F.linear(x, w, b))
-        return x
+        return self._hidden(x)
 
     def forward_jet(self, jet: Jet) -> Jet:
-        for w, b in self._layers():
-            jet = self.act.forward_jet(jet.linear(w, b))
-        return jet.linear(self.out.weight, self.out.bias)
+        return linear(self._hidden(jet), self.out)
 
 
 class ResidualMLP(_LinearOutput):
@@ -120,16 +116,16 @@ class ResidualMLP(_LinearOutput):
 
     def readout(self, x: Tensor) -> Tensor:
         """The last block's output, which the linear output layer maps to u: (n, width)."""
-        h = self.act(F.linear(x, *_first(self.inp, self.input_map)))
+        h = self.act(linear(x, self.inp, self.input_map))
         for block in self.blocks:
-            h = h + self.act(block(h))
+            h = h + self.act(linear(h, block))
         return h
 
     def forward_jet(self, jet: Jet) -> Jet:
-        h = self.act.forward_jet(jet.linear(*_first(self.inp, self.input_map)))
+        h = self.act.forward_jet(linear(jet, self.inp, self.input_map))
         for block in self.blocks:
-            h = h + self.act.forward_jet(h.linear(block.weight, block.bias))
-        return h.linear(self.out.weight, self.out.bias)
+            h = h + self.act.forward_jet(linear(h, block))
+        return linear(h, self.out)
 
 
 class DeepSets(Network):
@@ -193,7 +189,7 @@ class DeepSets(Network):
 
     def forward(self, x: Tensor) -> Tensor:
         s = self.pooled(x)
-        return self.rho(s) + self.skip(s)
+        return self.rho(s) + linear(s, self.skip)
 
     def readout(self, x: Tensor) -> Tensor:
         """ρ's last hidden layer and s, which the output maps linearly to u: (n, 2K)."""
@@ -230,4 +226,4 @@ class DeepSets(Network):
             return (self.scale * dt**2) * weighted_sum(q, f2[0].transpose(1, 2))
 
         pooled = jet.reduce_after(coordinatewise_jet(jet, value, d1, second))
-        return propagate(self.rho, pooled) + pooled.linear(self.skip.weight)
+        return propagate(self.rho, pooled) + linear(pooled, self.skip)

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..derivatives.jets import Jet
+from ..derivatives.jets import Jet, affine
 from .base import Network
 
 
@@ -51,10 +51,19 @@ def _mapped(input_map: InputMap | None, x: Tensor) -> tuple[Tensor, Tensor | flo
     return input_map(x), input_map.scale
 
 
-def _first(layer: nn.Linear, input_map: InputMap | None) -> tuple[Tensor, Tensor | None]:
+def _first(layer: nn.Module, input_map: InputMap | None) -> tuple[Tensor, Tensor | None]:
     if input_map is None:
         return layer.weight, layer.bias
     return input_map.fold(layer.weight, layer.bias)
+
+
+def linear(h: Tensor | Jet, layer: nn.Module, input_map: InputMap | None = None):
+    """``layer``'s affine map W h + b (``weight``, ``bias``; ``input_map`` folded in) of a
+    batch or of a jet, recorded on a ``pinnlab.derivatives.jets.LinearTape`` when one is."""
+    w, b = _first(layer, input_map)
+    if isinstance(h, Jet):
+        return h.linear(w, b, layer=layer, input_map=input_map)
+    return affine(h, w, b, layer=layer, input_map=input_map)
 
 
 class FourierFeatures(Network):
@@ -178,10 +187,10 @@ class Projection(Network):
         self.input_map = input_map
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.linear(x, *_first(self, self.input_map))
+        return linear(x, self, self.input_map)
 
     def forward_jet(self, jet: Jet) -> Jet:
-        return jet.linear(*_first(self, self.input_map))
+        return linear(jet, self, self.input_map)
 
     def fix_to(self, gradients: Tensor, rtol: float = 1e-3) -> float:
         """Fix P to the principal directions of ``gradients`` (m, D), rows ∇ₓq(xⱼ) of some

@@ -20,9 +20,9 @@ from ..config import Section
 from ..derivatives import partial_derivative
 from ..domains import SpaceTime
 from ..errors import ConfigError, ShapeError, unknown_name
-from ..gauss_newton import Residuals, mean_square
 from ..networks import DirichletTransform, OutputAffine, periodic_columns
 from ..problem import Condition, Dirichlet, Neumann, Periodic, Robin
+from ..residuals import Residuals, mean_square
 from .base import Model, NetworkSpec, Solver, defined_solvers, location_scale
 
 #: The suffix of a batch entry holding the outward normals of a condition's points.

@@ -31,9 +31,9 @@ from torch import Tensor, nn
 from .. import parts
 from ..derivatives import Derivatives
 from ..errors import ConfigError
-from ..gauss_newton import Residuals
 from ..metrics import energy_metrics
 from ..problem import Dirichlet, Neumann, Periodic, Robin
+from ..residuals import Residuals
 from .base import Model
 from .collocation import CollocationSolver, PointSettings
 

@@ -37,8 +37,8 @@ from tqdm.auto import trange
 from .. import montecarlo
 from ..derivatives import gradient
 from ..errors import ConfigError, FormError
-from ..gauss_newton import Residuals
 from ..networks import OutputAffine, has_readout
+from ..residuals import Residuals
 from ..training import fit_readout
 from .base import Model
 from .paths import PathSettings, PathSolver

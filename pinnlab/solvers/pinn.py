@@ -32,11 +32,11 @@ from ..config import Section
 from ..derivatives import METHODS, Derivatives, gradient, method_for
 from ..derivatives.stochastic import estimator_variance
 from ..errors import ConfigError, IdentifiabilityWarning, ShapeError, unknown_name
-from ..gauss_newton import Residuals
 from ..metrics import test_points
 from ..networks import build_network
 from ..observations import Observations, check_observations
 from ..problem import RESERVED, Condition, Dirichlet, Neumann, Periodic, Robin
+from ..residuals import Residuals
 from ..unknowns import Unknown, UnknownSet, WithUnknowns, unknowns_of
 from .base import Model, NetworkSpec
 from .collocation import NORMAL, NORMAL_CONDITIONS, CollocationSolver, PointSettings, _shaped
