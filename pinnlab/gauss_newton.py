@@ -213,8 +213,9 @@ class GaussNewton(torch.optim.Optimizer):
             raise TrainingError(
                 f"train.optimizer engd: the Gauss–Newton system would be {size} × {size} "
                 f"({rows} residual rows, {p} weights; {gib:.1f} GiB with the Jacobian), above "
-                f"train.engd.max_matrix = {self.max_matrix}. Use train.engd.solver: cg (or "
-                "auto) to solve it matrix-free, fewer points or a smaller network, or raise "
+                f"train.engd.max_matrix = {self.max_matrix}. Use train.optimizer: engd-kfac "
+                "(Kronecker-factored curvature) or train.engd.solver: cg (or auto) to solve it "
+                "matrix-free, fewer points or a smaller network, or raise "
                 "train.engd.max_matrix if the memory allows."
             )
         return self.solver == "cholesky"

@@ -233,15 +233,17 @@ class KroneckerCurvature:
         for (layer, entry), g in zip(entries, per_copy, strict=True):
             part = torch.einsum("nso,nsk->ok", g, entry.inputs.to(g.dtype))
             rebuilt[id(layer)] = part + rebuilt.get(id(layer), 0)
-        for layer, _ in entries:
+        layers = list({id(layer): layer for layer, _ in entries}.values())
+        errors = []
+        for layer in layers:
             w, b = (direct.get(id(p)) for p in (layer.weight, layer.bias))
-            w = torch.zeros_like(layer.weight) if w is None else w
+            full = torch.zeros_like(layer.weight) if w is None else w
             if layer.bias is not None:
                 b = torch.zeros_like(layer.bias) if b is None else b
-                w = torch.cat([w, b[:, None]], 1)
-            full = w
-            err = float((rebuilt[id(layer)] - full).norm())
-            if err > 1e-4 * float(full.norm()) + 1e-30:
+                full = torch.cat([full, b[:, None]], 1)
+            errors.append(torch.stack([(rebuilt[id(layer)] - full).norm(), full.norm()]))
+        for layer, (err, norm) in zip(layers, torch.stack(errors).tolist(), strict=True):
+            if err > 1e-4 * norm + 1e-30:  # (one device sync for all the layers)
                 raise TrainingError(
                     f"train.engd.solver kfac: the gradient of loss term '{name}' with respect "
                     f"to layer {self._names_of[id(layer.weight)]} does not come only through "

@@ -78,7 +78,9 @@ def least_squares_solution(x, y):
 def test_a_cholesky_system_above_max_matrix_is_refused_naming_the_setting():
     module, term, _, _, _ = linear_fit()
     optimizer = GaussNewton(module, max_matrix=4, solver="cholesky")
-    with pytest.raises(TrainingError, match=r"8 × 8 .*train.engd.max_matrix = 4.*solver: cg"):
+    with pytest.raises(
+        TrainingError, match=r"8 × 8 .*train.engd.max_matrix = 4.*engd-kfac.*solver: cg"
+    ):
         optimizer.step({"fit": (term, 1.0)})
 
 
@@ -285,7 +287,8 @@ MIXED = [{"optimizer": "adam", "steps": 3, "dtype": "float32"}, {"optimizer": "e
 
 
 @pytest.mark.parametrize(
-    "method", ["pinn", "deep-ritz", "ssbfgs", "ssbroyden", "mixed", "mixed-adam", "kfac"]
+    "method",
+    ["pinn", "deep-ritz", "ssbfgs", "ssbroyden", "mixed", "mixed-adam", "kfac", "kfac-deep-ritz"],
 )
 def test_resume_inside_a_second_order_phase_is_bit_identical(monkeypatch, tmp_path, method):
     """Also with a float32 Adam phase before a float64 ENGD one, resumed in either."""
@@ -296,9 +299,9 @@ def test_resume_inside_a_second_order_phase_is_bit_identical(monkeypatch, tmp_pa
         cfg = engd_config(phases=MIXED)
     elif method == "deep-ritz":
         cfg = deep_ritz(phases=two, log_every=2)
-    elif method == "kfac":  # the factors' averages and the last update are in the checkpoint
+    elif method.startswith("kfac"):  # the factors' averages and the last update are saved
         two[1]["optimizer"] = "engd-kfac"
-        cfg = engd_config(phases=two)
+        cfg = engd_config(phases=two) if method == "kfac" else deep_ritz(phases=two, log_every=2)
     else:
         two[1]["optimizer"] = method
         cfg = tiny_config(dtype="float64", train={"phases": two, "log_every": 2})
