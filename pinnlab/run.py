@@ -215,7 +215,10 @@ def _git_revision() -> tuple[str | None, bool | None]:
     revision = git("rev-parse", "HEAD")
     if not revision:
         return None, None
-    return revision, bool(git("status", "--porcelain", "--untracked-files=no"))
+    # --no-optional-locks: status must not refresh the index under .git/index.lock, which a
+    # status killed by the timeout would leave behind (and block the user's next commit)
+    status = git("--no-optional-locks", "status", "--porcelain", "--untracked-files=no")
+    return revision, bool(status)
 
 
 def run(
