@@ -224,3 +224,18 @@ def test_recording_changes_no_derivative_and_keeps_every_copy():
         assert entry.inputs.shape == (6, copies, layer.in_features + 1)
         value_only = torch.eye(copies, dtype=torch.float64)[0].expand(6, copies)
         assert torch.equal(entry.inputs[:, :, -1], value_only)
+
+
+def test_a_residual_that_resolves_its_derivative_method_is_factored():
+    """``method="auto"`` probes the network under ``no_grad`` inside the recorded forward;
+    the probe is not part of the loss and stays off the tape."""
+    net = network("mlp", False)
+    names = [k for k, _ in net.named_parameters()]
+    x = torch.rand(5, 2, dtype=torch.float64)
+
+    def laplacian(x):
+        return Derivatives(net, x, method="auto").laplacian.reshape(-1)
+
+    curvature = KroneckerCurvature(net, names, {}, ema=0.0, limit=8192)
+    _, g = curvature.update({"residual": (Residuals((x,), laplacian), 1.0)}, gradient=True)
+    assert torch.isfinite(g).all() and len(curvature.layers) == 3

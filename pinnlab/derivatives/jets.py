@@ -138,8 +138,8 @@ class Jet:
         (shift c, scale s) folded in when given (W = W_layer diag(s), b = b_layer − W c); a
         ``LinearTape`` that is recording then keeps this map's inputs and outputs, unreduced.
         """
-        tape = _TAPE.get()
-        if tape is not None and layer is not None:
+        tape = _recording_tape(layer)
+        if tape is not None:
             return self._recorded(tape, weight, bias, layer, input_map)
         # The order lap, value, jac fixes the order in which autograd sums W's gradients.
         lap = None if self.lap is None else F.linear(self.lap, weight)
@@ -298,6 +298,13 @@ class LinearTape:
 _TAPE: ContextVar[LinearTape | None] = ContextVar("pinnlab_linear_tape", default=None)
 
 
+def _recording_tape(layer: nn.Module | None) -> LinearTape | None:
+    """The tape a map of ``layer`` goes on: none outside ``recording``, for an anonymous map,
+    or where no gradient is taken (a probe such as ``reducible`` is not part of the loss)."""
+    tape = _TAPE.get()
+    return tape if tape is not None and layer is not None and torch.is_grad_enabled() else None
+
+
 @contextmanager
 def recording() -> Iterator[LinearTape]:
     """Record the inputs and outputs of every layer's affine map (``Jet.linear`` and
@@ -321,8 +328,8 @@ def affine(
 ) -> Tensor:
     """z = W x + b on a batch of vectors, recorded on a ``LinearTape`` like ``Jet.linear``."""
     z = F.linear(x, weight, bias)
-    tape = _TAPE.get()
-    if tape is not None and layer is not None:
+    tape = _recording_tape(layer)
+    if tape is not None:
         tape.add(layer, input_map, [x.unsqueeze(1)], [z])
     return z
 
