@@ -11,7 +11,7 @@ import copy
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import pydantic
 import yaml
@@ -111,7 +111,11 @@ PHASE_OPTIMIZERS = ("adam", "sgd", "lbfgs", "ssbfgs", "ssbroyden", "engd", "engd
 
 
 class EngdSection(Section):
-    """The damped Gauss–Newton / energy natural gradient step (``pinnlab.gauss_newton``)."""
+    """The damped Gauss–Newton / energy natural gradient step (``pinnlab.gauss_newton``).
+
+    A setting left null takes the default of the solver and line search that use it (and is
+    refused where none of the run's Gauss–Newton phases would use it): null survives a dump of
+    the config, so a saved or study run resolves it as the original did."""
 
     damping: float = Field(
         1e-6,
@@ -119,19 +123,23 @@ class EngdSection(Section):
         le=1,
         description="first Levenberg–Marquardt damping μ, relative to tr(JᵀJ)/p; it adapts",
     )
-    line_search: Literal["grid", "backtracking", "auto"] = Field(
-        "grid",
+    line_search: Literal["grid", "backtracking", "auto"] | None = Field(
+        None,
         description="grid: the best of η = 1, 1/2, …, 2^-grid; backtracking: the first that "
         "decreases the loss; auto (solver kfac only): step size and momentum from the exact "
-        "Gauss–Newton model along the step and the last update (Martens & Grosse 2015)",
+        "Gauss–Newton model along the step and the last update (Martens & Grosse 2015); "
+        "null: auto with solver kfac, grid otherwise",
     )
-    grid: int = Field(12, ge=0, le=60, description="halvings K of the step-size grid")
+    grid: int | None = Field(
+        None, ge=0, le=60, description="halvings K of the step-size grid (null: 12)"
+    )
     max_matrix: int = Field(
         8192,
         ge=1,
         description="largest Gauss–Newton system formed, min(residual rows, weights); past it "
         "solver auto solves matrix-free by CG and solver cholesky refuses (the exact step's "
-        "memory is 8·(size² + rows·weights) bytes)",
+        "memory is 8·(size² + rows·weights) bytes); solver kfac keeps a Kronecker factor "
+        "larger than this diagonal",
     )
     solver: Literal["auto", "cholesky", "cg", "kfac"] = Field(
         "auto",
@@ -140,15 +148,84 @@ class EngdSection(Section):
         "curvature per layer (Dangel et al. 2024; what optimizer engd-kfac uses); auto: "
         "cholesky up to max_matrix, cg past it",
     )
-    cg_steps: int = Field(100, ge=1, description="most CG iterations per solve")
-    cg_tol: float = Field(1e-8, gt=0, lt=1, description="CG stops when |b − A x| ≤ cg_tol·|b|")
-    kfac_ema: float = Field(
-        0.95,
+    cg_steps: int | None = Field(
+        None, ge=1, description="most CG iterations per solve (solver cg or auto; null: 100)"
+    )
+    cg_tol: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="CG stops when |b − A x| ≤ cg_tol·|b| (solver cg or auto; null: 1e-8)",
+    )
+    kfac_ema: float | None = Field(
+        None,
         ge=0,
         lt=1,
         description="solver kfac: weight of the previous steps' Kronecker factors in their "
-        "moving average (0: this step's only)",
+        "moving average (0: this step's only; null: 0.95)",
     )
+
+    #: the value a null setting takes (line_search: the solver's); a setting at this value
+    #: is not refused where unused, so configs dumped before the nulls still validate
+    FALLBACK: ClassVar[dict[str, Any]] = {
+        "grid": 12,
+        "cg_steps": 100,
+        "cg_tol": 1e-8,
+        "kfac_ema": 0.95,
+        "line_search": "grid",
+    }
+
+    def solver_of(self, optimizer: str) -> str:
+        """The solver a phase of ``optimizer`` (engd or engd-kfac) uses."""
+        return "kfac" if optimizer == "engd-kfac" else self.solver
+
+    def settings(self, optimizer: str) -> dict[str, Any]:
+        """The keyword arguments of ``GaussNewton`` for a phase of ``optimizer``, nulls
+        resolved."""
+        out = {**self.model_dump(), "solver": self.solver_of(optimizer)}
+        if out["line_search"] is None:
+            out["line_search"] = "auto" if out["solver"] == "kfac" else "grid"
+        for key, value in self.FALLBACK.items():
+            out[key] = value if out[key] is None else out[key]
+        return out
+
+    def check_used(self, optimizers: set[str]) -> None:
+        """Refuse a setting that no phase of ``optimizers`` (the run's engd / engd-kfac
+        phases) would use, and a solver that optimizer engd-kfac contradicts."""
+        given = sorted(
+            k
+            for k, f in type(self).model_fields.items()
+            if getattr(self, k) not in (f.default, self.FALLBACK.get(k, f.default))
+        )
+        if not given:
+            return
+        if not optimizers:
+            raise ValueError(
+                f"train.engd ({', '.join(given)}) sets the Gauss–Newton steps, but no phase "
+                "uses optimizer engd or engd-kfac: leave train.engd out"
+            )
+        if "engd-kfac" in optimizers and self.solver not in ("auto", "kfac"):
+            raise ValueError(
+                f"optimizer engd-kfac takes Kronecker-factored steps, but train.engd.solver is "
+                f"{self.solver}: use optimizer engd with that solver, or leave "
+                "train.engd.solver out"
+            )
+        resolved = [self.settings(kind) for kind in optimizers]
+        solvers = {r["solver"] for r in resolved}
+        searches = {r["line_search"] for r in resolved}
+        needs = {
+            "cg_steps": (solvers & {"auto", "cg"}, "solver cg or auto"),
+            "cg_tol": (solvers & {"auto", "cg"}, "solver cg or auto"),
+            "kfac_ema": (solvers & {"kfac"}, "solver kfac (optimizer engd-kfac)"),
+            "grid": (searches & {"grid", "backtracking"}, "line_search grid or backtracking"),
+        }
+        for key in given:
+            if key in needs and not needs[key][0]:
+                raise ValueError(
+                    f"train.engd.{key} is used only with {needs[key][1]}; this run's "
+                    f"Gauss–Newton phases use solver {', '.join(sorted(solvers))} with "
+                    f"line_search {', '.join(sorted(searches))}: leave {key} out"
+                )
 
 
 class PhaseSection(Section):
@@ -255,6 +332,7 @@ class TrainSection(Section):
             )
         if self.phases is not None and not self.phases:
             raise ValueError("train.phases is empty: give at least one phase")
+        self.engd.check_used({kind for kind, *_ in self.phase_list() if kind.startswith("engd")})
         return self
 
     @pydantic.model_serializer(mode="wrap")

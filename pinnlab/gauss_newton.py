@@ -55,6 +55,7 @@ __all__ = [
     "Linearisation",
     "Residuals",
     "conjugate_gradients",
+    "curvature_rows",
     "gauss_newton_solvers",
     "mean_square",
     "row_jacobian",
@@ -297,9 +298,8 @@ class GaussNewton(torch.optim.Optimizer):
 
         if self._kfac is None:
             self._kfac = KroneckerCurvature(
-                self.module, self.names, self.state, ema=self.kfac_ema, limit=self.max_matrix
+                self.module, self.names, ema=self.kfac_ema, limit=self.max_matrix
             )
-        self._kfac.state = self.state  # (load_state_dict replaces it)
         return self._kfac
 
     def step(self, terms: dict[str, tuple[Residuals, float]]) -> dict:  # type: ignore[override]
@@ -308,7 +308,7 @@ class GaussNewton(torch.optim.Optimizer):
         if self.solver == "kfac":  # δ = −K_μ⁻¹ Jᵀr, ∇L = 2 Jᵀr, H ≈ 2K
             self.cg_iterations = 0
             curvature = self._curvature()
-            values, g = curvature.update(terms, gradient=True)
+            values, g = curvature.update(terms, self.state, gradient=True)
             record = {"loss": sum(w * values[k] for k, (_, w) in terms.items()), **values}
             solve = lambda damping: -curvature.solve(g / 2, damping)  # noqa: E731
             if self.param_groups[0]["line_search"] == "auto":
@@ -365,7 +365,7 @@ class GaussNewton(torch.optim.Optimizer):
         if self.solver == "kfac":
             self.cg_iterations = 0
             curvature = self._curvature()
-            curvature.update(gram, gradient=False)
+            curvature.update(gram, self.state, gradient=False)
             solve = lambda damping: -curvature.solve(g, damping)  # noqa: E731
             if self.param_groups[0]["line_search"] == "auto":
                 return self._advance_auto(solve, g, 1.0, gram, evaluate, record)
@@ -428,14 +428,18 @@ class GaussNewton(torch.optim.Optimizer):
             damping *= 10
         self._move(start, delta, eta)
         predicted = -(eta * float(g @ delta) + 0.5 * eta**2 * curvature(delta))
-        gain = (loss0 - best) / predicted if predicted > 0 else 0.0
-        if gain > 0.75 and eta == 1.0:
+        self._adapt(damping, (loss0 - best) / predicted if predicted > 0 else 0.0, eta == 1.0)
+        group["lr"] = eta
+        return {**record, "stalled": False}
+
+    def _adapt(self, damping: float, gain: float, full_step: bool) -> None:
+        """Levenberg–Marquardt: the damping falls by 3 where the model predicted the decrease
+        well (gain > 3/4) for a full step, and doubles where it did not (gain < 1/4)."""
+        if gain > 0.75 and full_step:
             damping /= 3
         elif gain < 0.25:
             damping *= 2
         self._set_damping(damping)
-        group["lr"] = eta
-        return {**record, "stalled": False}
 
     def _advance_auto(self, solve, g: Tensor, h: float, terms, evaluate, record: dict) -> dict:
         """KFAC's automatic step size and momentum (Martens & Grosse, ICML 2015, §7): the
@@ -482,12 +486,7 @@ class GaussNewton(torch.optim.Optimizer):
             damping *= 10
         ju = lin.jv(update)
         predicted = -(float(g @ update) + 0.5 * h * float(ju @ ju))
-        gain = (loss0 - value) / predicted if predicted > 0 else 0.0
-        if gain > 0.75:
-            damping /= 3
-        elif gain < 0.25:
-            damping *= 2
-        self._set_damping(damping)
+        self._adapt(damping, (loss0 - value) / predicted if predicted > 0 else 0.0, True)
         state["previous"] = update.detach()
         self.param_groups[0]["lr"] = alpha
         return {**record, "stalled": False}
@@ -508,6 +507,22 @@ class GaussNewton(torch.optim.Optimizer):
             if group["line_search"] == "backtracking" and best < loss0:
                 break
         return best_eta, best
+
+
+def curvature_rows(
+    solver, model, batch: dict[str, Tensor], weight: Callable[[str], float] = lambda k: 1.0
+) -> dict[str, tuple[Residuals, float]]:
+    """The weighted rows {name: (Residuals, w)} whose Gram matrix Σ_k w_k J_kᵀ J_k is the
+    curvature of ``solver``'s loss: an energy's Gram rows (``energy_gram``; its boundary parts
+    ``energy.<condition>`` weighed with that condition), else the least-squares terms, each
+    weighed by ``weight(name)``."""
+    if hasattr(solver, "energy_gram"):
+        gram = solver.energy_gram(model, batch)
+        return {
+            k: (t, weight(k.split(".")[0] if k.startswith("energy.") else k) * factor)
+            for k, (t, factor) in gram.items()
+        }
+    return {k: (t, weight(k)) for k, t in solver.least_squares(model, batch).items()}
 
 
 def gauss_newton_solvers(solvers: Iterable[type]) -> list[str]:

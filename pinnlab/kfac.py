@@ -42,15 +42,21 @@ from .residuals import _vmap_failure, row_jacobian
 
 @dataclass
 class Factor:
-    """A symmetric positive semi-definite factor, full or (``diagonal``) its diagonal."""
+    """A symmetric positive semi-definite factor, full (k, k) or its diagonal (k,)."""
 
-    matrix: Tensor  # (k, k), or (k,) when diagonal
-    diagonal: bool
+    matrix: Tensor
+
+    @property
+    def diagonal(self) -> bool:
+        return self.matrix.dim() == 1
+
+    @property
+    def trace(self) -> float:
+        return float(self.matrix.sum() if self.diagonal else self.matrix.diagonal().sum())
 
     @property
     def mean_eigenvalue(self) -> float:
-        trace = self.matrix.sum() if self.diagonal else self.matrix.diagonal().sum()
-        return float(trace) / len(self.matrix)
+        return self.trace / len(self.matrix)
 
     def damped(self, shift: float) -> Tensor:
         """F + shift·I as a full matrix (or its diagonal)."""
@@ -64,6 +70,24 @@ class Factor:
         if self.diagonal:
             return self.matrix[:, None] * x if side == "left" else x * self.matrix
         return self.matrix @ x if side == "left" else x @ self.matrix
+
+    def solve(self, x: Tensor, shift: float) -> Tensor:
+        """(F + shift·I)⁻¹ x for a vector x."""
+        damped = self.damped(shift)
+        return x / damped if self.diagonal else torch.linalg.solve(damped, x)
+
+    def quadratic(self, x: Tensor) -> float:
+        """xᵀ F x for a vector x."""
+        return float((self.matrix * x * x).sum() if self.diagonal else x @ self.matrix @ x)
+
+
+def _moving_average(state: dict, key: str, value: Tensor, ema: float) -> Factor:
+    """state[key] ← ema·state[key] + (1 − ema)·value (value alone at first, or when its shape
+    changed), as a factor."""
+    old = state.get(key)
+    fresh = old is None or old.shape != value.shape
+    state[key] = value if fresh else ema * old + (1 - ema) * value
+    return Factor(state[key])
 
 
 def _accumulate(total: Tensor | None, samples: Tensor, limit: int) -> Tensor:
@@ -146,25 +170,25 @@ class LayerCurvature:
 
 class KroneckerCurvature:
     """Kronecker-factored JᵀJ of a least-squares loss over ``module``'s trained parameters
-    ``names`` (the module docstring states it), averaged over steps in ``state`` (the
-    optimizer's, so that checkpoints keep it)."""
+    ``names`` (the module docstring states it), averaged over the steps (in the optimizer's
+    state, which ``update`` is given, so that checkpoints keep it)."""
 
-    def __init__(self, module: nn.Module, names: list[str], state: dict, *, ema: float, limit: int):
-        self.module, self.names, self.state = module, names, state
+    def __init__(self, module: nn.Module, names: list[str], *, ema: float, limit: int):
+        self.module, self.names = module, names
         self.ema, self.limit = ema, limit
         held = dict(module.named_parameters())
         self.shapes = {k: held[k].shape for k in names}
         self._names_of = {id(held[k]): k for k in names}
         self.layers: list[LayerCurvature] = []
         self.other: list[str] = []
-        self.other_gram: Tensor | None = None
+        self.other_block: Factor | None = None
 
     # -- statistics ----------------------------------------------------------------------
 
-    def update(self, terms: dict, *, gradient: bool) -> tuple[dict, Tensor | None]:
+    def update(self, terms: dict, state: dict, *, gradient: bool) -> tuple[dict, Tensor | None]:
         """Take this step's factors from ``terms`` {name: (Residuals, weight)} and average
-        them in; returns each term's value and (``gradient``) the loss's gradient (p,) in
-        float64, from the same forward pass."""
+        them into ``state``; returns each term's value and (``gradient``) the loss's gradient
+        (p,) in float64, from the same forward pass."""
         params = [dict(self.module.named_parameters())[k] for k in self.names]
         values, passes, loss = {}, [], 0.0
         with torch.enable_grad():
@@ -186,11 +210,11 @@ class KroneckerCurvature:
             sums: dict[tuple[str, str], list] = {}  # (layer, group) -> [A, B, samples]
             for name, term, w, e, tape in passes:
                 self._term(name, term, w, e, tape, sums)
-        self._average(sums)
+        self._average(sums, state)
         self.other = [k for k in self.names if k not in self._covered()]
         if self.other:
             try:
-                self._other_block(terms)
+                self._other_block(terms, state)
             except RuntimeError as error:
                 raise _vmap_failure(", ".join(terms), error) from error
         return {k: v.detach() for k, v in values.items()}, g
@@ -262,31 +286,23 @@ class KroneckerCurvature:
             return (w * term.row_weights / m).sqrt().to(e.dtype)
         return torch.full((n,), math.sqrt(w / (n * m)), dtype=e.dtype, device=e.device)
 
-    def _average(self, sums: dict) -> None:
+    def _average(self, sums: dict, state: dict) -> None:
         """Fold this step's factors into the moving averages and rebuild ``layers``."""
         by_layer: dict[str, LayerCurvature] = {}
         for (weight, group), (a, b, count, layer) in sums.items():
-            st = self.state.setdefault(f"kfac.{weight}.{group}", {})
-            new = {"A": a / count, "B": b}
-            for key, value in new.items():
-                old = st.get(key)
-                st[key] = (
-                    value
-                    if old is None or old.shape != value.shape
-                    else self.ema * old + (1 - self.ema) * value
-                )
+            st = state.setdefault(f"kfac.{weight}.{group}", {})
             bias = self._names_of.get(id(layer.bias)) if layer.bias is not None else None
             entry = by_layer.setdefault(weight, LayerCurvature(weight, bias, {}))
             entry.factors[group] = (
-                Factor(st["B"], st["B"].dim() == 1),
-                Factor(st["A"], st["A"].dim() == 1),
+                _moving_average(st, "B", b, self.ema),
+                _moving_average(st, "A", a / count, self.ema),
             )
         self.layers = list(by_layer.values())
 
     def _covered(self) -> set[str]:
         return {k for lay in self.layers for k in (lay.weight, lay.bias) if k is not None}
 
-    def _other_block(self, terms: dict) -> None:
+    def _other_block(self, terms: dict, state: dict) -> None:
         """The exact Gram block (or its diagonal) of the weights outside the layers."""
         p = sum(self.shapes[k].numel() for k in self.other)
         if p > self.limit:
@@ -301,19 +317,14 @@ class KroneckerCurvature:
             ]
             jac = torch.cat(rows).detach()
             gram = jac.T @ jac
-        old = self.state.get("kfac.other")
-        self.state["kfac.other"] = (
-            gram
-            if old is None or old.shape != gram.shape
-            else self.ema * old + (1 - self.ema) * gram
-        )
-        self.other_gram = self.state["kfac.other"]
+        self.other_block = _moving_average(state, "kfac.other", gram, self.ema)
 
     # -- the step ------------------------------------------------------------------------
 
-    def _split(self, v: Tensor) -> dict[str, Tensor]:
+    def _split(self, v: Tensor, names: list[str] | None = None) -> dict[str, Tensor]:
+        """v (p,) cut into the parameters ``names`` (default: all) in their shapes."""
         out, at = {}, 0
-        for k in self.names:
+        for k in self.names if names is None else names:
             size = self.shapes[k].numel()
             out[k] = v[at : at + size].reshape(self.shapes[k])
             at += size
@@ -333,39 +344,16 @@ class KroneckerCurvature:
             else:
                 out[layer.weight], out[layer.bias] = y[:, :-1], y[:, -1]
         if self.other:
+            block = self.other_block
             x = torch.cat([parts[k].reshape(-1) for k in self.other])
-            gram = self.other_gram
-            scale = max(
-                float(gram.sum() if gram.dim() == 1 else gram.diagonal().sum()) / len(x), 1e-300
-            )
-            if gram.dim() == 1:
-                y = x / (gram + damping * scale)
-            else:
-                eye = torch.eye(len(x), dtype=gram.dtype, device=gram.device)
-                y = torch.linalg.solve(gram + damping * scale * eye, x)
-            for k, piece in self._split_other(y).items():
-                out[k] = piece
+            y = block.solve(x, damping * max(block.mean_eigenvalue, 1e-300))
+            out.update(self._split(y, self.other))
         return torch.cat([out[k].reshape(-1) for k in self.names])
-
-    def _split_other(self, y: Tensor) -> dict[str, Tensor]:
-        out, at = {}, 0
-        for k in self.other:
-            size = self.shapes[k].numel()
-            out[k] = y[at : at + size]
-            at += size
-        return out
 
     def trace(self) -> float:
         """tr K of the undamped curvature: Σ_k tr B_k tr A_k per layer, and the other block's."""
-        total = sum(
-            b.mean_eigenvalue * len(b.matrix) * a.mean_eigenvalue * len(a.matrix)
-            for layer in self.layers
-            for b, a in layer.factors.values()
-        )
-        if self.other:
-            g = self.other_gram
-            total += float(g.sum() if g.dim() == 1 else g.diagonal().sum())
-        return total
+        total = sum(b.trace * a.trace for layer in self.layers for b, a in layer.factors.values())
+        return total + (self.other_block.trace if self.other else 0.0)
 
     def quadratic(self, v: Tensor) -> float:
         """vᵀ K v for the undamped curvature."""
@@ -373,6 +361,5 @@ class KroneckerCurvature:
         total = sum(layer.quadratic(self._joined(layer, parts)) for layer in self.layers)
         if self.other:
             x = torch.cat([parts[k].reshape(-1) for k in self.other])
-            g = self.other_gram
-            total += float((g * x * x).sum() if g.dim() == 1 else x @ g @ x)
+            total += self.other_block.quadratic(x)
         return total

@@ -34,3 +34,41 @@ def reuse_freed_memory() -> bool:
     except (OSError, AttributeError):  # not glibc
         return False
     return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+
+
+class PeakMemory:
+    """The peak memory of one run, in bytes: on CUDA the most the caching allocator held
+    (``torch.cuda.max_memory_allocated``, reset at the start); on a CPU the process's peak
+    resident set (Linux ``VmHWM``, reset at the start through ``/proc/self/clear_refs``; where
+    that cannot be reset, the process's peak since it began). On a CPU this includes what
+    the process held before the run (the interpreter, torch, freed memory it kept), so
+    compare runs of one kind of worker, not with a device's capacity."""
+
+    def __init__(self, device):
+        import torch
+
+        self.device = torch.device(device)
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            try:
+                with open("/proc/self/clear_refs", "w") as f:
+                    f.write("5")
+            except OSError:
+                pass
+
+    def bytes(self) -> int:
+        import torch
+
+        if self.device.type == "cuda":
+            return int(torch.cuda.max_memory_allocated(self.device))
+        try:
+            with open("/proc/self/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        import resource
+
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024

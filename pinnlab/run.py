@@ -39,7 +39,7 @@ from .errors import (
     did_you_mean,
     unknown_name,
 )
-from .memory import reuse_freed_memory
+from .memory import PeakMemory, reuse_freed_memory
 from .metrics import METRICS, default_metric
 from .networks import INITS
 from .observations import Observations
@@ -221,6 +221,28 @@ def _git_revision() -> tuple[str | None, bool | None]:
     return revision, bool(status)
 
 
+def build_run(
+    config: RunConfig,
+    device: torch.device,
+    problems_dirs: Iterable = (),
+    data: Observations | Iterable[Observations] | None = None,
+):
+    """(problem, observations, solver, model, solution) of a run, the model untrained."""
+    problem = build_problem(config, problems_dirs)
+    given = observations(problem, config, data)
+    solver = build_solver(problem, config, problems_dirs, data=given)
+    model = build_model(problem, config, device=device, solver=solver, problems_dirs=problems_dirs)
+    solution = Solution(
+        problem,
+        model.module,
+        config,
+        solver=solver,
+        environment=environment(device, config.seed),
+        added_metrics=tuple(registry.metrics(problems_dirs).values()),
+    )
+    return problem, given, solver, model, solution
+
+
 def run(
     config: RunConfig,
     *,
@@ -238,19 +260,9 @@ def run(
     """
     reuse_freed_memory()
     device = resolve_device(config.device)
-    problem = build_problem(config, problems_dirs)
-    given = observations(problem, config, data)
-    solver = build_solver(problem, config, problems_dirs, data=given)
-    model = build_model(problem, config, device=device, solver=solver, problems_dirs=problems_dirs)
+    peak = PeakMemory(device)
+    problem, given, solver, model, solution = build_run(config, device, problems_dirs, data)
     generator = torch.Generator(device=device).manual_seed(config.seed)
-    solution = Solution(
-        problem,
-        model.module,
-        config,
-        solver=solver,
-        environment=environment(device, config.seed),
-        added_metrics=tuple(registry.metrics(problems_dirs).values()),
-    )
     has_truth = solution.measures_error()
     if not has_truth and config.train.target_error is not None:
         raise ConfigError(
@@ -303,6 +315,7 @@ def run(
         stop_reason=trainer.stop_reason,
         nan_restarts=trainer.nan_restarts,
         parameters=sum(p.numel() for p in model.parameters()),
+        peak_memory=peak.bytes(),
     )
     if out is not None:
         solution.save(out)

@@ -29,7 +29,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from .config import TrainSection
 from .errors import ConfigError, TrainingError
 from .files import atomic_write
-from .gauss_newton import GaussNewton, gauss_newton_solvers
+from .gauss_newton import GaussNewton, curvature_rows, gauss_newton_solvers
 from .quasi_newton import UPDATES, SelfScaledQuasiNewton, check_dense
 
 if TYPE_CHECKING:  # the solvers use fit_readout: no import of them at run time
@@ -93,18 +93,7 @@ def _optimizer(kind: str, module: nn.Module, s: TrainSection, lr: float):
     # carry their zero gradients in every flat vector and curvature pair.
     params = [p for p in module.parameters() if p.requires_grad]
     if kind in GAUSS_NEWTON:
-        settings = s.engd.model_dump()
-        if kind == "engd-kfac":
-            if "solver" in s.engd.model_fields_set and s.engd.solver != "kfac":
-                raise ConfigError(
-                    f"train.optimizer engd-kfac takes Kronecker-factored steps, but "
-                    f"train.engd.solver is {s.engd.solver}: use optimizer engd with that "
-                    "solver, or leave train.engd.solver out."
-                )
-            settings["solver"] = "kfac"
-        if settings["solver"] == "kfac" and "line_search" not in s.engd.model_fields_set:
-            settings["line_search"] = "auto"  # KFAC's own step size and momentum
-        return GaussNewton(module, **settings)
+        return GaussNewton(module, **s.engd.settings(kind))
     if kind in UPDATES:
         return SelfScaledQuasiNewton(params, update=kind)
     if kind == "adam":
@@ -538,16 +527,10 @@ class Trainer:
         def weight(k: str) -> float:
             return self.weights.get(k, 1.0) * balance.get(k, 1.0)
 
+        rows = curvature_rows(self.solver, self.model, batch, weight)
         if hasattr(self.solver, "energy_gram"):  # an energy: its natural gradient
-            gram = self.solver.energy_gram(self.model, batch)
-            # ``energy.<condition>``: a boundary part of the energy, weighed with it
-            weighted = {
-                k: (t, weight(k.split(".")[0] if k.startswith("energy.") else k) * factor)
-                for k, (t, factor) in gram.items()
-            }
-            return optimizer.step_energy(weighted, lambda: self._loss(batch))
-        terms = self.solver.least_squares(self.model, batch)
-        return optimizer.step({k: (t, weight(k)) for k, t in terms.items()})
+            return optimizer.step_energy(rows, lambda: self._loss(batch))
+        return optimizer.step(rows)
 
     def _stall(self, end: int, bar) -> None:
         """A Gauss–Newton phase whose line search found no decrease ends here: its remaining
@@ -612,15 +595,22 @@ class Trainer:
             self.module.load_state_dict(current)
 
     def _eval_model(self, bar, start, batch) -> bool:
+        """Record the evaluation at this step: ``eval_time`` (seconds since training began),
+        ``eval_seconds`` (what the evaluation itself took, so that the training time to this
+        point is eval_time − Σ eval_seconds) and ``eval_samples`` (samples drawn so far)."""
+        began = time.perf_counter()
         diagnostics = self.solver.diagnostics(self.model, batch)
         if self.evaluate is None and not diagnostics:
             return False
         self.history["eval_step"].append(self.step)
+        self.history["eval_samples"].append(self.samples)
         for k, v in diagnostics.items():
             self.history[k].append(v)
         if self.evaluate is not None:
             self.history["error"].append(self.evaluate())
-        self.history["eval_time"].append(time.perf_counter() - start)
+        now = time.perf_counter()
+        self.history["eval_time"].append(now - start)
+        self.history["eval_seconds"].append(now - began)
         if self.monitor is not None:
             error = {"error": self.history["error"][-1]} if self.evaluate is not None else {}
             self.monitor.scalars(self.step, {**diagnostics, **error})

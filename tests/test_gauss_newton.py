@@ -288,7 +288,18 @@ MIXED = [{"optimizer": "adam", "steps": 3, "dtype": "float32"}, {"optimizer": "e
 
 @pytest.mark.parametrize(
     "method",
-    ["pinn", "deep-ritz", "ssbfgs", "ssbroyden", "mixed", "mixed-adam", "kfac", "kfac-deep-ritz"],
+    [
+        "pinn",
+        "deep-ritz",
+        "ssbfgs",
+        "ssbroyden",
+        "mixed",
+        "mixed-adam",
+        "kfac",
+        "kfac-deep-ritz",
+        "feynman-kac",
+        "kfac-feynman-kac",
+    ],
 )
 def test_resume_inside_a_second_order_phase_is_bit_identical(monkeypatch, tmp_path, method):
     """Also with a float32 Adam phase before a float64 ENGD one, resumed in either."""
@@ -299,6 +310,21 @@ def test_resume_inside_a_second_order_phase_is_bit_identical(monkeypatch, tmp_pa
         cfg = engd_config(phases=MIXED)
     elif method == "deep-ritz":
         cfg = deep_ritz(phases=two, log_every=2)
+    elif method.endswith("feynman-kac"):
+        two[1]["optimizer"] = "engd-kfac" if method.startswith("kfac") else "engd"
+        train = {"phases": two, "log_every": 2, "lbfgs_batches": 2, "checkpoint_every": 0}
+        cfg = pl.make_config(
+            "bs-geometric-basket",
+            method="feynman-kac",
+            config={
+                "net": {"width": 8, "depth": 1},
+                "solver": {"n_samples": 64, "paths": 2},
+                "train": train,
+                "dtype": "float64",
+                "device": "cpu",
+            },
+            params={"dim": 2},
+        )
     elif method.startswith("kfac"):  # the factors' averages and the last update are saved
         two[1]["optimizer"] = "engd-kfac"
         cfg = engd_config(phases=two) if method == "kfac" else deep_ritz(phases=two, log_every=2)
@@ -379,6 +405,51 @@ def test_bad_phases_and_engd_settings_are_refused(train, match):
         tiny_config(train=train)
 
 
+ENGD = [{"optimizer": "engd", "steps": 2}]
+KFAC = [{"optimizer": "engd-kfac", "steps": 2}]
+
+
+@pytest.mark.parametrize(
+    "train,match",
+    [
+        ({"engd": {"damping": 1e-3}}, "no phase uses optimizer engd"),
+        ({"phases": ENGD, "engd": {"kfac_ema": 0.5}}, "kfac_ema is used only with solver kfac"),
+        ({"phases": ENGD, "engd": {"solver": "cholesky", "cg_steps": 9}}, "cg_steps"),
+        ({"phases": KFAC, "engd": {"cg_tol": 1e-3}}, "cg_tol is used only with solver cg"),
+        ({"phases": KFAC, "engd": {"grid": 3}}, "grid is used only with line_search grid"),
+    ],
+)
+def test_engd_settings_that_no_phase_uses_are_refused(train, match):
+    with pytest.raises(ConfigError, match=match):
+        tiny_config(train=train)
+
+
+def test_engd_settings_used_by_one_of_several_phases_are_accepted():
+    phases = [*ENGD, {"optimizer": "engd-kfac", "steps": 1}]
+    cfg = tiny_config(train={"phases": phases, "engd": {"kfac_ema": 0.5, "cg_steps": 9}})
+    assert cfg.train.engd.kfac_ema == 0.5
+    cfg = tiny_config(train={"phases": KFAC, "engd": {"line_search": "grid", "grid": 3}})
+    assert cfg.train.engd.grid == 3
+
+
+def test_a_dumped_engd_config_resolves_its_settings_as_the_original():
+    """A study or a saved run validates the config's dump: the solver-dependent defaults
+    (line_search auto with kfac) must survive it."""
+    cfg = tiny_config(train={"phases": KFAC})
+    again = pl.RunConfig.model_validate_json(cfg.model_dump_json())
+    for c in (cfg, again):
+        assert c.train.engd.settings("engd-kfac")["line_search"] == "auto"
+        assert c.train.engd.settings("engd")["line_search"] == "grid"
+
+
+def test_a_config_dumped_before_the_null_defaults_still_validates():
+    """Files and study stores written before the solver-dependent defaults became null hold
+    every engd key at its old default, in runs without a Gauss–Newton phase too."""
+    old = {"line_search": "grid", "grid": 12, "cg_steps": 100, "cg_tol": 1e-8, "kfac_ema": 0.95}
+    cfg = tiny_config(train={"engd": old})
+    assert cfg.train.engd.settings("engd")["cg_steps"] == 100
+
+
 def test_a_float32_phase_trains_in_float32_and_the_run_ends_in_its_dtype():
     """Adam in float32 inside a float64 run is the float32 run's Adam, bit for bit (same
     initial weights, points drawn in float32); the weights are float64 again at the end, and
@@ -448,7 +519,8 @@ def test_matrix_free_natural_gradient_matches_the_exact_step():
     """One deep Ritz step by CG (enough iterations) moves the weights as the Cholesky one."""
     weights = {}
     for solver in ("cholesky", "cg"):
-        cfg = deep_ritz(engd={"solver": solver, "cg_steps": 400, "cg_tol": 1e-14})
+        tolerances = {"cg_steps": 400, "cg_tol": 1e-14} if solver == "cg" else {}
+        cfg = deep_ritz(engd={"solver": solver, **tolerances})
         solution = pl.run(cfg)
         weights[solver] = solution.model.state_dict()
     for key, value in weights["cholesky"].items():

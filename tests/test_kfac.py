@@ -52,8 +52,8 @@ def test_one_sample_of_values_gives_the_exact_gram_matrix(kind, box):
     names = [k for k, _ in net.named_parameters()]
     x = torch.tensor([[0.3, 2.1]], dtype=torch.float64)
     terms = {"values": (Residuals((x,), lambda x: net(x)[:, 0]), 2.5)}
-    curvature = KroneckerCurvature(net, names, {}, ema=0.0, limit=8192)
-    curvature.update(terms, gradient=False)
+    curvature = KroneckerCurvature(net, names, ema=0.0, limit=8192)
+    curvature.update(terms, {}, gradient=False)
     exact = gram(net, names, terms)
     k = dense(curvature, len(exact))
     at = 0
@@ -72,8 +72,8 @@ def test_the_output_layer_block_is_exact_for_values_at_many_points():
     names = [k for k, _ in net.named_parameters()]
     x = torch.rand(9, 2, dtype=torch.float64)
     terms = {"values": (Residuals((x,), lambda x: net(x)[:, 0]), 1.0)}
-    curvature = KroneckerCurvature(net, names, {}, ema=0.0, limit=8192)
-    curvature.update(terms, gradient=False)
+    curvature = KroneckerCurvature(net, names, ema=0.0, limit=8192)
+    curvature.update(terms, {}, gradient=False)
     exact = gram(net, names, terms)
     k = dense(curvature, len(exact))
     torch.testing.assert_close(k[-5:, -5:], exact[-5:, -5:], rtol=1e-10, atol=1e-14)
@@ -90,7 +90,7 @@ def test_the_inverse_of_a_sum_of_two_kronecker_products_is_exact():
     layer = LayerCurvature(
         "w",
         None,
-        {"x": (Factor(b1, False), Factor(a1, False)), "y": (Factor(b2, False), Factor(a2, False))},
+        {"x": (Factor(b1), Factor(a1)), "y": (Factor(b2), Factor(a2))},
     )
     x = torch.randn(3, 4, generator=generator, dtype=torch.float64)
     damping = 1e-3
@@ -107,8 +107,8 @@ def test_the_inverse_of_a_sum_of_two_kronecker_products_is_exact():
         "w",
         None,
         {
-            "x": (Factor(b1.diagonal(), True), Factor(a1.diagonal(), True)),
-            "y": (Factor(b2.diagonal(), True), Factor(a2.diagonal(), True)),
+            "x": (Factor(b1.diagonal()), Factor(a1.diagonal())),
+            "y": (Factor(b2.diagonal()), Factor(a2.diagonal())),
         },
     )
     matrix = torch.kron(
@@ -128,7 +128,7 @@ def test_every_kind_of_loss_term_is_factored_with_its_gradient(name):
     optimizer = GaussNewton(model.module, solver="kfac", kfac_ema=0.0)
     terms = {k: (t, 0.5 + i) for i, (k, t) in enumerate(solver.least_squares(model, batch).items())}
     curvature = optimizer._curvature()
-    _, g = curvature.update(terms, gradient=True)
+    _, g = curvature.update(terms, {}, gradient=True)
     total = sum(w * t.value() for t, w in terms.values())
     params = [p for p in model.module.parameters() if p.requires_grad]
     grads = torch.autograd.grad(total, params, allow_unused=True)
@@ -156,9 +156,9 @@ def test_derivatives_that_bypass_the_jets_are_refused():
     def laplacian(x):
         return Derivatives(net, x, method="reverse").laplacian.reshape(-1)
 
-    curvature = KroneckerCurvature(net, names, {}, ema=0.0, limit=8192)
+    curvature = KroneckerCurvature(net, names, ema=0.0, limit=8192)
     with pytest.raises(TrainingError, match="recorded affine maps"):
-        curvature.update({"residual": (Residuals((x,), laplacian), 1.0)}, gradient=True)
+        curvature.update({"residual": (Residuals((x,), laplacian), 1.0)}, {}, gradient=True)
 
 
 def kfac_config(steps=40, **train):
@@ -236,6 +236,6 @@ def test_a_residual_that_resolves_its_derivative_method_is_factored():
     def laplacian(x):
         return Derivatives(net, x, method="auto").laplacian.reshape(-1)
 
-    curvature = KroneckerCurvature(net, names, {}, ema=0.0, limit=8192)
-    _, g = curvature.update({"residual": (Residuals((x,), laplacian), 1.0)}, gradient=True)
+    curvature = KroneckerCurvature(net, names, ema=0.0, limit=8192)
+    _, g = curvature.update({"residual": (Residuals((x,), laplacian), 1.0)}, {}, gradient=True)
     assert torch.isfinite(g).all() and len(curvature.layers) == 3

@@ -11,7 +11,11 @@ list of seeds. A design picks which combinations of levels run:
   each factor with the rest at baseline (an ablation, as in Wang et al. 2023, jaxpi).
 
 Factors joined by a comma (``"net.depth,net.width": [[2, 128], [8, 54]]``) move together, for
-comparisons at a fixed parameter count. Each run's config is normalised (every default filled
+comparisons at a fixed parameter count. The factor ``arm`` takes the names of ``arms``, named
+config fragments (``arms: {generic: {net: {...}}, structured: {recipe: true}}``), for variants
+that differ in several keys at once. An arm with ``recipe: true`` starts each of its runs from
+the shipped recipe for its problem, method and dimension (``pinnlab.recipes.select``), then
+the base, then the point: "the recipe's network at every d" is one arm. Each run's config is normalised (every default filled
 in, see ``pinnlab.make_config``) and its id is the hash of that config, so the same run has
 the same id in every process and on every machine.
 """
@@ -27,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import pydantic
 import yaml
 from pydantic import Field, field_validator
 
@@ -39,6 +44,22 @@ DESIGNS = ("full", "fractional", "one-at-a-time")
 _EXHAUSTIVE_LIMIT = 200_000
 
 
+class TargetSection(Section):
+    """Target mode: every run trains until its error reaches the smallest target (or its
+    budget: ``train.steps``, ``train.time_budget``), and the cost to reach each target is
+    recorded (``pinnlab.studies.target``)."""
+
+    metric: str = Field(description="the error the targets are on (a metric name, or auto)")
+    errors: list[float] = Field(min_length=1, description="target errors, each > 0")
+
+    @field_validator("errors")
+    @classmethod
+    def _positive_distinct(cls, errors: list[float]) -> list[float]:
+        if min(errors) <= 0 or len(set(errors)) != len(errors):
+            raise ValueError(f"target errors must be distinct and > 0, got {errors}")
+        return sorted(errors, reverse=True)
+
+
 class StudyConfig(Section):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
@@ -48,6 +69,14 @@ class StudyConfig(Section):
     runs: int | None = Field(None, ge=2, description="design points of a fractional design")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     response: str = Field("auto", description="the metric the report analyses; auto: the run's")
+    arms: dict[str, dict[str, Any]] | None = Field(
+        None,
+        description="name -> config fragment: the levels of the grid factor 'arm' (recipe: "
+        "true starts the arm's runs from the shipped recipe at their d)",
+    )
+    target: TargetSection | None = Field(
+        None, description="target mode: train to these errors and record the cost of each"
+    )
 
     @field_validator("grid")
     @classmethod
@@ -77,6 +106,21 @@ class StudyConfig(Section):
         if len(set(seeds)) != len(seeds) or min(seeds) < 0:
             raise ValueError(f"seeds must be distinct and ≥ 0, got {seeds}")
         return seeds
+
+    @pydantic.model_validator(mode="after")
+    def _arms_in_grid(self) -> StudyConfig:
+        levels = self.grid.get("arm")
+        if self.arms is None and levels is not None:
+            raise ValueError("the grid factor 'arm' takes the names of 'arms': define them")
+        if self.arms is not None:
+            if levels is None:
+                raise ValueError(f"'arms' ({', '.join(self.arms)}) needs the grid factor 'arm'")
+            unknown = [a for a in levels if a not in self.arms]
+            if unknown:
+                raise ValueError(
+                    f"grid factor 'arm' names {unknown}, not among arms: {', '.join(self.arms)}"
+                )
+        return self
 
     def key(self) -> str:
         """A hash of everything that defines the study (its runs and how they are analysed)."""
@@ -314,7 +358,17 @@ def expand(study: StudyConfig, problems_dirs: Iterable = ()) -> list[StudyRun]:
     seen: dict[str, StudyRun] = {}
     for point in design_points(study):
         for seed in study.seeds:
-            data = merge(merge(study.base, nested(point)), {"seed": seed})
+            data = merge(merge(study.base, _overrides(study, point)), {"seed": seed})
+            on_recipe = bool(data.pop("recipe", False))
+            if study.target is not None:
+                _check_target(study, data, point)
+            if on_recipe:
+                data = _on_recipe(data)
+            if study.target is not None:  # (over a recipe's own metric)
+                target = study.target
+                data = merge(
+                    data, {"metric": target.metric, "train": {"target_error": min(target.errors)}}
+                )
             try:
                 config = make_config(config=data, problems_dirs=problems_dirs)
             except PinnlabError as e:
@@ -329,3 +383,42 @@ def expand(study: StudyConfig, problems_dirs: Iterable = ()) -> list[StudyRun]:
             seen[run.id] = run
             runs.append(run)
     return runs
+
+
+def _check_target(study: StudyConfig, data: dict[str, Any], point: Mapping[str, Any]) -> None:
+    """Refuse a run config that sets the metric or train.target_error otherwise than the
+    study's target (which sets the metric, and train.target_error to the smallest target)."""
+    target = study.target
+    train = data.get("train") or {}
+    where = ", ".join(f"{k}={v!r}" for k, v in point.items())
+    if train.get("target_error") is not None:
+        raise ConfigError(
+            f"study '{study.name}', grid point {where}: target mode sets train.target_error "
+            f"(to the smallest of target.errors); leave it out of the runs' config."
+        )
+    if data.get("metric", "auto") not in ("auto", target.metric):
+        raise ConfigError(
+            f"study '{study.name}', grid point {where}: the runs' metric is "
+            f"{data['metric']!r} but target.metric is {target.metric!r}; give one of them."
+        )
+
+
+def _overrides(study: StudyConfig, point: Mapping[str, Any]) -> dict[str, Any]:
+    """A point's config overrides: its dotted keys, and the fragment of its arm."""
+    rest = {k: v for k, v in point.items() if k != "arm"}
+    out = nested(rest)
+    if "arm" in point:
+        out = merge(study.arms[point["arm"]], out)
+    return out
+
+
+def _on_recipe(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` over the shipped recipe for its problem, method and dimension (none: as is)."""
+    from ..config import layer_phases
+    from ..run import recipe
+
+    problem = data.get("problem") or {}
+    path = recipe(problem.get("id", ""), data.get("method", "pinn"), problem.get("dim"))
+    if path is None:
+        return data
+    return merge(layer_phases(read_yaml(path), data), data)

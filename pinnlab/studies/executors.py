@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import ConfigError
+from .target import evaluations
 
 EXECUTORS = ("local", "ray")
 #: Seconds to wait for a Ray cluster's address to accept a connection.
@@ -62,6 +63,7 @@ def execute(config_json: str, threads: int, problems_dirs: Sequence[str] = ()) -
                 "file": path.read_bytes(),
                 "metrics": solution.metrics,
                 "environment": solution.environment,
+                "history": evaluations(solution.history),
             }
     except Exception as e:
         return {

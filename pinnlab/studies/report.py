@@ -43,6 +43,10 @@ def write_report(root: str | os.PathLike, *, problems_dirs: Iterable = ()) -> Pa
     done = df[df["status"] == "done"] if len(df) else df
     if len(done) == 0:
         lines.append("No run has finished yet.\n")
+    elif study.target is not None:
+        from .report_target import target_sections
+
+        lines += target_sections(study, done, root, list(problems_dirs))
     elif DIM in study.grid:
         lines += _dimension_sections(study, done, root, list(problems_dirs))
     else:

@@ -12,6 +12,7 @@ from ..errors import ConfigError
 from .design import StudyConfig, expand
 from .executors import make_executor
 from .store import Store, read_header
+from .target import check_measurable, costs
 
 
 def run_study(
@@ -42,6 +43,7 @@ def run_study(
     todo = [r for r in runs if not store.done(r.id)]
     if not todo:
         return store
+    check_measurable(study, todo, problems_dirs)
     on_cuda = any(r.config.device.startswith("cuda") for r in todo)
     if executor == "ray" and gpus is None and on_cuda:
         gpus = 1.0
@@ -75,7 +77,13 @@ def run_study(
             if result["status"] == "done":
                 store.write_solution(run.id, result["file"])
                 store.record(
-                    run, "done", metrics=result["metrics"], environment=result["environment"]
+                    run,
+                    "done",
+                    metrics=result["metrics"],
+                    environment=result["environment"],
+                    costs=None
+                    if study.target is None
+                    else costs(result["history"], result["environment"], study.target.errors),
                 )
             else:
                 failed += 1

@@ -9,6 +9,8 @@ their seed).
 What is here:
 
 * ``power_law`` -- fit ``y ≈ c · x^k`` (scaling with dimension, width, steps, ...);
+* ``censored_power_law`` -- fit ``y ≈ c · Π_j x_j^{k_j}`` where some ``y`` are only lower
+  bounds (runs stopped at their budget before reaching a target: right-censored);
 * ``summarize`` -- mean, std, min, max, count and geometric mean per group;
 * ``main_effects``, ``interactions``, ``interaction_table`` -- factorial effects with
   bootstrap confidence intervals (seeds resampled within design cells);
@@ -31,9 +33,11 @@ import pandas as pd
 from scipy import stats as _sps
 
 __all__ = [
+    "CensoredPowerLaw",
     "Effect",
     "PowerLaw",
     "anova",
+    "censored_power_law",
     "interaction_table",
     "interactions",
     "main_effects",
@@ -121,6 +125,119 @@ def power_law(x: Any, y: Any, level: float = 0.95) -> PowerLaw:
         r2=r2,
         n=int(n),
     )
+
+
+@dataclass(frozen=True)
+class CensoredPowerLaw:
+    """A fitted ``y ≈ prefactor · Π_j x_j^{exponents[j]}`` with log-normal scatter ``sigma``.
+
+    ``exponent_ci`` holds each exponent's confidence interval; ``n`` is the number of points,
+    ``censored`` how many of them were lower bounds.
+    """
+
+    exponents: dict[str, float]
+    prefactor: float
+    exponent_ci: dict[str, tuple[float, float]]
+    sigma: float
+    n: int
+    censored: int
+
+    def __call__(self, **x: Any) -> np.ndarray:
+        """Evaluate the law at the given values of every variable."""
+        out = np.full(np.broadcast(*map(np.asarray, x.values())).shape, self.prefactor)
+        for name, k in self.exponents.items():
+            out = out * np.asarray(x[name], dtype=float) ** k
+        return out
+
+
+def censored_power_law(
+    x: dict[str, Any], y: Any, censored: Any = None, level: float = 0.95
+) -> CensoredPowerLaw:
+    """Fit ``log y = log c + Σ_j k_j log x_j + σ z``, z standard normal, by maximum
+    likelihood where the points with ``censored`` true are right-censored: their true ``y``
+    is only known to exceed the given one (Tobin 1958; a Tobit / log-normal accelerated
+    failure time model, Kalbfleisch & Prentice, *The Statistical Analysis of Failure Time
+    Data*, 2nd ed., §2.2). Censored points are kept, never dropped: dropping them would bias
+    the exponents of a cost that grows towards the budget low.
+
+    Intervals: Wald, from the inverse observed information at the optimum, with the t
+    quantile on n − p − 1 degrees of freedom and σ² scaled by n/(n − p − 1), p the number of
+    variables; without censoring this is exactly ordinary least squares and its t intervals
+    (``power_law`` for one variable).
+
+    Raises ``ValueError`` for non-positive or non-finite values, too few points, too few
+    uncensored points (fewer than p + 2) or a variable with a single distinct value.
+    """
+    from scipy import optimize
+
+    _check_level(level)
+    names = list(x)
+    y = np.asarray(y, dtype=float).ravel()
+    cens = np.zeros(y.shape, bool) if censored is None else np.asarray(censored, bool).ravel()
+    columns = [np.asarray(x[k], dtype=float).ravel() for k in names]
+    n, p = y.size, len(names)
+    if not names or any(c.shape != y.shape for c in columns) or cens.shape != y.shape:
+        raise ValueError(
+            "censored_power_law: every variable, y and censored need the same number of values"
+        )
+    for name, a in (*zip(names, columns, strict=True), ("y", y)):
+        if not np.all(np.isfinite(a)) or np.any(a <= 0):
+            raise ValueError(f"censored_power_law: {name} must be positive and finite")
+    for name, a in zip(names, columns, strict=True):
+        if np.unique(a).size < 2:
+            raise ValueError(f"censored_power_law: {name} has a single distinct value")
+    if n - cens.sum() < p + 2 or n <= p + 1:
+        raise ValueError(
+            f"censored_power_law: {int(n - cens.sum())} of {n} points reached their target; "
+            f"a fit of {p} exponents needs at least {p + 2}"
+        )
+    design = np.column_stack([np.ones(n), *map(np.log, columns)])
+    v = np.log(y)
+    start, *_ = np.linalg.lstsq(design[~cens], v[~cens], rcond=None)
+    spread = max(float(np.std(v[~cens] - design[~cens] @ start)), 1e-3)
+
+    def negative_log_likelihood(theta: np.ndarray) -> float:
+        beta, log_sigma = theta[:-1], theta[-1]
+        z = (v - design @ beta) / np.exp(log_sigma)
+        exact = _sps.norm.logpdf(z[~cens]).sum() - (~cens).sum() * log_sigma
+        return -(exact + _sps.norm.logsf(z[cens]).sum())
+
+    theta0 = np.append(start, np.log(spread))
+    fit = optimize.minimize(negative_log_likelihood, theta0, method="BFGS", options={"gtol": 1e-10})
+    theta = fit.x
+    hessian = _hessian(negative_log_likelihood, theta)
+    covariance = np.linalg.pinv(hessian)[:-1, :-1]
+    dof = n - p - 1
+    covariance *= n / dof  # the small-sample factor of σ² (exact OLS without censoring)
+    t = float(_sps.t.ppf(0.5 + level / 2, dof))
+    se = np.sqrt(np.clip(np.diag(covariance), 0, None))
+    return CensoredPowerLaw(
+        exponents={k: float(b) for k, b in zip(names, theta[1:-1], strict=True)},
+        prefactor=float(np.exp(theta[0])),
+        exponent_ci={
+            k: (float(b - t * e), float(b + t * e))
+            for k, b, e in zip(names, theta[1:-1], se[1:], strict=True)
+        },
+        sigma=float(np.exp(theta[-1])),
+        n=int(n),
+        censored=int(cens.sum()),
+    )
+
+
+def _hessian(f, theta: np.ndarray, step: float = 1e-4) -> np.ndarray:
+    """The Hessian of ``f`` at ``theta`` by central differences."""
+    k = theta.size
+    out = np.empty((k, k))
+    eye = np.eye(k) * step
+    for i in range(k):
+        for j in range(i, k):
+            out[i, j] = out[j, i] = (
+                f(theta + eye[i] + eye[j])
+                - f(theta + eye[i] - eye[j])
+                - f(theta - eye[i] + eye[j])
+                + f(theta - eye[i] - eye[j])
+            ) / (4 * step**2)
+    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -25,11 +25,21 @@ from typing import Any
 from ..errors import PinnlabError, SolutionFileError
 from ..files import atomic_write
 from .design import StudyConfig, StudyRun, factor_keys, factor_label, level_label
+from .target import costs
 
 FORMAT = "pinnlab-study"
 FORMAT_VERSION = 1
 #: Environment entries copied into each index record (and the DataFrame).
-RECORDED = ("steps", "samples", "wall_time", "parameters", "stop_reason", "device", "device_name")
+RECORDED = (
+    "steps",
+    "samples",
+    "wall_time",
+    "peak_memory",
+    "parameters",
+    "stop_reason",
+    "device",
+    "device_name",
+)
 
 
 class StoreError(PinnlabError):
@@ -95,15 +105,26 @@ class Store:
         return store
 
     def _recover(self, runs: Iterable[StudyRun]) -> None:
+        from ..solution import read
+
         for run in runs:
             path = self.run_file(run.id)
             if path.exists() and self.records.get(run.id, {}).get("status") != "done":
                 try:
-                    metrics, environment = _read_solution_attrs(path)
+                    saved = read(path, arrays=self.study.target is not None)
                 except SolutionFileError:
                     path.unlink()  # cannot happen with atomic writes; never trust a bad file
                     continue
-                self.record(run, "done", metrics=metrics, environment=environment)
+                found = None
+                if self.study.target is not None:
+                    found = costs(saved.history, saved.environment, self.study.target.errors)
+                self.record(
+                    run,
+                    "done",
+                    metrics=saved.metrics,
+                    environment=saved.environment,
+                    costs=found,
+                )
 
     # --- paths and records -----------------------------------------------------------
     def run_file(self, run_id: str) -> Path:
@@ -127,8 +148,10 @@ class Store:
         metrics: dict[str, float] | None = None,
         environment: dict[str, Any] | None = None,
         error: str | None = None,
+        costs: dict[str, dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
-        """Append the record of a finished run to the index (one line, flushed and fsynced)."""
+        """Append the record of a finished run to the index (one line, flushed and fsynced);
+        ``costs``: in target mode, {target: {reached, steps, samples, wall_time}}."""
         environment = environment or {}
         record = {
             "id": run.id,
@@ -141,6 +164,7 @@ class Store:
             "metrics": metrics or {},
             "environment": {k: environment[k] for k in RECORDED if k in environment},
             "error": error,
+            "costs": costs,
             "finished": _now(),
         }
         line = json.dumps(record, allow_nan=True) + "\n"
@@ -206,13 +230,6 @@ def _drop_partial_line(path: Path) -> None:
             tmp.write_text(text[: text.rfind("\n") + 1], encoding="utf-8")
 
 
-def _read_solution_attrs(path: Path) -> tuple[dict[str, float], dict[str, Any]]:
-    from ..solution import read
-
-    saved = read(path, arrays=False)
-    return saved.metrics, saved.environment
-
-
 def load(root: str | os.PathLike):
     """A study store as a pandas DataFrame: one row per finished run of the study's current
     version.
@@ -250,6 +267,8 @@ def load(root: str | os.PathLike):
         row.setdefault("method", record["method"])
         row.update(record["metrics"])
         row.update(record["environment"])
+        for target, cost in (record.get("costs") or {}).items():
+            row.update({f"cost.{target}.{k}": v for k, v in cost.items()})
         row["metric"] = _metric_name(record)
         row["error_value"] = record["metrics"].get(row["metric"], float("nan"))
         rows.append(row)

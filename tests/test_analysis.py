@@ -1,0 +1,116 @@
+"""pinnlab.analysis: the Gauss–Newton spectrum against a dense eigendecomposition, Lanczos
+against dense, and loss slices through the trained weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from helpers import tiny_config
+
+import pinnlab as pl
+from pinnlab import analysis
+from pinnlab.build import build_model, build_problem, build_solver
+from pinnlab.gauss_newton import curvature_rows
+
+
+def setting(method="pinn", **sections):
+    cfg = tiny_config(
+        "poisson-sine" if method == "pinn" else "poisson-harmonic",
+        method=method,
+        dtype="float64",
+        net={"width": 6, "depth": 2},
+        solver={"n_interior": 24, "n_boundary": 8},
+        **sections,
+    )
+    problem = build_problem(cfg)
+    solver = build_solver(problem, cfg)
+    model = build_model(problem, cfg, device=torch.device("cpu"), solver=solver)
+    generator = torch.Generator().manual_seed(0)
+    model = solver.setup(model.module, generator)
+    return solver, model, solver.batch(model, generator)
+
+
+def dense_gram(solver, model, batch) -> torch.Tensor:
+    """JᵀJ from one reverse pass per residual row (no vmap, no row Jacobians)."""
+    weights = solver.weights()
+    rows = curvature_rows(solver, model, batch, lambda k: weights.get(k, 1.0))
+    params = [p for p in model.module.parameters() if p.requires_grad]
+    r = torch.cat([w**0.5 * t.vector(t.rows().unsqueeze(2)).reshape(-1) for t, w in rows.values()])
+    jac = torch.stack(
+        [
+            torch.cat(
+                [
+                    (g if g is not None else torch.zeros_like(p)).reshape(-1)
+                    for g, p in zip(
+                        torch.autograd.grad(r[i], params, retain_graph=True, allow_unused=True),
+                        params,
+                        strict=True,
+                    )
+                ]
+            )
+            for i in range(len(r))
+        ]
+    )
+    return jac.T @ jac
+
+
+@pytest.mark.parametrize("method", ["pinn", "deep-ritz"])
+def test_the_dense_spectrum_is_that_of_the_gauss_newton_matrix(method):
+    solver, model, batch = setting(method)
+    spectrum = analysis.gauss_newton_spectrum(solver, model, batch)
+    reference = torch.linalg.eigvalsh(dense_gram(solver, model, batch)).flip(0).numpy()
+    k = min(spectrum.rows, spectrum.size)
+    assert spectrum.dense and len(spectrum.eigenvalues) == k
+    np.testing.assert_allclose(spectrum.eigenvalues, reference[:k].clip(0), rtol=1e-8, atol=1e-10)
+    assert spectrum.trace == pytest.approx(reference.sum(), rel=1e-10)
+    assert 1 <= spectrum.effective_rank() <= k
+
+
+def test_condition_number_and_effective_rank_over_the_range():
+    spectrum = analysis.Spectrum(np.array([4.0, 2.0, 1.0, 1e-20]), 4, 4, True, 7.0)
+    assert spectrum.condition() == 4.0
+    flat = analysis.Spectrum(np.array([1.0, 1.0, 0.0]), 3, 3, True, 2.0)
+    assert flat.effective_rank() == pytest.approx(2.0)
+
+
+def test_lanczos_finds_the_top_of_the_dense_spectrum():
+    solver, model, batch = setting()
+    dense = analysis.gauss_newton_spectrum(solver, model, batch)
+    lanczos = analysis.gauss_newton_spectrum(solver, model, batch, top=5, dense_limit=1)
+    assert not lanczos.dense and len(lanczos.eigenvalues) == 5
+    np.testing.assert_allclose(lanczos.eigenvalues, dense.eigenvalues[:5], rtol=1e-7)
+    with pytest.raises(ValueError, match="whole spectrum"):
+        lanczos.condition()
+
+
+def test_loss_slices_pass_through_the_weights_at_zero_and_leave_them():
+    solver, model, batch = setting()
+    before = {k: v.clone() for k, v in model.module.state_dict().items()}
+    weights = solver.weights()
+    loss = float(
+        sum(weights.get(k, 1.0) * v.detach() for k, v in solver.loss(model, batch).items())
+    )
+    line = analysis.loss_slice(solver, model, batch, alphas=[-0.5, 0.0, 0.5])
+    assert line.values.shape == (3,) and line.values[1] == pytest.approx(loss, rel=1e-12)
+    assert line.values[0] != line.values[2]
+    plane = analysis.loss_slice(solver, model, batch, alphas=[-1, 0, 1], betas=[0, 1])
+    assert plane.values.shape == (3, 2) and plane.values[1, 0] == pytest.approx(loss, rel=1e-12)
+    for k, v in model.module.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
+def test_directions_are_filter_normalised():
+    _, model, _ = setting()
+    direction = analysis.filter_normalised_direction(model.module, torch.Generator().manual_seed(3))
+    for (name, p), d in zip(model.module.named_parameters(), direction, strict=True):
+        if p.dim() < 2:
+            assert not d.any(), name
+        else:
+            torch.testing.assert_close(d.norm(dim=1), p.detach().norm(dim=1), msg=name)
+
+
+def test_setting_of_a_trained_solution():
+    solution = pl.run(tiny_config(dtype="float64", train={"steps": 3}))
+    spectrum = analysis.gauss_newton_spectrum(*analysis.setting(solution))
+    assert spectrum.dense and spectrum.eigenvalues[0] > 0
