@@ -295,6 +295,11 @@ class TrainSection(Section):
         description="L-BFGS and ENGD train on this many batches drawn at once (fixed sample)",
     )
     eval_every: int = Field(100, ge=1)
+    eval_geometric: bool = Field(
+        False,
+        description="also evaluate at steps 1, 2, 3, 4, 6, 8, 11, 16, … (⌊2^(k/2)⌉) below "
+        "eval_every: the step an early target is reached to within a factor √2 (target mode)",
+    )
     log_every: int = Field(10, ge=1, description="steps between loss syncs and NaN checks")
     checkpoint_every: int = Field(500, ge=0, description="0 disables periodic checkpoints")
     target_error: float | None = Field(None, gt=0, description="stop when the metric ≤ this")

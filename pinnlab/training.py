@@ -13,6 +13,7 @@ loss term and of the error. Loss values are synced to the host every ``log_every
 from __future__ import annotations
 
 import copy
+import math
 import signal
 import sys
 import threading
@@ -86,6 +87,17 @@ class Interrupted(TrainingError):
 FIXED_BATCH = ("lbfgs", "ssbfgs", "ssbroyden", "engd", "engd-kfac")
 #: The Gauss–Newton / ENGD optimizers: engd-kfac is engd with train.engd.solver kfac.
 GAUSS_NEWTON = ("engd", "engd-kfac")
+
+
+def evaluation_step(step: int, every: int, geometric: bool) -> bool:
+    """Whether ``step`` is evaluated: every ``every`` steps, and with ``geometric`` also at
+    the steps ⌊2^(k/2)⌉ (1, 2, 3, 4, 6, 8, 11, 16, …) below ``every``."""
+    if step % every == 0:
+        return True
+    if not geometric or step >= every:
+        return False
+    k = round(2 * math.log2(step))
+    return step == round(2 ** (k / 2))
 
 
 def _optimizer(kind: str, module: nn.Module, s: TrainSection, lr: float):
@@ -416,7 +428,7 @@ class Trainer:
             bar.update(1)
             last = self.step == end
             logging = self.step % s.log_every == 0 or last
-            evaluate = self.step % s.eval_every == 0 or last
+            evaluate = evaluation_step(self.step, s.eval_every, s.eval_geometric) or last
             out_of_time = s.time_budget is not None and time.perf_counter() - start >= s.time_budget
             periodic = s.checkpoint_every and self.step % s.checkpoint_every == 0
             # Wherever the run is evaluated, checkpointed or may stop, its history is complete

@@ -12,6 +12,7 @@ from pinnlab.errors import ConfigError
 from pinnlab.studies import expand, load, read_study, run_study
 from pinnlab.studies.stats import censored_power_law, power_law
 from pinnlab.studies.target import costs, long_table
+from pinnlab.training import evaluation_step
 
 #: poisson-sine at d = 1 and 2 trained by L-BFGS to 10 % and 3 % (reached in 10–40 steps),
 #: and to 1e-9 (never, in 60 steps: censored).
@@ -49,7 +50,7 @@ def test_runs_stop_at_the_smallest_target_and_record_each_cost(store):
     for _, row in df.iterrows():
         assert row["cost.0.1.reached"] and row["cost.0.03.reached"]
         assert 0 < row["cost.0.1.steps"] <= row["cost.0.03.steps"] == row["steps"]
-        assert row["cost.0.03.steps"] % 5 == 0  # an evaluation step
+        assert evaluation_step(row["cost.0.1.steps"], 5, True)  # an evaluation step
         assert 0 < row["cost.0.1.samples"] <= row["cost.0.03.samples"] == row["samples"]
         assert 0 < row["cost.0.1.wall_time"] <= row["cost.0.03.wall_time"] < row["wall_time"]
         assert row["rel_l2"] <= 0.03
@@ -90,6 +91,13 @@ def test_costs_from_a_history():
 def test_target_mode_sets_the_runs_metric_and_target_error():
     (run, _) = expand(study())
     assert run.config.metric == "rel_l2" and run.config.train.target_error == 0.03
+    assert run.config.train.eval_geometric  # early targets resolved to within √2 in steps
+
+
+def test_geometric_evaluation_steps():
+    steps = [s for s in range(1, 250) if evaluation_step(s, 100, True)]
+    assert steps == [1, 2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64, 91, 100, 200]
+    assert [s for s in range(1, 250) if evaluation_step(s, 100, False)] == [100, 200]
 
 
 @pytest.mark.parametrize(

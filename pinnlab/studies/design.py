@@ -366,9 +366,8 @@ def expand(study: StudyConfig, problems_dirs: Iterable = ()) -> list[StudyRun]:
                 data = _on_recipe(data)
             if study.target is not None:  # (over a recipe's own metric)
                 target = study.target
-                data = merge(
-                    data, {"metric": target.metric, "train": {"target_error": min(target.errors)}}
-                )
+                train = {"target_error": min(target.errors), "eval_geometric": True}
+                data = merge(data, {"metric": target.metric, "train": train})
             try:
                 config = make_config(config=data, problems_dirs=problems_dirs)
             except PinnlabError as e:
