@@ -295,6 +295,12 @@ class TrainSection(Section):
         description="L-BFGS and ENGD train on this many batches drawn at once (fixed sample)",
     )
     eval_every: int = Field(100, ge=1)
+    spectrum: bool = Field(
+        False,
+        description="record the Gauss–Newton / NTK spectrum at every evaluation: spectrum."
+        "lambda_max, lambda_min, condition, effective_rank, trace (pinnlab.analysis; dense up to "
+        "4096 rows or weights, else λ_max and the trace only)",
+    )
     eval_geometric: bool = Field(
         False,
         description="also evaluate at steps 1, 2, 3, 4, 6, 8, 11, 16, … (⌊2^(k/2)⌉) below "

@@ -114,3 +114,51 @@ def test_setting_of_a_trained_solution():
     solution = pl.run(tiny_config(dtype="float64", train={"steps": 3}))
     spectrum = analysis.gauss_newton_spectrum(*analysis.setting(solution))
     assert spectrum.dense and spectrum.eigenvalues[0] > 0
+
+
+def test_a_run_records_its_spectrum_at_every_evaluation():
+    cfg = tiny_config(dtype="float64", train={"steps": 4, "eval_every": 2, "spectrum": True})
+    history = pl.run(cfg).history
+    assert list(history["eval_step"]) == [2, 4]
+    for key in ("lambda_max", "lambda_min", "condition", "effective_rank", "trace"):
+        values = history[f"spectrum.{key}"]
+        assert len(values) == 2 and np.all(np.isfinite(values)) and np.all(values > 0), key
+    assert np.all(history["spectrum.condition"] >= 1)
+
+
+def test_the_spectrum_is_refused_for_a_loss_that_is_no_sum_of_squares():
+    from pinnlab.errors import ConfigError
+
+    cfg = pl.make_config(
+        "harmonic-oscillator",
+        method="vmc",
+        config={"train": {"steps": 2, "spectrum": True}, "device": "cpu"},
+        params={"dim": 1},
+    )
+    with pytest.raises(ConfigError, match=r"train\.spectrum measures.*Methods that take it"):
+        pl.run(cfg)
+
+
+def test_a_study_that_records_the_spectrum_reports_it(tmp_path):
+    from pinnlab.studies import read_study, run_study
+    from pinnlab.studies.report import write_report
+
+    study = read_study(
+        {
+            "name": "landscape",
+            "base": {
+                "problem": {"id": "poisson-sine", "dim": 2},
+                "net": {"width": 4, "depth": 1},
+                "solver": {"n_interior": 32, "n_boundary": 8},
+                "dtype": "float64",
+                "train": {"steps": 4, "eval_every": 2, "spectrum": True, "checkpoint_every": 0},
+            },
+            "grid": {"train.optimizer": ["adam", "lbfgs"]},
+        }
+    )
+    run_study(study, tmp_path / "store", workers=1, threads=1, progress=False)
+    text = write_report(tmp_path / "store").read_text()
+    assert "## The curvature: Gauss–Newton / NTK spectrum and loss slices" in text
+    assert "| train.optimizer | seed | λ_max at init |" in text
+    for name in ("landscape-condition", "landscape-slices"):
+        assert (tmp_path / "store" / "figures" / f"{name}.png").exists()

@@ -109,6 +109,7 @@ PAGES_WITH_CODE = [
     "solutions.md",
     "inverse.md",
     "plots.md",
+    "training.md",
 ]
 
 

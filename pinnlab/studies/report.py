@@ -51,6 +51,10 @@ def write_report(root: str | os.PathLike, *, problems_dirs: Iterable = ()) -> Pa
         lines += _dimension_sections(study, done, root, list(problems_dirs))
     else:
         lines += _factor_sections(study, done, figures)
+    if len(done) and study.base.get("train", {}).get("spectrum"):
+        from .report_landscape import landscape_sections
+
+        lines += landscape_sections(study, done, root, list(problems_dirs))
     lines += _failures(df)
     path = root / "report.md"
     with atomic_write(path) as tmp:
