@@ -162,3 +162,51 @@ def test_a_study_that_records_the_spectrum_reports_it(tmp_path):
     assert "| train.optimizer | seed | λ_max at init |" in text
     for name in ("landscape-condition", "landscape-slices"):
         assert (tmp_path / "store" / "figures" / f"{name}.png").exists()
+
+
+@pytest.mark.parametrize("derivatives", ["auto", "reverse"])
+def test_the_test_residual_is_the_rms_residual_at_fixed_fresh_points(derivatives):
+    from pinnlab.derivatives import Derivatives
+
+    cfg = tiny_config(
+        dtype="float64",
+        solver={
+            "n_interior": 16,
+            "n_boundary": 8,
+            "test_residual": 300,
+            "derivatives": derivatives,
+        },
+        train={"steps": 3},
+    )
+    solution = pl.run(cfg)
+    first = solution.metrics["test_residual_rms"]
+    assert first == solution.solver.test_residual_rms(solution.model)  # the same points
+    generator = torch.Generator().manual_seed(2**31 - 1)
+    x = solution.solver.spec.domain.sample_interior(300, generator=generator, dtype=torch.float64)
+    d = Derivatives(solution.model, x, method="reverse")
+    r = solution.problem.strong_form().residual(d)
+    assert first == pytest.approx(float(r.detach().square().mean().sqrt()), rel=1e-10)
+
+
+def test_a_study_that_measures_the_test_residual_reports_the_generalisation_gap(tmp_path):
+    from pinnlab.studies import read_study, run_study
+    from pinnlab.studies.report import write_report
+
+    study = read_study(
+        {
+            "name": "overparametrization",
+            "base": {
+                "problem": {"id": "poisson-sine", "dim": 2},
+                "net": {"depth": 1},
+                "solver": {"n_interior": 16, "n_boundary": 8, "test_residual": 100},
+                "train": {"steps": 5, "checkpoint_every": 0},
+            },
+            "grid": {"net.width": [1, 2, 4], "train.resample_every": [0, 1]},
+        }
+    )
+    run_study(study, tmp_path / "store", workers=1, threads=1, progress=False)
+    text = write_report(tmp_path / "store").read_text()
+    assert "## Generalisation: training loss, test residual and error against size" in text
+    assert "### train.resample_every=0" in text and "### train.resample_every=1" in text
+    assert "| 4 | 17 | 0.708 |" in text  # width 4: 4w + 1 weights over 24 points
+    assert (tmp_path / "store" / "figures" / "generalisation.png").exists()

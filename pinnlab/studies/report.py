@@ -51,6 +51,10 @@ def write_report(root: str | os.PathLike, *, problems_dirs: Iterable = ()) -> Pa
         lines += _dimension_sections(study, done, root, list(problems_dirs))
     else:
         lines += _factor_sections(study, done, figures)
+    if len(done) and "test_residual_rms" in done:
+        from .report_generalisation import generalisation_sections
+
+        lines += generalisation_sections(study, done, root)
     if len(done) and study.base.get("train", {}).get("spectrum"):
         from .report_landscape import landscape_sections
 
@@ -510,8 +514,10 @@ def _effects_figure(main, inter, title: str, figures: Path, name: str) -> str:
     fig, ax = plt.subplots(figsize=(6, 0.35 * len(effects) + 1))
     y = np.arange(len(effects))
     est = np.array([e.estimate for e in effects])
-    lo = est - np.array([e.ci[0] for e in effects])
-    hi = np.array([e.ci[1] for e in effects]) - est
+    # (a percentile interval need not hold its estimate, e.g. with one seed per cell: a bar
+    # then shows no error on that side)
+    lo = np.clip(est - np.array([e.ci[0] for e in effects]), 0, None)
+    hi = np.clip(np.array([e.ci[1] for e in effects]) - est, 0, None)
     colors = ["C0" if e in main else "C1" for e in effects]
     ax.barh(y, est, xerr=[lo, hi], color=colors, capsize=2)
     ax.set_yticks(y, [f"{e.factor}: {e.contrast}" for e in effects], fontsize=7)
