@@ -10,6 +10,10 @@ list of seeds. A design picks which combinations of levels run:
 - ``one-at-a-time``: the baseline (every factor at its first level) and each other level of
   each factor with the rest at baseline (an ablation, as in Wang et al. 2023, jaxpi).
 
+``cross`` (dotted keys → levels) runs the whole design at every combination of its levels: a
+screening fraction at each dimension and problem, so the report can say whether the answer
+changes with them.
+
 Factors joined by a comma (``"net.depth,net.width": [[2, 128], [8, 54]]``) move together, for
 comparisons at a fixed parameter count. The factor ``arm`` takes the names of ``arms``, named
 config fragments (``arms: {generic: {net: {...}}, structured: {recipe: true}}``), for variants
@@ -74,6 +78,11 @@ class StudyConfig(Section):
         description="name -> config fragment: the levels of the grid factor 'arm' (recipe: "
         "true starts the arm's runs from the shipped recipe at their d)",
     )
+    cross: dict[str, list[Any]] | None = Field(
+        None,
+        description="dotted key -> levels: the design runs at every combination of these "
+        "(e.g. problem.dim, problem.id)",
+    )
     target: TargetSection | None = Field(
         None, description="target mode: train to these errors and record the cost of each"
     )
@@ -107,8 +116,19 @@ class StudyConfig(Section):
             raise ValueError(f"seeds must be distinct and ≥ 0, got {seeds}")
         return seeds
 
+    @field_validator("cross")
+    @classmethod
+    def _cross_levels(cls, cross: dict[str, list[Any]] | None) -> dict[str, list[Any]] | None:
+        for key, levels in (cross or {}).items():
+            if not levels or len({json.dumps(v, sort_keys=True) for v in levels}) != len(levels):
+                raise ValueError(f"cross key '{key}' needs distinct levels, got {levels}")
+        return cross
+
     @pydantic.model_validator(mode="after")
     def _arms_in_grid(self) -> StudyConfig:
+        both = set(self.cross or {}) & set(self.grid)
+        if both:
+            raise ValueError(f"{', '.join(sorted(both))} is in both grid and cross: give it once")
         levels = self.grid.get("arm")
         if self.arms is None and levels is not None:
             raise ValueError("the grid factor 'arm' takes the names of 'arms': define them")
@@ -210,7 +230,20 @@ class StudyRun:
 
 
 def design_points(study: StudyConfig) -> list[dict[str, Any]]:
-    """The grid points a study's design selects, each a dict factor -> level."""
+    """The grid points a study's design selects, each a dict factor -> level, at every
+    combination of the ``cross`` levels (those outermost)."""
+    points = _grid_points(study)
+    if not study.cross:
+        return points
+    keys = list(study.cross)
+    return [
+        {**dict(zip(keys, combo, strict=True)), **point}
+        for combo in itertools.product(*study.cross.values())
+        for point in points
+    ]
+
+
+def _grid_points(study: StudyConfig) -> list[dict[str, Any]]:
     factors = list(study.grid)
     levels = [study.grid[f] for f in factors]
     if study.design == "full":
@@ -313,7 +346,7 @@ def two_level_signs(study: StudyConfig) -> list[list[int]]:
     """The design points of a study of two-level factors as ±1 rows (+1: the second level)."""
     return [
         [1 if point[f] == levels[1] else -1 for f, levels in study.grid.items()]
-        for point in design_points(study)
+        for point in _grid_points(study)
     ]
 
 
@@ -323,7 +356,7 @@ def aliases(study: StudyConfig) -> list[list[str]]:
     factors = list(study.grid)
     if any(len(levels) != 2 for levels in study.grid.values()):
         return []
-    signs = [[1 if p[f] == study.grid[f][1] else -1 for f in factors] for p in design_points(study)]
+    signs = [[1 if p[f] == study.grid[f][1] else -1 for f in factors] for p in _grid_points(study)]
     terms = [((i,), f) for i, f in enumerate(factors)]
     terms += [
         ((i, j), f"{a} × {b}") for (i, a), (j, b) in itertools.combinations(enumerate(factors), 2)

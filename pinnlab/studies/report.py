@@ -47,6 +47,10 @@ def write_report(root: str | os.PathLike, *, problems_dirs: Iterable = ()) -> Pa
         from .report_target import target_sections
 
         lines += target_sections(study, done, root, list(problems_dirs))
+    elif study.cross:
+        from .report_crossed import crossed_sections
+
+        lines += crossed_sections(study, done, figures)
     elif DIM in study.grid:
         lines += _dimension_sections(study, done, root, list(problems_dirs))
     else:
@@ -395,7 +399,15 @@ def _cost_figure(part, dims, fits, grid, figures: Path, name: str) -> str:
 
 
 # --- factors --------------------------------------------------------------------------------
-def _factor_sections(study: StudyConfig, df: pd.DataFrame, figures: Path) -> list[str]:
+def _factor_sections(
+    study: StudyConfig,
+    df: pd.DataFrame,
+    figures: Path,
+    title: str = "## Which factors matter",
+    tag: str = "",
+) -> list[str]:
+    """Main effects, interactions and ANOVA of the grid's factors (figure names end in
+    ``tag``)."""
     factors = [f for f in study.grid if df[f].nunique() > 1]
     # The baseline of each factor is its first level in the grid (as the DataFrame labels it).
     baseline = {f: factor_label(f, study.grid[f][0]) for f in factors}
@@ -406,7 +418,7 @@ def _factor_sections(study: StudyConfig, df: pd.DataFrame, figures: Path) -> lis
     response = _response_name(df)
     seeds = len(study.seeds)
     lines = [
-        "## Which factors matter",
+        title,
         "",
         f"Responses: log10 {response} (an effect of −0.3 halves the error) and wall time [s]. "
         "Effects are differences of means against the baseline level (the first listed in the "
@@ -485,10 +497,10 @@ def _factor_sections(study: StudyConfig, df: pd.DataFrame, figures: Path) -> lis
             ],
         )
         slug = "error" if column == "log10_error" else "time"
-        lines.append(_effects_figure(main, inter, title, figures, f"effects-{slug}"))
+        lines.append(_effects_figure(main, inter, title, figures, f"effects-{slug}{tag}"))
         lines.append("")
     if not ablation:
-        lines.append(_interaction_figure(df, factors, figures))
+        lines.append(_interaction_figure(df, factors, figures, f"interactions{tag}"))
         lines.append("")
     return lines
 
@@ -527,7 +539,9 @@ def _effects_figure(main, inter, title: str, figures: Path, name: str) -> str:
     return _save(fig, figures, name)
 
 
-def _interaction_figure(df: pd.DataFrame, factors: list[str], figures: Path) -> str:
+def _interaction_figure(
+    df: pd.DataFrame, factors: list[str], figures: Path, name: str = "interactions"
+) -> str:
     """Cell means of log10 error for each pair of factors (one panel per pair, at most 6)."""
     plt = _plt()
     pairs = [(a, b) for i, a in enumerate(factors) for b in factors[i + 1 :]][:6]
@@ -545,4 +559,4 @@ def _interaction_figure(df: pd.DataFrame, factors: list[str], figures: Path) -> 
     for ax in list(axes.flat)[len(pairs) :]:
         ax.axis("off")
     fig.tight_layout()
-    return _save(fig, figures, "interactions")
+    return _save(fig, figures, name)

@@ -274,7 +274,7 @@ def load(root: str | os.PathLike):
         rows.append(row)
     df = pd.DataFrame(rows)
     df.attrs["study"] = study.model_dump()
-    df.attrs["factors"] = list(study.grid)
+    df.attrs["factors"] = [*study.grid, *(study.cross or {})]
     return df
 
 
