@@ -22,6 +22,7 @@ Both take a solver, its model and a batch (``setting`` builds them for a trained
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -195,3 +196,127 @@ def loss_slice(
     return LossSlice(
         np.asarray(alphas, float), None if betas is None else np.asarray(betas, float), values
     )
+
+
+# --- diagnostics recorded during training (train.diagnostics) --------------------------------
+
+
+def spectrum_diagnostics(solver, model, batch) -> dict[str, float]:
+    """The Gauss–Newton / NTK spectrum at this step: λ_max and tr G; dense also λ_min (over
+    the range), the condition number and the effective rank."""
+    spectrum = gauss_newton_spectrum(solver, model, batch)
+    out = {"spectrum.lambda_max": float(spectrum.eigenvalues[0]), "spectrum.trace": spectrum.trace}
+    if spectrum.dense:
+        kept = spectrum.eigenvalues[spectrum.eigenvalues > 1e-12 * spectrum.eigenvalues[0]]
+        out.update(
+            {
+                "spectrum.lambda_min": float(kept[-1]),
+                "spectrum.condition": spectrum.condition(),
+                "spectrum.effective_rank": spectrum.effective_rank(),
+            }
+        )
+    return out
+
+
+#: Nodes per axis of the grid the band errors are measured on, by dimension.
+BAND_GRID = {1: 1024, 2: 128}
+
+
+def band_errors(problem, module: nn.Module) -> dict[str, float]:
+    """The relative error per octave pair of wave number, ‖ê_j‖ / ‖û_j‖ over the band
+    4^j ≤ |m| < 4^(j+1) (m in cycles per side of the box; the band j = 0 holds m = 0 too),
+    from the discrete Fourier transform of the error e = u_net − u and of u on a uniform
+    grid of cell centres of the problem's box (d ≤ 2); bands where u has under 10⁻⁸ of its
+    energy are left out. The spectral bias of a network shows as the high bands' errors
+    falling last (Rahaman et al., ICML 2019)."""
+    domain = problem.strong_form().domain
+    low, high = (b.double() for b in domain.bounds())
+    d = len(low)
+    n = BAND_GRID[d]
+    axes = [
+        low[i] + (torch.arange(n, dtype=torch.float64) + 0.5) / n * (high[i] - low[i])
+        for i in range(d)
+    ]
+    x = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, d)
+    p = next(module.parameters())
+    with torch.no_grad():
+        u_net = module(x.to(p)).double().reshape(len(x), -1)[:, 0].cpu()
+    u = problem.exact(x).double().reshape(len(x), -1)[:, 0]
+    shape = (n,) * d
+    error_hat = torch.fft.fftn((u_net - u).reshape(shape))
+    u_hat = torch.fft.fftn(u.reshape(shape))
+    m = torch.fft.fftfreq(n, 1 / n).abs()
+    grid = torch.stack(torch.meshgrid(*([m] * d), indexing="ij"), -1)
+    radius = grid.square().sum(-1).sqrt()
+    total = float(u_hat.abs().square().sum())
+    out, j = {}, 0
+    while 4**j <= radius.max():
+        band = (radius >= (4**j if j else 0)) & (radius < 4 ** (j + 1))
+        energy = float(u_hat[band].abs().square().sum())
+        if energy > 1e-8 * total:
+            ratio = float(error_hat[band].abs().square().sum()) / energy
+            out[f"bands.{4**j if j else 0}-{4 ** (j + 1)}"] = math.sqrt(ratio)
+        j += 1
+    return out
+
+
+def feature_angles(problem, module: nn.Module, points: Tensor) -> dict[str, float]:
+    """What the network has learned to look at: the principal angles between the span of the
+    solution's relevant directions V (``problem.relevant_directions()``, K × d: u depends on
+    x through Vx only) and the top-K right singular subspace of the network's gradients ∇u_net
+    at ``points`` (its active subspace; Constantine, *Active Subspaces*, SIAM 2015), in
+    degrees: ``features.angle_max`` and the mean squared cosine ``features.cos2_mean`` (1:
+    the network varies along the solution's directions only)."""
+    v = problem.relevant_directions().double()
+    k = len(v)
+    x = points.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        u = module(x).reshape(len(x), -1)[:, 0]
+        (g,) = torch.autograd.grad(u.sum(), x)
+    _, _, vh = torch.linalg.svd(g.double().cpu(), full_matrices=False)
+    q_net = vh[:k].T
+    q_true, _ = torch.linalg.qr(v.T)
+    cosines = torch.linalg.svdvals(q_net.T @ q_true).clamp(0, 1)
+    return {
+        "features.angle_max": float(torch.rad2deg(torch.arccos(cosines.min()))),
+        "features.cos2_mean": float(cosines.square().mean()),
+    }
+
+
+def check_diagnostics(names: Sequence[str], solver) -> None:
+    """Refuse a diagnostic the run's problem cannot give, before training."""
+    from .errors import ConfigError
+
+    problem = solver.problem
+    if "bands" in names:
+        exact = getattr(problem, "exact", None)
+        try:
+            domain = problem.strong_form().domain
+            low, _ = domain.bounds()
+        except (AttributeError, NotImplementedError):
+            domain, low = None, ()
+        if not callable(exact) or problem.time_dependent or len(low) not in BAND_GRID:
+            raise ConfigError(
+                f"train.diagnostics bands measures the error per frequency band on a grid of a "
+                f"stationary problem with an exact solution in d ≤ 2; {problem.id} (d = "
+                f"{problem.dim}) is not one (e.g. poisson-multiscale, poisson-sine at d = 1, 2)."
+            )
+    if "features" in names and not callable(getattr(problem, "relevant_directions", None)):
+        raise ConfigError(
+            f"train.diagnostics features compares the network's gradient subspace with the "
+            f"directions the solution depends on; {problem.id} states none "
+            "(relevant_directions(); poisson-ridge does)."
+        )
+
+
+def diagnostics(names: Sequence[str], solver, model, batch: dict[str, Tensor]) -> dict[str, float]:
+    """The diagnostics ``names`` (``train.diagnostics``) at the current weights."""
+    out = {}
+    if "spectrum" in names:
+        out.update(spectrum_diagnostics(solver, model, batch))
+    if "bands" in names:
+        out.update(band_errors(solver.problem, model.module))
+    if "features" in names:
+        points = next(iter(batch.values()))[:1024]
+        out.update(feature_angles(solver.problem, model.module, points))
+    return out

@@ -295,11 +295,13 @@ class TrainSection(Section):
         description="L-BFGS and ENGD train on this many batches drawn at once (fixed sample)",
     )
     eval_every: int = Field(100, ge=1)
-    spectrum: bool = Field(
-        False,
-        description="record the Gauss–Newton / NTK spectrum at every evaluation: spectrum."
-        "lambda_max, lambda_min, condition, effective_rank, trace (pinnlab.analysis; dense up to "
-        "4096 rows or weights, else λ_max and the trace only)",
+    diagnostics: list[Literal["spectrum", "bands", "features"]] = Field(
+        default_factory=list,
+        description="recorded at every evaluation (pinnlab.analysis): spectrum, the Gauss–"
+        "Newton / NTK spectrum (spectrum.lambda_max, lambda_min, condition, effective_rank, "
+        "trace); bands, the relative error per octave of wave number on a grid (d ≤ 2: "
+        "spectral bias); features, the principal angles between the network's and the "
+        "solution's gradient subspaces (features.angle_max, cos2_mean)",
     )
     eval_geometric: bool = Field(
         False,
@@ -334,8 +336,20 @@ class TrainSection(Section):
         "steps 1.3–2.5× faster on CPU after 10–40 s of compilation; docs/training.md)",
     )
 
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _spectrum_key(cls, data: Any) -> Any:
+        """``spectrum: true`` (the first form of the key) is ``diagnostics: [spectrum]``."""
+        if isinstance(data, Mapping) and "spectrum" in data:
+            data = dict(data)
+            if data.pop("spectrum"):
+                data["diagnostics"] = [*data.get("diagnostics", []), "spectrum"]
+        return data
+
     @pydantic.model_validator(mode="after")
     def _phases_alone(self) -> TrainSection:
+        if len(set(self.diagnostics)) != len(self.diagnostics):
+            raise ValueError(f"train.diagnostics repeats a name: {self.diagnostics}")
         clash = set(SHORTHAND) & self.model_fields_set
         if self.phases is not None and clash:
             raise ValueError(

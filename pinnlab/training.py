@@ -89,24 +89,6 @@ FIXED_BATCH = ("lbfgs", "ssbfgs", "ssbroyden", "engd", "engd-kfac")
 GAUSS_NEWTON = ("engd", "engd-kfac")
 
 
-def spectrum_diagnostics(solver, model, batch) -> dict[str, float]:
-    """``train.spectrum``: the Gauss–Newton / NTK spectrum at this step (``pinnlab.analysis``)."""
-    from .analysis import gauss_newton_spectrum
-
-    spectrum = gauss_newton_spectrum(solver, model, batch)
-    out = {"spectrum.lambda_max": float(spectrum.eigenvalues[0]), "spectrum.trace": spectrum.trace}
-    if spectrum.dense:
-        kept = spectrum.eigenvalues[spectrum.eigenvalues > 1e-12 * spectrum.eigenvalues[0]]
-        out.update(
-            {
-                "spectrum.lambda_min": float(kept[-1]),
-                "spectrum.condition": spectrum.condition(),
-                "spectrum.effective_rank": spectrum.effective_rank(),
-            }
-        )
-    return out
-
-
 def evaluation_step(step: int, every: int, geometric: bool) -> bool:
     """Whether ``step`` is evaluated: every ``every`` steps, and with ``geometric`` also at
     the steps ⌊2^(k/2)⌉ (1, 2, 3, 4, 6, 8, 11, 16, …) below ``every``."""
@@ -321,8 +303,14 @@ class Trainer:
         total_steps = sum(phase[1] for phase in phases)
         if any(phase[0] in GAUSS_NEWTON for phase in phases):
             self._check_gauss_newton()
-        if s.spectrum:
-            self._check_gauss_newton("train.spectrum measures the Gauss–Newton matrix of")
+        if "spectrum" in s.diagnostics:
+            self._check_gauss_newton(
+                "train.diagnostics spectrum measures the Gauss–Newton matrix of"
+            )
+        if s.diagnostics:
+            from .analysis import check_diagnostics
+
+            check_diagnostics(s.diagnostics, self.solver)
         trained = sum(p.numel() for p in self.module.parameters() if p.requires_grad)
         for kind in {phase[0] for phase in phases} & set(UPDATES):
             check_dense(trained, kind)  # before any phase trains
@@ -533,7 +521,7 @@ class Trainer:
     def _check_gauss_newton(
         self, what: str = "train.optimizer engd takes Gauss–Newton steps on"
     ) -> None:
-        """``engd`` (and ``train.spectrum``) need a loss that is a sum of squares or a quadratic
+        """``engd`` (and the spectrum diagnostic) need a loss that is a sum of squares or a quadratic
         energy (``Solver.least_squares``, ``energy_gram``)."""
         if not getattr(self.solver, "gauss_newton", False):
             from .solvers.base import defined_solvers
@@ -641,8 +629,10 @@ class Trainer:
         point is eval_time − Σ eval_seconds) and ``eval_samples`` (samples drawn so far)."""
         began = time.perf_counter()
         diagnostics = self.solver.diagnostics(self.model, batch)
-        if self.s.spectrum:
-            diagnostics.update(spectrum_diagnostics(self.solver, self.model, batch))
+        if self.s.diagnostics:
+            from .analysis import diagnostics as measured
+
+            diagnostics.update(measured(self.s.diagnostics, self.solver, self.model, batch))
         if self.evaluate is None and not diagnostics:
             return False
         self.history["eval_step"].append(self.step)

@@ -71,6 +71,41 @@ class PoissonSine(_BoxPoisson):
 
 
 @dataclass(frozen=True)
+class PoissonMultiscale(_BoxPoisson):
+    """−Δu = f on (0, 1)^d, u = Σᵢ Σₖ sin(2π mₖ xᵢ) / d with the wave numbers mₖ = 4^k,
+    k = 0 … scales − 1 (1, 4, 16 by default), Dirichlet data: equal amplitude at every scale,
+    one scale per band 4^k ≤ |m| < 4^(k+1), so that the error in each band says which scales
+    a network has learned (spectral bias: Rahaman et al., "On the spectral bias of neural
+    networks", ICML 2019; Tancik et al., NeurIPS 2020, for the Fourier-feature cure).
+    f = Σᵢ Σₖ (2π mₖ)² sin(2π mₖ xᵢ) / d.
+    """
+
+    id = "poisson-multiscale"
+    dims = "d ≥ 1"
+    dim: int = 1
+    scales: int = 3
+
+    def check(self):
+        self.require(self.scales >= 1, f"scales must be ≥ 1, got {self.scales}")
+
+    @property
+    def modes(self) -> list[int]:
+        """The wave numbers mₖ = 4^k."""
+        return [4**k for k in range(self.scales)]
+
+    def _waves(self, x: Tensor, power: int) -> Tensor:
+        m = torch.as_tensor(self.modes, dtype=x.dtype, device=x.device)
+        arg = 2 * math.pi * x[:, :, None] * m
+        return ((2 * math.pi * m) ** power * torch.sin(arg)).sum(dim=(1, 2)) / self.dim
+
+    def exact(self, x):
+        return self._waves(x, 0)
+
+    def source(self, x):
+        return self._waves(x, 2)
+
+
+@dataclass(frozen=True)
 class PoissonHarmonic(_BoxPoisson):
     """−Δu = 0 on (0, 1)^d, u = Σₖ x₂ₖ₋₁ x₂ₖ (k = 1 … d/2), Dirichlet data.
 
@@ -357,6 +392,10 @@ class PoissonRidge(_BoxPoisson):
         a = 0.5 + torch.rand(self.waves, generator=g, dtype=torch.float64)
         phase = 2 * math.pi * torch.rand(self.waves, generator=g, dtype=torch.float64)
         return v, a, phase
+
+    def relevant_directions(self) -> Tensor:
+        """V (K, d): u depends on x through Vx only (``pinnlab.analysis.feature_angles``)."""
+        return self._coefficients[0]
 
     def coefficients(self, like: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(v (K, d), a (K,), φ (K,)) in the dtype and on the device of ``like``."""

@@ -117,7 +117,9 @@ def test_setting_of_a_trained_solution():
 
 
 def test_a_run_records_its_spectrum_at_every_evaluation():
-    cfg = tiny_config(dtype="float64", train={"steps": 4, "eval_every": 2, "spectrum": True})
+    cfg = tiny_config(
+        dtype="float64", train={"steps": 4, "eval_every": 2, "diagnostics": ["spectrum"]}
+    )
     history = pl.run(cfg).history
     assert list(history["eval_step"]) == [2, 4]
     for key in ("lambda_max", "lambda_min", "condition", "effective_rank", "trace"):
@@ -132,10 +134,12 @@ def test_the_spectrum_is_refused_for_a_loss_that_is_no_sum_of_squares():
     cfg = pl.make_config(
         "harmonic-oscillator",
         method="vmc",
-        config={"train": {"steps": 2, "spectrum": True}, "device": "cpu"},
+        config={"train": {"steps": 2, "diagnostics": ["spectrum"]}, "device": "cpu"},
         params={"dim": 1},
     )
-    with pytest.raises(ConfigError, match=r"train\.spectrum measures.*Methods that take it"):
+    with pytest.raises(
+        ConfigError, match=r"train\.diagnostics spectrum measures.*Methods that take it"
+    ):
         pl.run(cfg)
 
 
@@ -151,7 +155,12 @@ def test_a_study_that_records_the_spectrum_reports_it(tmp_path):
                 "net": {"width": 4, "depth": 1},
                 "solver": {"n_interior": 32, "n_boundary": 8},
                 "dtype": "float64",
-                "train": {"steps": 4, "eval_every": 2, "spectrum": True, "checkpoint_every": 0},
+                "train": {
+                    "steps": 4,
+                    "eval_every": 2,
+                    "diagnostics": ["spectrum"],
+                    "checkpoint_every": 0,
+                },
             },
             "grid": {"train.optimizer": ["adam", "lbfgs"]},
         }
@@ -210,3 +219,99 @@ def test_a_study_that_measures_the_test_residual_reports_the_generalisation_gap(
     assert "### train.resample_every=0" in text and "### train.resample_every=1" in text
     assert "| 4 | 17 | 0.708 |" in text  # width 4: 4w + 1 weights over 24 points
     assert (tmp_path / "store" / "figures" / "generalisation.png").exists()
+
+
+def test_band_errors_split_the_error_by_wave_number():
+    """For u = Σ sin(2π m x) over modes 1, 4, 16 and a 'network' that returns u with its
+    m = 16 wave removed, the error is all in the band [16, 64), where it is 100 %."""
+    from pinnlab.registry import catalogue
+
+    problem = catalogue().problem("poisson-multiscale", dim=1)
+
+    class Missing16(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+
+        def forward(self, x):
+            return problem.exact(x) - torch.sin(2 * torch.pi * 16 * x[:, 0])
+
+    bands = analysis.band_errors(problem, Missing16())
+    assert set(bands) == {"bands.0-4", "bands.4-16", "bands.16-64"}
+    assert bands["bands.0-4"] < 1e-10 and bands["bands.4-16"] < 1e-10
+    assert bands["bands.16-64"] == pytest.approx(1.0, rel=1e-10)
+
+
+def test_feature_angles_are_zero_for_the_solution_itself_and_large_for_a_wrong_one():
+    from pinnlab.registry import catalogue
+
+    problem = catalogue().problem("poisson-ridge", dim=20, waves=2)
+    points = torch.rand(256, 20, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+
+    class Exact(torch.nn.Module):
+        def forward(self, x):
+            return problem.exact(x)
+
+    class Axis(torch.nn.Module):  # varies along x₀ and x₁ only
+        def forward(self, x):
+            return torch.sin(x[:, 0]) + torch.cos(x[:, 1])
+
+    right = analysis.feature_angles(problem, Exact(), points)
+    assert right["features.angle_max"] < 1e-4 and right["features.cos2_mean"] > 1 - 1e-10
+    wrong = analysis.feature_angles(problem, Axis(), points)
+    assert wrong["features.angle_max"] > 45 and wrong["features.cos2_mean"] < 0.5
+
+
+def test_bands_and_features_during_training_and_their_refusals():
+    from pinnlab.errors import ConfigError
+
+    cfg = tiny_config(
+        "poisson-multiscale", dim=1, train={"steps": 2, "eval_every": 2, "diagnostics": ["bands"]}
+    )
+    history = pl.run(cfg).history
+    assert {"bands.0-4", "bands.4-16", "bands.16-64"} <= set(history)
+    cfg = tiny_config(
+        "poisson-ridge", dim=5, train={"steps": 2, "eval_every": 2, "diagnostics": ["features"]}
+    )
+    assert 0 <= pl.run(cfg).history["features.angle_max"][-1] <= 90
+    with pytest.raises(ConfigError, match="bands measures the error per frequency band"):
+        pl.run(tiny_config(dim=3, train={"steps": 2, "diagnostics": ["bands"]}))
+    with pytest.raises(ConfigError, match="relevant_directions"):
+        pl.run(tiny_config(train={"steps": 2, "diagnostics": ["features"]}))
+    with pytest.raises(ConfigError, match="repeats"):
+        tiny_config(train={"diagnostics": ["bands", "bands"]})
+    old = tiny_config(train={"spectrum": True})  # the key's first form
+    assert old.train.diagnostics == ["spectrum"]
+
+
+def test_a_study_that_records_bands_and_features_reports_them(tmp_path):
+    from pinnlab.studies import read_study, run_study
+    from pinnlab.studies.report import write_report
+
+    study = read_study(
+        {
+            "name": "bias",
+            "base": {
+                "net": {"width": 8, "depth": 1},
+                "solver": {"n_interior": 32, "n_boundary": 8},
+                "train": {"steps": 4, "eval_every": 2, "checkpoint_every": 0},
+            },
+            "arms": {
+                "multiscale": {
+                    "problem": {"id": "poisson-multiscale", "dim": 1},
+                    "train": {"diagnostics": ["bands"]},
+                },
+                "ridge": {
+                    "problem": {"id": "poisson-ridge", "dim": 5},
+                    "train": {"diagnostics": ["features"]},
+                },
+            },
+            "grid": {"arm": ["multiscale", "ridge"]},
+        }
+    )
+    run_study(study, tmp_path / "store", workers=1, threads=1, progress=False)
+    text = write_report(tmp_path / "store").read_text()
+    assert "## What the network learns over training" in text
+    assert "| multiscale | bands.16-64 |" in text and "| ridge | features.angle_max |" in text
+    for name in ("diagnostics-bands", "diagnostics-features"):
+        assert (tmp_path / "store" / "figures" / f"{name}.png").exists()

@@ -55,9 +55,7 @@ def test_the_crossed_report(tmp_path):
 
 def test_noise_floor_and_power():
     rng = np.random.default_rng(0)
-    df = pd.DataFrame(
-        {"cell": np.repeat(np.arange(50), 4), "y": 0.2 * rng.standard_normal(200)}
-    )
+    df = pd.DataFrame({"cell": np.repeat(np.arange(50), 4), "y": 0.2 * rng.standard_normal(200)})
     sigma, dof = noise_floor(df, ["cell"], "y")
     assert dof == 150 and sigma == pytest.approx(0.2, rel=0.15)
     assert power(0.2, 32, 2, effect=0.0) == pytest.approx(0.05)

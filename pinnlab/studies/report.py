@@ -59,10 +59,15 @@ def write_report(root: str | os.PathLike, *, problems_dirs: Iterable = ()) -> Pa
         from .report_generalisation import generalisation_sections
 
         lines += generalisation_sections(study, done, root)
-    if len(done) and study.base.get("train", {}).get("spectrum"):
+    train = study.base.get("train") or {}
+    if len(done) and ("spectrum" in train.get("diagnostics", []) or train.get("spectrum")):
         from .report_landscape import landscape_sections
 
         lines += landscape_sections(study, done, root, list(problems_dirs))
+    if len(done):
+        from .report_diagnostics import diagnostics_sections
+
+        lines += diagnostics_sections(study, done, root)
     lines += _failures(df)
     path = root / "report.md"
     with atomic_write(path) as tmp:

@@ -1,4 +1,4 @@
-"""The report of a study whose runs record the curvature (``train.spectrum``): the spectrum of
+"""The report of a study whose runs record the curvature (``train.diagnostics: [spectrum]``): the spectrum of
 the Gauss–Newton / NTK matrix at initialisation and over training, per optimizer, width and
 dimension, and one-dimensional loss slices through the trained weights (``pinnlab.analysis``).
 """
