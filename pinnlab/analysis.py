@@ -44,11 +44,13 @@ __all__ = [
 
 
 def setting(solution, seed: int = 0):
-    """(solver, model, batch) of a trained ``Solution``: its solver, its module set up for
-    that solver, and one batch of training points drawn with ``seed``."""
+    """(solver, model, batch) of a ``Solution`` (trained, or as ``pinnlab.run.build_run``
+    builds it): its solver, its module bound to that solver as it is (``Solver.bind``: a
+    solution's module is already what was trained), and one batch of training points drawn
+    with ``seed``."""
     device = next(solution.model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
-    model = solution.solver.setup(solution.model, generator)
+    model = solution.solver.bind(solution.model)
     return solution.solver, model, solution.solver.batch(model, generator)
 
 
@@ -78,6 +80,11 @@ class Spectrum:
         top = float(self.eigenvalues[0])
         kept = self.eigenvalues[self.eigenvalues > rtol * top]
         return top / float(kept[-1]) if top > 0 else float("nan")
+
+    def rank(self, rtol: float = 1e-6) -> int:
+        """The eigenvalues above ``rtol``·λ_max: the directions gradient flow moves at least
+        ``rtol`` times as fast as the fastest (the numerical rank at that tolerance)."""
+        return int((self.eigenvalues > rtol * self.eigenvalues[0]).sum())
 
     def effective_rank(self) -> float:
         """exp of the entropy of λ / Σ λ (Roy & Vetterli 2007): how many directions carry the
@@ -213,6 +220,7 @@ def spectrum_diagnostics(solver, model, batch) -> dict[str, float]:
                 "spectrum.lambda_min": float(kept[-1]),
                 "spectrum.condition": spectrum.condition(),
                 "spectrum.effective_rank": spectrum.effective_rank(),
+                "spectrum.rank_1e-6": float(spectrum.rank(1e-6)),
             }
         )
     return out

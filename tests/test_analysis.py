@@ -110,9 +110,16 @@ def test_directions_are_filter_normalised():
             torch.testing.assert_close(d.norm(dim=1), p.detach().norm(dim=1), msg=name)
 
 
-def test_setting_of_a_trained_solution():
-    solution = pl.run(tiny_config(dtype="float64", train={"steps": 3}))
-    spectrum = analysis.gauss_newton_spectrum(*analysis.setting(solution))
+def test_setting_of_a_trained_solution_is_the_trained_function():
+    """The solution's module is bound as it is: its loss on a batch is the trained loss (an
+    output transform applied a second time would change the function)."""
+    cfg = tiny_config(dtype="float64", solver={"n_interior": 64, "n_boundary": 32})
+    solution = pl.run(pl.make_config(config=cfg, sets=["train.optimizer=lbfgs", "train.steps=60"]))
+    solver, model, batch = analysis.setting(solution)
+    assert model.module is solution.model
+    line = analysis.loss_slice(solver, model, batch, alphas=[0.0])
+    assert line.values[0] < 0.1 * solution.history["loss"][0]
+    spectrum = analysis.gauss_newton_spectrum(solver, model, batch)
     assert spectrum.dense and spectrum.eigenvalues[0] > 0
 
 
@@ -168,8 +175,8 @@ def test_a_study_that_records_the_spectrum_reports_it(tmp_path):
     run_study(study, tmp_path / "store", workers=1, threads=1, progress=False)
     text = write_report(tmp_path / "store").read_text()
     assert "## The curvature: Gauss–Newton / NTK spectrum and loss slices" in text
-    assert "| train.optimizer | seed | λ_max at init |" in text
-    for name in ("landscape-condition", "landscape-slices"):
+    assert "| train.optimizer | seed | λ_max init | λ_max end | rank 1e-6 init |" in text
+    for name in ("landscape-rank", "landscape-slices"):
         assert (tmp_path / "store" / "figures" / f"{name}.png").exists()
 
 

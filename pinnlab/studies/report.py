@@ -40,6 +40,9 @@ def write_report(root: str | os.PathLike, *, problems_dirs: Iterable = ()) -> Pa
     figures = root / "figures"
     figures.mkdir(exist_ok=True)
     lines = _header(study, df)
+    answer = root / "answer.md"  # the researcher's reading of the results, kept with them
+    if answer.exists():
+        lines += [answer.read_text().strip(), ""]
     done = df[df["status"] == "done"] if len(df) else df
     if len(done) == 0:
         lines.append("No run has finished yet.\n")
@@ -51,7 +54,7 @@ def write_report(root: str | os.PathLike, *, problems_dirs: Iterable = ()) -> Pa
         from .report_crossed import crossed_sections
 
         lines += crossed_sections(study, done, figures)
-    elif DIM in study.grid:
+    elif DIM in study.grid and not _records_spectrum(study):
         lines += _dimension_sections(study, done, root, list(problems_dirs))
     else:
         lines += _factor_sections(study, done, figures)
@@ -59,8 +62,7 @@ def write_report(root: str | os.PathLike, *, problems_dirs: Iterable = ()) -> Pa
         from .report_generalisation import generalisation_sections
 
         lines += generalisation_sections(study, done, root)
-    train = study.base.get("train") or {}
-    if len(done) and ("spectrum" in train.get("diagnostics", []) or train.get("spectrum")):
+    if len(done) and _records_spectrum(study):
         from .report_landscape import landscape_sections
 
         lines += landscape_sections(study, done, root, list(problems_dirs))
@@ -73,6 +75,13 @@ def write_report(root: str | os.PathLike, *, problems_dirs: Iterable = ()) -> Pa
     with atomic_write(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _records_spectrum(study: StudyConfig) -> bool:
+    """Whether the study's runs record the spectrum (its report is about the landscape: the
+    factor analysis, not the dimension scaling, goes beside it)."""
+    train = study.base.get("train") or {}
+    return "spectrum" in train.get("diagnostics", []) or bool(train.get("spectrum"))
 
 
 # --- common ----------------------------------------------------------------------------
