@@ -134,6 +134,13 @@ def _save(fig, folder: Path, name: str) -> str:
     return f"![{name}](figures/{name}.png)"
 
 
+def _finish(fig, ax, folder: Path, name: str, legend: int = 7) -> str:
+    """A figure's legend (font size ``legend``) and log grid, saved as ``name``."""
+    ax.legend(fontsize=legend)
+    ax.grid(True, which="both", alpha=0.3)
+    return _save(fig, folder, name)
+
+
 def _fmt(x: Any) -> str:
     if isinstance(x, float | np.floating):
         return "–" if not math.isfinite(x) else f"{x:.3g}"
@@ -382,9 +389,7 @@ def _error_figure(part, dims, baselines, response, figures: Path, name: str) -> 
         if np.isfinite(values).any():
             ax.plot(dims, values, style, label=label)
     ax.set(xscale="log", yscale="log", xlabel="dimension d", ylabel="relative error")
-    ax.legend(fontsize=7)
-    ax.grid(True, which="both", alpha=0.3)
-    return _save(fig, figures, name)
+    return _finish(fig, ax, figures, name, 7)
 
 
 def _cost_figure(part, dims, fits, grid, figures: Path, name: str) -> str:
@@ -407,9 +412,7 @@ def _cost_figure(part, dims, fits, grid, figures: Path, name: str) -> str:
         )
         ax.plot(ds, [grid[d][0] for d in ds], "+--", color="C1", label="grid: points n^d")
     ax.set(xscale="log", xlabel="dimension d", ylabel="log10 (seconds or points)")
-    ax.legend(fontsize=7)
-    ax.grid(True, which="both", alpha=0.3)
-    return _save(fig, figures, name)
+    return _finish(fig, ax, figures, name, 7)
 
 
 # --- factors --------------------------------------------------------------------------------

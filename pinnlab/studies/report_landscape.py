@@ -21,7 +21,7 @@ def landscape_sections(study, df: pd.DataFrame, root: Path, problems_dirs: list)
     from .. import analysis
     from ..run import build_run
     from ..solution import load, read
-    from .report import _plt, _save, _table
+    from .report import _finish, _plt, _table
 
     curves, rows, slices = {}, [], {}
     others = [f for f in study.grid if df[f].nunique() > 1] if len(df) else []
@@ -106,9 +106,7 @@ def landscape_sections(study, df: pd.DataFrame, root: Path, problems_dirs: list)
         ylabel="effective rank of JᵀJ",
         title="how many directions carry the curvature, over training",
     )
-    ax.legend(fontsize=6)
-    ax.grid(True, which="both", alpha=0.3)
-    lines += [_save(fig, root / "figures", "landscape-rank"), ""]
+    lines += [_finish(fig, ax, root / "figures", "landscape-rank", 6), ""]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for i, (key, line) in enumerate(sorted(slices.items())):
         ax.plot(line.alphas, line.values, color=f"C{i % 10}", label=", ".join(key))
@@ -118,9 +116,7 @@ def landscape_sections(study, df: pd.DataFrame, root: Path, problems_dirs: list)
         ylabel="loss L(θ + αδ)",
         title="one-dimensional loss slices through the trained weights (first seed)",
     )
-    ax.legend(fontsize=6)
-    ax.grid(True, which="both", alpha=0.3)
-    lines += [_save(fig, root / "figures", "landscape-slices"), ""]
+    lines += [_finish(fig, ax, root / "figures", "landscape-slices", 6), ""]
     widths = [
         float(np.mean(np.diff(np.sign(np.diff(line.values))) != 0)) for line in slices.values()
     ]

@@ -219,7 +219,7 @@ def _monte_carlo(part, targets, dims, problems_dirs) -> tuple[dict, list[str]]:
 
 
 def _figure(part, targets, fit, grid, mc, figures: Path, slug: str) -> str:
-    from .report import _plt, _save
+    from .report import _finish, _plt
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
@@ -257,6 +257,4 @@ def _figure(part, targets, fit, grid, mc, figures: Path, slug: str) -> str:
         ylabel="log10 (seconds, grid nodes, MC pairs)",
         title="cost to reach the target (▲ censored: a lower bound)",
     )
-    ax.legend(fontsize=6)
-    ax.grid(True, which="both", alpha=0.3)
-    return _save(fig, figures, f"target-{slug}")
+    return _finish(fig, ax, figures, f"target-{slug}", 6)
