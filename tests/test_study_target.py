@@ -173,3 +173,42 @@ def test_the_target_report_shows_costs_fits_and_the_grid(store):
     assert "Finite differences" in text and "grid nodes for 0.03" in text
     assert "| training time | " in text and "(0 censored)" in text
     assert (store / "figures" / "target-poisson-sine.png").exists()
+
+
+# --- arms ----------------------------------------------------------------------------------
+ARMS = {
+    "name": "arms",
+    "base": {"method": "pinn", "train": {"steps": 3, "checkpoint_every": 0}},
+    "arms": {
+        "structured": {"recipe": True},
+        "generic": {"net": {"kind": "mlp", "width": 8, "depth": 1, "activation": "tanh"}},
+    },
+    "grid": {
+        "problem.id": ["poisson-sine"],
+        "problem.dim": [2, 1000],
+        "arm": ["structured", "generic"],
+    },
+}
+
+
+def test_a_recipe_arm_starts_from_the_recipe_at_each_dimension():
+    runs = {(r.point["problem.dim"], r.point["arm"]): r.config for r in expand(read_study(ARMS))}
+    assert runs[1000, "structured"].net.wrap == {"additive": {"units": 16}}  # d = 1,000 recipe
+    assert runs[1000, "structured"].metric == "rel_l2_centered"
+    assert runs[2, "structured"].train.phase_list()[0][0] == "engd"  # the d = 2 recipe
+    for d in (2, 1000):
+        generic = runs[d, "generic"]
+        assert generic.net.width == 8 and not generic.net.wrap and generic.train.steps == 3
+
+
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        ({"arms": None}, "takes the names of 'arms'"),
+        ({"grid": {"problem.dim": [2, 3]}}, "needs the grid factor 'arm'"),
+        ({"grid": {"arm": ["structured", "wide"]}}, "not among arms"),
+    ],
+)
+def test_bad_arms_are_refused(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        read_study({**ARMS, **changes})
