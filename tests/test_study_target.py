@@ -212,3 +212,30 @@ def test_a_recipe_arm_starts_from_the_recipe_at_each_dimension():
 def test_bad_arms_are_refused(changes, message):
     with pytest.raises(ConfigError, match=message):
         read_study({**ARMS, **changes})
+
+
+def test_a_kolmogorov_target_report_has_the_monte_carlo_line(tmp_path):
+    """Feynman–Kac on the geometric basket: the Monte Carlo cost of the value at one point
+    beside the network's; no finite-difference baseline (no energy form)."""
+    from pinnlab.studies.report import write_report
+
+    s = read_study(
+        {
+            "name": "kolmogorov",
+            "base": {
+                "problem": {"id": "bs-geometric-basket", "dim": 1},
+                "method": "feynman-kac",
+                "net": {"width": 8, "depth": 1},
+                "solver": {"n_samples": 128, "paths": 2},
+                "train": {"steps": 30, "lr": 1e-2, "eval_every": 10, "checkpoint_every": 0},
+            },
+            "grid": {"problem.dim": [1, 2]},
+            "target": {"metric": "rel_l2", "errors": [0.5, 1e-9]},
+        }
+    )
+    run_study(s, tmp_path / "store", workers=1, threads=1, progress=False)
+    text = write_report(tmp_path / "store").read_text()
+    assert "Monte Carlo at one point" in text and "pairs for 1e-09" in text
+    assert "No finite-difference baseline" in text
+    df = load(tmp_path / "store")
+    assert not df["cost.1e-09.reached"].any()  # censored, and kept
