@@ -53,12 +53,13 @@ def costs(
     out = {}
     for target in errors:
         hit = np.flatnonzero(error <= target) if len(error) else np.array([], int)
-        if len(hit) and len(samples) == len(error):
+        if len(hit):
             i = int(hit[0])
             cost = {
                 "reached": True,
                 "steps": int(steps[i]),
-                "samples": int(samples[i]),
+                # (a history from before eval_samples was recorded has no sample count)
+                "samples": int(samples[i]) if len(samples) == len(error) else None,
                 "wall_time": float(train_time[i]),
             }
         else:
