@@ -281,6 +281,9 @@ def test_a_failing_run_is_recorded_and_the_study_goes_on(tmp_path):
     df = load(out).set_index("problem.fail")
     assert df.loc[True, "status"] == "failed" and "boom in the residual" in df.loc[True, "error"]
     assert df.loc[False, "status"] == "done"
+    text = write_report(out, problems_dirs=[problems]).read_text()
+    assert "**Levels at which every run failed:**" in text
+    assert "- `problem.fail` = True: all 1 runs failed" in text
 
 
 @pytest.mark.slow

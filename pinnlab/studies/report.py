@@ -70,7 +70,7 @@ def write_report(root: str | os.PathLike, *, problems_dirs: Iterable = ()) -> Pa
         from .report_diagnostics import diagnostics_sections
 
         lines += diagnostics_sections(study, done, root)
-    lines += _failures(df)
+    lines += _failures(df, study)
     path = root / "report.md"
     with atomic_write(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
@@ -158,11 +158,20 @@ def _response_name(df: pd.DataFrame) -> str:
     return names[0] if len(names) == 1 else "error"
 
 
-def _failures(df: pd.DataFrame) -> list[str]:
+def _failures(df: pd.DataFrame, study: StudyConfig | None = None) -> list[str]:
     failed = df[df["status"] == "failed"] if len(df) else df
     if len(failed) == 0:
         return []
     lines = ["## Failed runs", ""]
+    factors = [f for f in df.attrs.get("factors", []) if f in df]
+    broken = [
+        f"- `{factor}` = {level}: all {len(part)} runs failed"
+        for factor in factors
+        for level, part in df.groupby(factor, sort=False)
+        if (part["status"] == "failed").all()
+    ]
+    if broken:
+        lines += ["**Levels at which every run failed:**", "", *broken, ""]
     rows = [
         (r["id"], r["seed"], str(r["error"]).replace("|", "/")[:200]) for _, r in failed.iterrows()
     ]
@@ -426,6 +435,14 @@ def _factor_sections(
     """Main effects, interactions and ANOVA of the grid's factors (figure names end in
     ``tag``)."""
     factors = [f for f in study.grid if df[f].nunique() > 1]
+    if not factors:
+        return [
+            title,
+            "",
+            "No factor varies among the finished runs (the runs at its other levels failed or "
+            "have not run yet).",
+            "",
+        ]
     # The baseline of each factor is its first level in the grid (as the DataFrame labels it).
     baseline = {f: factor_label(f, study.grid[f][0]) for f in factors}
     # Aliased interactions are one estimate: reported once, under every name of its set.
