@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import torch
+from torch import nn
 
 from . import registry
 from .config import RunConfig, validate
@@ -117,29 +118,59 @@ def build_model(
     dtype = DTYPES[config.dtype]
     solver = solver or build_solver(problem, config, problems_dirs)
     init = torch.Generator().manual_seed(config.seed)
-    spec = solver.network()
-    net = config.net
-    body = registry.networks(problems_dirs)[net.kind]
+    body = registry.networks(problems_dirs)[config.net.kind]
     if body.invariant:
-        _check_exchangeable(problem, body.name, spec.domain.dim)
-    module = build_network(
+        _check_exchangeable(problem, body.name, solver.network().domain.dim)
+    module = _network(config, solver, config.net.width, init, trained, problems_dirs)
+    model = solver.setup(module, init)
+    model.module.to(device=device, dtype=dtype)
+    return model
+
+
+def _network(config, solver, width: int, generator, trained: bool, problems_dirs) -> nn.Module:
+    """The network of ``config`` at ``width``, before the solver's ``setup``."""
+    spec, net = solver.network(), config.net
+    return build_network(
         spec.domain.dim,
         spec.outputs,
-        kind=body,
-        width=net.width,
+        kind=registry.networks(problems_dirs)[net.kind],
+        width=width,
         depth=net.depth,
         activation=registry.activations(problems_dirs)[net.activation],
         init=net.init,
-        generator=init,
+        generator=generator,
         input_box=spec.domain.bounds() if net.normalize_input else None,
         wrap=wrappers(config, problems_dirs),
         periodic=spec.periodic,
         source_gradients=spec.source_gradients,
         trained=trained,
     )
-    model = solver.setup(module, init)
-    model.module.to(device=device, dtype=dtype)
-    return model
+
+
+def width_for_parameters(config: RunConfig, solver: Solver, problems_dirs: Iterable = ()) -> int:
+    """The width whose network (the config's body, depth, stages, the solver's inputs and
+    outputs) has the trained-weight count closest to ``net.parameters`` (the count grows with
+    the width: a bisection over built networks)."""
+    target = config.net.parameters
+
+    def count(width: int) -> int:
+        # (built as if to receive trained weights: nothing is fitted while sizes are tried)
+        module = _network(
+            config, solver, width, torch.Generator().manual_seed(0), True, problems_dirs
+        )
+        return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+    low, high = 1, 2
+    while count(high) < target:
+        low, high = high, 2 * high
+        if high > 2**20:
+            raise ConfigError(
+                f"net.parameters {target}: no width up to 2^20 gives that many weights."
+            )
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (mid, high) if count(mid) < target else (low, mid)
+    return min((low, high), key=lambda w: abs(count(w) - target))
 
 
 def wrappers(config: RunConfig, problems_dirs: Iterable = ()) -> list[Wrapper]:

@@ -88,6 +88,13 @@ class NetSection(Section):
     kind: str = Field("mlp", description="the body (networks registry: mlp, resmlp, deepsets)")
     width: int = Field(64, ge=1)
     depth: int = Field(4, ge=1)
+    parameters: int | None = Field(
+        None,
+        ge=1,
+        description="choose the width that gives the network about this many trained weights "
+        "at its depth, input dimension and stages (depth against width at a fixed size, at "
+        "every d); the chosen width is recorded in net.width",
+    )
     activation: str = "tanh"
     init: str = Field("glorot-normal", description="weight initialisation (networks.INITS)")
     wrap: dict[str, dict[str, Any] | None] = Field(

@@ -21,7 +21,14 @@ import numpy as np
 import torch
 
 from . import registry
-from .build import build_model, build_problem, build_solver, observations, wrappers
+from .build import (
+    build_model,
+    build_problem,
+    build_solver,
+    observations,
+    width_for_parameters,
+    wrappers,
+)
 from .config import (
     ProblemSection,
     RunConfig,
@@ -105,7 +112,8 @@ def make_config(
         if (path := recipe(problem_id, method, asked)) is not None:
             data = read_yaml(path)
     data = merge(data, {"problem": {"id": problem_id}, "method": method})
-    cfg = validate(RunConfig, merge(layer_phases(data, layers), layers))
+    merged = merge(layer_phases(data, layers), layers)
+    cfg = validate(RunConfig, merged)
     solver_cls = registry.solvers(problems_dirs)[cfg.method]
     # The form first: settings of a method that cannot solve the problem are beside the point.
     check_form(
@@ -128,13 +136,23 @@ def make_config(
     if cfg.metric not in METRICS and cfg.metric not in extra:
         raise unknown_name("metric", cfg.metric, (*METRICS, *extra))
     # Checks the form, the settings and the data file against the problem.
-    build_solver(problem, cfg, problems_dirs, data=observations(problem, cfg))
+    solver = build_solver(problem, cfg, problems_dirs, data=observations(problem, cfg))
+    net = cfg.net
+    if net.parameters is not None:
+        width = width_for_parameters(cfg, solver, problems_dirs)
+        given = (merged.get("net") or {}).get("width")
+        if given is not None and given != width:
+            raise ConfigError(
+                f"net.width {given} and net.parameters {net.parameters} (width {width} here) "
+                "disagree: give one of them."
+            )
+        net = net.model_copy(update={"width": width})
     # Record every value, defaults included, so the config alone rebuilds the run later.
     return cfg.model_copy(
         update={
             "problem": ProblemSection(id=problem.id, **problem.params()),
             "solver": settings.model_dump(),
-            "net": cfg.net.model_copy(update={"wrap": wrap}),
+            "net": net.model_copy(update={"wrap": wrap}),
         }
     )
 

@@ -490,3 +490,27 @@ def test_a_stage_that_must_come_first_says_so():
     cfg = pl.make_config("nls", config={"net": {"wrap": wrap}})  # no recipe underneath
     with pytest.raises(pl.ConfigError, match=r"net\.wrap\.periodic must come first.*fourier"):
         build_model(pl.problem("nls"), cfg, device=torch.device("cpu"))
+
+
+def test_net_parameters_picks_the_width_for_a_fixed_size_at_every_depth_and_dimension():
+    from pinnlab.build import build_model, build_problem, build_solver
+
+    for dim in (2, 100):
+        for depth in (1, 4):
+            cfg = pl.make_config(
+                "poisson-ridge",
+                config={"problem": {"id": "poisson-ridge", "dim": dim}, "device": "cpu"},
+                overrides={"net": {"depth": depth, "parameters": 3000}},
+            )
+            problem = build_problem(cfg)
+            solver = build_solver(problem, cfg)
+            model = build_model(problem, cfg, device=torch.device("cpu"), solver=solver)
+            count = sum(p.numel() for p in model.parameters() if p.requires_grad)
+            assert abs(count - 3000) < 0.05 * 3000, (dim, depth, cfg.net.width, count)
+            again = pl.make_config(config=cfg.model_dump())  # a dump agrees with itself
+            assert again.net.width == cfg.net.width
+    with pytest.raises(pl.ConfigError, match="disagree"):
+        pl.make_config(
+            "poisson-ridge",
+            overrides={"problem": {"dim": 2}, "net": {"width": 64, "parameters": 3000}},
+        )
