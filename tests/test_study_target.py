@@ -239,3 +239,14 @@ def test_a_kolmogorov_target_report_has_the_monte_carlo_line(tmp_path):
     assert "No finite-difference baseline" in text
     df = load(tmp_path / "store")
     assert not df["cost.1e-09.reached"].any()  # censored, and kept
+
+
+def test_a_curves_problem_parameters_leave_out_those_of_other_problems():
+    import pandas as pd
+
+    from pinnlab.studies.report_target import _problem_params
+
+    part = pd.DataFrame(
+        {"problem.id": ["poisson-sine"], "problem.dim": [10], "problem.waves": [float("nan")]}
+    )
+    assert _problem_params(part) == {"id": "poisson-sine", "dim": 10}

@@ -87,6 +87,17 @@ def target_sections(study, df: pd.DataFrame, root: Path, problems_dirs: list) ->
     return lines
 
 
+def _problem_params(part: pd.DataFrame) -> dict:
+    """The problem's parameters of a curve's runs (a column another problem of the study has
+    is NaN here and left out), its id under ``id``."""
+    first = part.iloc[0]
+    return {
+        k[len("problem.") :]: first[k]
+        for k in part
+        if k.startswith("problem.") and not (isinstance(first[k], float) and math.isnan(first[k]))
+    }
+
+
 def _never_reached(study, table: pd.DataFrame) -> list[str]:
     """Flag each factor level whose runs reached no target at all."""
     flagged = []
@@ -141,10 +152,8 @@ def _grid(part: pd.DataFrame, targets, dims, metric: str, problems_dirs) -> tupl
     from .report import GRID_SIZES, _table
 
     which = "rel_l2_centered" if metric == "rel_l2_centered" else "rel_l2"
-    first = part.iloc[0]
-    problem_id = first["problem.id"]
-    params = {k[len("problem.") :]: first[k] for k in part if k.startswith("problem.")}
-    params.pop("id", None)
+    params = _problem_params(part)
+    problem_id = params.pop("id")
     models, reason = {}, ""
     for d, sizes in GRID_SIZES.items():
         try:
@@ -185,8 +194,7 @@ def _monte_carlo(part, targets, dims, problems_dirs) -> tuple[dict, list[str]]:
     from ..registry import catalogue
     from .report import _table
 
-    first = part.iloc[0]
-    params = {k[len("problem.") :]: first[k] for k in part if k.startswith("problem.")}
+    params = _problem_params(part)
     problem_id = params.pop("id")
     probe = catalogue(problems_dirs).problem(problem_id, **{**params, "dim": dims[0]})
     try:
