@@ -18,7 +18,8 @@ EFFECT = math.log10(1.5)
 
 
 def crossed_sections(study, df: pd.DataFrame, figures: Path) -> list[str]:
-    from .report import _factor_sections, _table
+    from .report_factors import _factor_sections
+    from .reporting import _table
 
     cross = list(study.cross)
     factors = [f for f in study.grid if df[f].nunique() > 1]

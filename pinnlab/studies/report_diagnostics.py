@@ -25,7 +25,7 @@ def records_diagnostics(study) -> bool:
 
 def diagnostics_sections(study, df: pd.DataFrame, root: Path) -> list[str]:
     from ..solution import read
-    from .report import _plt, _save, _table
+    from .reporting import _plt, _save, _table
 
     if not records_diagnostics(study):
         return []

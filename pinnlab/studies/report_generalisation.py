@@ -19,7 +19,7 @@ RATIO = "parameters per point"
 def generalisation_sections(study, df: pd.DataFrame, root: Path) -> list[str]:
     """Tables and a figure of loss, test residual and error against parameters/points."""
     from ..solution import read
-    from .report import _plt, _save, _table
+    from .reporting import _plt, _save, _table
 
     if "test_residual_rms" not in df or "parameters" not in df:
         return []

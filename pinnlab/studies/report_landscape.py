@@ -21,7 +21,7 @@ def landscape_sections(study, df: pd.DataFrame, root: Path, problems_dirs: list)
     from .. import analysis
     from ..run import build_run
     from ..solution import load, read
-    from .report import _finish, _plt, _table
+    from .reporting import _finish, _plt, _table
 
     curves, rows, slices = {}, [], {}
     others = [f for f in study.grid if df[f].nunique() > 1] if len(df) else []

@@ -27,7 +27,7 @@ DIM = "problem.dim"
 
 def target_sections(study, df: pd.DataFrame, root: Path, problems_dirs: list) -> list[str]:
     """The report's sections for a study with a ``target``."""
-    from .report import _groups, _table
+    from .reporting import _groups, _table
 
     table = long_table(df)
     targets = list(study.target.errors)
@@ -114,7 +114,7 @@ def _never_reached(study, table: pd.DataFrame) -> list[str]:
 
 def _fits(part: pd.DataFrame, targets: list[float]) -> tuple[dict, list[str]]:
     """Censored fits of time and samples to target against d (and 1/ε with two targets)."""
-    from .report import _table
+    from .reporting import _table
 
     variables = {"d": part[DIM].to_numpy(float)}
     if len(targets) > 1:
@@ -149,7 +149,7 @@ def _grid(part: pd.DataFrame, targets, dims, metric: str, problems_dirs) -> tupl
     from ..errors import PinnlabError
     from ..registry import catalogue
     from .grid import convergence, fit_grid
-    from .report import GRID_SIZES, _table
+    from .reporting import GRID_SIZES, _table
 
     which = "rel_l2_centered" if metric == "rel_l2_centered" else "rel_l2"
     params = _problem_params(part)
@@ -192,7 +192,7 @@ def _monte_carlo(part, targets, dims, problems_dirs) -> tuple[dict, list[str]]:
     from .. import montecarlo
     from ..problem import StochasticForm
     from ..registry import catalogue
-    from .report import _table
+    from .reporting import _table
 
     params = _problem_params(part)
     problem_id = params.pop("id")
@@ -227,7 +227,7 @@ def _monte_carlo(part, targets, dims, problems_dirs) -> tuple[dict, list[str]]:
 
 
 def _figure(part, targets, fit, grid, mc, figures: Path, slug: str) -> str:
-    from .report import _finish, _plt
+    from .reporting import _finish, _plt
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
